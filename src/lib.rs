@@ -1,1 +1,7 @@
-//! lookctl
+//! lookctl: from a git commit to a running Kubernetes cluster.
+//!
+//! The binary's modules, one per domain (see STYLE.md): `render` (templating and the
+//! kustomize engine, pure), `config` (deploy.toml), `vars` (build variables from flags, CI
+//! and git), `settings` (all of it merged and checked), `commands` (one file per command).
+
+pub mod render;

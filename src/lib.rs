@@ -4,4 +4,10 @@
 //! kustomize engine, pure), `config` (deploy.toml), `vars` (build variables from flags, CI
 //! and git), `settings` (all of it merged and checked), `commands` (one file per command).
 
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod render;
+pub mod settings;
+pub mod ui;
+pub mod vars;

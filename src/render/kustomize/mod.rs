@@ -102,12 +102,14 @@ fn load_resource(
     stack: &mut Vec<PathBuf>,
 ) -> Result<Vec<Document>, KustomizeError> {
     let path = normalize(&dir.join(entry));
-    if !path.starts_with(root) {
+    // kustomize's root-only restriction: files must sit inside the kustomization's own
+    // directory; other kustomization directories may live anywhere.
+    if source.kind(&path) == Some(EntryKind::File) && !path.starts_with(dir) {
         return Err(KustomizeError::OutsideRoot {
             file: file.to_owned(),
             resource: entry.to_owned(),
             path,
-            root: root.to_owned(),
+            root: dir.to_owned(),
         });
     }
     match source.kind(&path) {
@@ -118,7 +120,7 @@ fn load_resource(
                     dir: path,
                 });
             }
-            build_dir(source, root, &path, stack)
+            build_dir(source, &path, &path, stack)
         }
         Some(EntryKind::File) => Ok(source.read_yaml(&path)?),
         None => Err(KustomizeError::MissingResource {

@@ -95,7 +95,7 @@ fn build_dir(
 
 fn load_resource(
     source: &dyn Source,
-    root: &Path,
+    _root: &Path,
     dir: &Path,
     file: &Path,
     entry: &str,

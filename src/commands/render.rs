@@ -25,9 +25,9 @@ pub fn run(settings: &RenderSettings, ui: &Ui) -> Result<()> {
         objects.iter_mut().for_each(mask_secret);
     }
     match &settings.output {
-        None => ui.out(&to_yaml_stream(&objects)?)?,
+        None => ui.out(&to_yaml_stream(&objects))?,
         Some(path) if path.is_dir() => write_per_object(path, &objects)?,
-        Some(path) => std::fs::write(path, to_yaml_stream(&objects)?)
+        Some(path) => std::fs::write(path, to_yaml_stream(&objects))
             .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(())
@@ -46,7 +46,7 @@ fn write_per_object(dir: &Path, objects: &[Document]) -> Result<()> {
         let api_version = field("apiVersion").replace('/', "_");
         let file = format!("{api_version}_{}_{name}.yaml", field("kind")).to_lowercase();
         let path = dir.join(file);
-        std::fs::write(&path, to_yaml_stream(std::slice::from_ref(obj))?)
+        std::fs::write(&path, to_yaml_stream(std::slice::from_ref(obj)))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

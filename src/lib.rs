@@ -1,1 +1,3 @@
 //! lookctl
+
+pub mod secrets;

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod render;
+pub mod secrets;
 pub mod settings;
 pub mod ui;
 pub mod vars;

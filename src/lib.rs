@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod deploy;
 pub mod render;
 pub mod secrets;
 pub mod settings;

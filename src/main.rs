@@ -43,6 +43,10 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
             let config = settings::require_config(cli, &process.cwd)?;
             commands::targets::run(&config, args.output, ui)
         }
+        Command::Secrets(command) => {
+            let config = settings::load_config(cli, &process.cwd)?;
+            commands::secrets::run(command, config.as_ref(), ui)
+        }
         Command::Completions(args) => commands::completions::run(args),
     }
 }

@@ -24,6 +24,10 @@ pub enum SettingsError {
         "--show-secrets with --output would write secret values to disk; print to stdout instead"
     )]
     SecretsToDisk,
+    #[error(
+        "no Cloud KMS key: pass --kms-key projects/P/locations/L/keyRings/R/cryptoKeys/K or set [secrets] kms_key in deploy.toml"
+    )]
+    NoKmsKey,
 }
 
 /// What the process runs in: its working directory and environment.

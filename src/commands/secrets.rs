@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::cli::{DecryptArgs, EncryptArgs, SecretsCommand};
 use crate::config::Config;
@@ -24,9 +24,7 @@ fn client_and_key(
 ) -> Result<(KmsClient, String)> {
     let settings = crate::settings::secrets(kms, config, None);
     let Some(key) = settings.kms_key.clone() else {
-        bail!(
-            "no Cloud KMS key: pass --kms-key projects/P/locations/L/keyRings/R/cryptoKeys/K or set [secrets] kms_key in deploy.toml"
-        );
+        return Err(crate::settings::SettingsError::NoKmsKey.into());
     };
     let client = KmsClient::new(settings.kms_config()).context("creating the Cloud KMS client")?;
     Ok((client, key))

@@ -183,6 +183,13 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         return Ok(injected_error(pick));
     }
 
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return Ok(error_response(&ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the fake API server only accepts JSON and YAML bodies, not protobuf",
+        )));
+    }
     let ctx = Ctx {
         method: parts.method,
         path,

@@ -578,7 +578,7 @@ pub fn apply(live: Option<&Value>, cfg: &Value, ctx: &WriteCtx<'_>, force: bool)
     }
 
     let mut out = restore_untracked(live_v, cfg, &result, ctx.scope);
-    retain_existing(&mut entries, &out, ctx.scope);
+    retain_existing(&mut entries, &out);
     write_entries(&mut out, &entries);
     ApplyOutcome::Applied(out)
 }
@@ -631,16 +631,11 @@ fn restore_untracked(live: &Value, cfg: &Value, tracked: &Value, scope: Scope) -
 }
 
 /// Drops owned paths that no longer exist in the object (e.g. removed by an update).
-fn retain_existing(entries: &mut [Entry], obj: &Value, scope: Scope) {
-    let t = trackable(obj, scope);
+fn retain_existing(entries: &mut [Entry], obj: &Value) {
+    // Status included: entries of the status subresource are checked against it too.
+    let t = trackable(obj, Scope::Main { has_status: false });
     for e in entries.iter_mut() {
-        let in_scope = match scope {
-            Scope::Status => e.subresource.as_deref() == Some("status"),
-            Scope::Main { .. } => true,
-        };
-        if in_scope {
-            e.fields.retain(|p| get_path(&t, p).is_some());
-        }
+        e.fields.retain(|p| get_path(&t, p).is_some());
     }
 }
 
@@ -687,7 +682,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &WriteCtx<'_>) {
             }),
         }
     }
-    retain_existing(&mut entries, new, ctx.scope);
+    retain_existing(&mut entries, new);
     write_entries(new, &entries);
 }
 

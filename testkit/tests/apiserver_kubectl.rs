@@ -200,7 +200,19 @@ fn kubectl_apply_server_side_creates_and_reapply_is_a_no_op() -> R {
     assert_eq!(mf["manager"], "kubectl");
     assert_eq!(mf["operation"], "Apply");
     assert!(mf["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"].is_object());
-    let rv = obj["metadata"]["resourceVersion"].clone();
+    // The simulated controller writes status once; after that the object is at rest.
+    c.ok(
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deploy/web",
+            "--timeout=20s",
+        ],
+        "",
+    )?;
+    let rv =
+        c.object("apps/v1", "Deployment", Some("default"), "web")?["metadata"]["resourceVersion"]
+            .clone();
 
     c.ok(&["apply", "--server-side", "-f", "-"], &manifest)?;
     let again = c.object("apps/v1", "Deployment", Some("default"), "web")?;

@@ -294,6 +294,59 @@ async fn kube_runtime_watcher_sees_adds_changes_and_deletes() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_watch_with_a_label_selector_sees_objects_leave_the_selection() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let client = client(&server).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("lookctl");
+    let cm = |app: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s", "labels": {"app": app}}});
+    cms.patch("s", &pp, &Patch::Apply(cm("web"))).await?;
+    let mut stream = watcher(cms.clone(), watcher::Config::default().labels("app=web")).boxed();
+    let mut seen = Vec::new();
+    let writer = {
+        let cms = cms.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            cms.patch(
+                "s",
+                &PatchParams::apply("lookctl"),
+                &Patch::Apply(cm("api")),
+            )
+            .await?;
+            cms.patch(
+                "s",
+                &PatchParams::apply("lookctl"),
+                &Patch::Apply(cm("web")),
+            )
+            .await?;
+            Ok::<_, KubeError>(())
+        }
+    };
+    let reader = async {
+        while let Some(ev) = stream.try_next().await? {
+            match ev {
+                watcher::Event::InitApply(_) => seen.push("init"),
+                watcher::Event::Apply(_) => {
+                    seen.push("apply");
+                    break;
+                }
+                watcher::Event::Delete(_) => seen.push("delete"),
+                watcher::Event::Init | watcher::Event::InitDone => {}
+            }
+        }
+        Ok::<_, watcher::Error>(())
+    };
+    let (w, r) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(writer, reader)
+    })
+    .await?;
+    w?;
+    r?;
+    assert_eq!(seen, ["init", "delete", "apply"]);
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

@@ -749,3 +749,54 @@ fn kubectl_retries_through_injected_429s() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn kubectl_scale_and_client_side_apply() -> R {
+    let c = Cluster::start()?;
+    // Client-side apply: create, then a strategic merge patch computed by kubectl.
+    let r = c.ok(
+        &["apply", "-f", "-"],
+        &deployment("web", 1, "nginx:1", None),
+    )?;
+    assert!(
+        r.stdout.contains("deployment.apps/web created"),
+        "{}",
+        r.stdout
+    );
+    let r = c.ok(
+        &["apply", "-f", "-"],
+        &deployment("web", 1, "nginx:2", Some("tier: front")),
+    )?;
+    assert!(
+        r.stdout.contains("deployment.apps/web configured"),
+        "{}",
+        r.stdout
+    );
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(
+        obj["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:2"
+    );
+    assert_eq!(obj["metadata"]["labels"]["tier"], "front");
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["manager"],
+        "kubectl-client-side-apply"
+    );
+    assert_eq!(obj["metadata"]["generation"], 2);
+
+    let r = c.ok(&["scale", "deploy/web", "--replicas=4"], "")?;
+    assert!(
+        r.stdout.contains("deployment.apps/web scaled"),
+        "{}",
+        r.stdout
+    );
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(obj["spec"]["replicas"], 4);
+    assert!(
+        c.server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/deployments/web/scale"))
+    );
+    Ok(())
+}

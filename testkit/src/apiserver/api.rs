@@ -724,12 +724,13 @@ fn commit(
     let rv = store.next_rv();
     new["metadata"]["resourceVersion"] = json!(rv.to_string());
     store.objects.insert(key.clone(), new.clone());
-    store.emit(
+    store.emit_with_prev(
         if old.is_some() { "MODIFIED" } else { "ADDED" },
         &rt.group,
         &rt.plural,
         rv,
         new.clone(),
+        old.cloned(),
     );
 
     let mut effects = vec![];
@@ -1130,7 +1131,14 @@ pub fn delete(
         let rv = store.next_rv();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         store.objects.insert(key.clone(), new.clone());
-        store.emit("MODIFIED", &rt.group, &rt.plural, rv, new.clone());
+        store.emit_with_prev(
+            "MODIFIED",
+            &rt.group,
+            &rt.plural,
+            rv,
+            new.clone(),
+            Some(obj.clone()),
+        );
         if is_ns {
             return Ok((
                 present(rt, &new),
@@ -1261,4 +1269,102 @@ pub fn establish(store: &mut Store, key: &Key) {
     {
         controller_status_write(store, &rt.clone(), key, status);
     }
+}
+
+/// Whether the kind has a `/scale` subresource (what `kubectl scale` and HPAs use).
+pub fn has_scale(rt: &ResourceType) -> bool {
+    rt.group == "apps"
+        && matches!(
+            rt.kind.as_str(),
+            "Deployment" | "StatefulSet" | "ReplicaSet"
+        )
+}
+
+/// The `autoscaling/v1` Scale view of a workload.
+fn to_scale(obj: &Value) -> Value {
+    let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")},
+    })
+}
+
+pub fn get_scale(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
+    store
+        .get(&store::key(rt, ns, name))
+        .map(to_scale)
+        .ok_or_else(|| ApiError::not_found(rt, name))
+}
+
+/// PUT or PATCH (merge, JSON, strategic) of `/scale`: only `spec.replicas` moves.
+pub fn write_scale(
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    put: bool,
+    (content_type, body): (&str, &[u8]),
+    opts: &WriteOpts,
+) -> Result<Written, ApiError> {
+    let key = store::key(rt, ns, name);
+    let old = store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(rt, name))?;
+    let scale = to_scale(&old);
+    let invalid = |e: patch::PatchError| ApiError::new(422, "Invalid", e.to_string());
+    let body = parse_body(body, content_type.starts_with("application/apply-patch"))?;
+    let new_scale = if put {
+        body
+    } else {
+        match content_type.split(';').next().unwrap_or_default().trim() {
+            "application/json-patch+json" => patch::json_patch(&scale, &body).map_err(invalid)?,
+            "application/strategic-merge-patch+json" => {
+                patch::strategic_merge_patch(&scale, &body).map_err(invalid)?
+            }
+            _ => patch::merge_patch(&scale, &body),
+        }
+    };
+    let Some(replicas) = new_scale["spec"]["replicas"].as_i64() else {
+        return Err(ApiError::bad_request("spec.replicas must be an integer"));
+    };
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = new_scale["metadata"]["resourceVersion"].as_str() {
+        new["metadata"]["resourceVersion"] = json!(rv);
+    }
+    let av = rt.api_version();
+    let scope = Scope::Main {
+        has_status: rt.has_status,
+    };
+    ssa::record_update(
+        Some(&old),
+        &mut new,
+        &WriteCtx {
+            manager: &opts.manager,
+            api_version: &av,
+            scope,
+        },
+    );
+    let (obj, effects) = commit(store, rt, &key, Some(&old), new, opts, scope)?;
+    Ok((to_scale(&obj), effects))
 }

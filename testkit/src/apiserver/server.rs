@@ -549,6 +549,16 @@ async fn resource(
     let result = match (&ctx.method, name) {
         (&Method::GET, None) if watch => return start_watch(sh, ctx, &rt, ns).await,
         (&Method::GET, None) => list(sh, ctx, &rt, ns),
+        (&Method::GET, Some(n)) if sub == Some("scale") && api::has_scale(&rt) => {
+            api::get_scale(&lock(&sh.store), &rt, ns, n).map(|s| (StatusCode::OK, s))
+        }
+        (&Method::PUT | &Method::PATCH, Some(n)) if sub == Some("scale") && api::has_scale(&rt) => {
+            let put = ctx.method == Method::PUT;
+            write(sh, ctx, |store, opts, _| {
+                api::write_scale(store, &rt, ns, n, put, (&ctx.content_type, &ctx.body), opts)
+                    .map(|w| (StatusCode::OK, w))
+            })
+        }
         (&Method::GET, Some(n)) => match sub {
             None | Some("status") if sub.is_none() || rt.has_status => {
                 let store = lock(&sh.store);
@@ -841,15 +851,30 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
-    fn matches(&self, ev: &Event) -> bool {
-        ev.group == self.group
-            && ev.plural == self.plural
-            && self
-                .ns
-                .as_deref()
-                .is_none_or(|ns| ev.object["metadata"]["namespace"].as_str() == Some(ns))
-            && self.labels.matches_object(&ev.object)
-            && self.fields.matches_object(&ev.object)
+    fn selects(&self, obj: &Value) -> bool {
+        self.ns
+            .as_deref()
+            .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
+            && self.labels.matches_object(obj)
+            && self.fields.matches_object(obj)
+    }
+
+    /// The event type this watch sees for `ev`, if any: a modification that moves an
+    /// object into or out of the selection is an ADDED or a DELETED.
+    fn view(&self, ev: &Event) -> Option<&'static str> {
+        if ev.group != self.group || ev.plural != self.plural {
+            return None;
+        }
+        let now = self.selects(&ev.object);
+        match (ev.kind, &ev.prev) {
+            ("MODIFIED", Some(prev)) => match (self.selects(prev), now) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            },
+            (kind, _) => now.then_some(kind),
+        }
     }
 }
 
@@ -936,9 +961,9 @@ async fn start_watch(
             match rv_param.parse::<u64>() {
                 Ok(rv) if rv >= store.oldest_resumable() => {
                     for ev in store.events_since(rv) {
-                        if filter.matches(&ev) {
+                        if let Some(kind) = filter.view(&ev) {
                             first.push(event_line(
-                                ev.kind,
+                                kind,
                                 &api::present(rt, &ev.object),
                                 rt,
                                 present_mode,
@@ -994,11 +1019,14 @@ async fn start_watch(
                 }
                 ev = sub.recv() => match ev {
                     Ok(ev) => {
-                        if ev.rv <= last_rv || !filter.matches(&ev) {
+                        if ev.rv <= last_rv {
                             continue;
                         }
+                        let Some(kind) = filter.view(&ev) else {
+                            continue;
+                        };
                         last_rv = ev.rv;
-                        if tx.send(event_line(ev.kind, &api::present(&rt, &ev.object), &rt, present_mode)).await.is_err() {
+                        if tx.send(event_line(kind, &api::present(&rt, &ev.object), &rt, present_mode)).await.is_err() {
                             return;
                         }
                     }

@@ -347,6 +347,66 @@ async fn kube_watch_with_a_label_selector_sees_objects_leave_the_selection() -> 
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_metadata_only_lists_and_delete_preconditions() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let client = client(&server).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let pp = PatchParams::apply("lookctl");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "labels": {"inv": "x"}}, "data": {"big": "payload"}});
+    let created = cms.patch("m", &pp, &Patch::Apply(&cm)).await?;
+    let metas = cms
+        .list_metadata(&ListParams::default().labels("inv=x"))
+        .await?;
+    assert_eq!(metas.items.len(), 1);
+    assert_eq!(metas.items[0].metadata.name.as_deref(), Some("m"));
+    let one = cms.get_metadata("m").await?;
+    assert_eq!(one.metadata.uid, created.metadata.uid);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with("/configmaps/m"))
+    );
+
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let err = cms
+        .delete("m", &stale)
+        .await
+        .err()
+        .ok_or("delete with a wrong uid succeeded")?;
+    let KubeError::Api(s) = err else {
+        return Err("expected an API error".into());
+    };
+    assert_eq!(s.code, 409);
+    assert!(
+        s.message
+            .starts_with("Precondition failed: UID in precondition: not-the-uid"),
+        "{}",
+        s.message
+    );
+    let right = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: created.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    cms.delete("m", &right).await?;
+    assert!(
+        server
+            .get_object("v1", "ConfigMap", Some("default"), "m")
+            .is_none()
+    );
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

@@ -800,3 +800,54 @@ fn kubectl_scale_and_client_side_apply() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn kubectl_moves_from_client_side_to_server_side_apply_without_conflicts() -> R {
+    let c = Cluster::start()?;
+    c.ok(
+        &["apply", "-f", "-"],
+        &deployment("web", 2, "nginx:1", None),
+    )?;
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["manager"],
+        "kubectl-client-side-apply"
+    );
+    assert_eq!(obj["metadata"]["managedFields"][0]["operation"], "Update");
+    // The real server lets manager "kubectl" take over what last-applied set; kubectl
+    // then rewrites the managedFields (a JSON patch) so the old manager is gone.
+    c.ok(
+        &["apply", "--server-side", "-f", "-"],
+        &deployment("web", 3, "nginx:1", None),
+    )?;
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(obj["spec"]["replicas"], 3);
+    let managers: Vec<(String, String)> = obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| (e["manager"].to_string(), e["operation"].to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        managers.contains(&("\"kubectl\"".into(), "\"Apply\"".into())),
+        "{managers:?}"
+    );
+    assert!(
+        !managers.iter().any(|(m, _)| m.contains("client-side")),
+        "{managers:?}"
+    );
+    // Another manager still conflicts.
+    let r = c.kubectl_in(
+        &["apply", "--server-side", "--field-manager", "ci", "-f", "-"],
+        &deployment("web", 5, "nginx:1", None),
+    )?;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(r#"conflict with "kubectl""#),
+        "{}",
+        r.stderr
+    );
+    Ok(())
+}

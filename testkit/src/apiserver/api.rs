@@ -931,9 +931,6 @@ pub fn create(
         obj["metadata"] = json!({});
     }
     obj["metadata"]["name"] = json!(name);
-    if let Some(m) = obj["metadata"].as_object_mut() {
-        m.remove("managedFields");
-    }
     let scope = Scope::Main {
         has_status: rt.has_status,
     };
@@ -1036,6 +1033,13 @@ pub fn patch(
                 "apiVersion and kind must be set in an apply configuration",
             ));
         }
+        // A resourceVersion in the apply body is a precondition, as in an update.
+        if let (Some(want), Some(live)) = (meta_str(&cfg, "resourceVersion"), old.as_ref())
+            && !want.is_empty()
+            && Some(want) != meta_str(live, "resourceVersion")
+        {
+            return Err(ApiError::conflict(rt, name));
+        }
         if let Some(n) = meta_str(&cfg, "name")
             && n != name
         {
@@ -1046,7 +1050,17 @@ pub fn patch(
         if old.is_none() && sub.is_some() {
             return Err(ApiError::not_found(rt, name));
         }
-        let outcome = ssa::apply(old.as_ref(), &cfg, &ctx, opts.force);
+        let mut outcome = ssa::apply(old.as_ref(), &cfg, &ctx, opts.force);
+        // kubectl switching from client-side to server-side apply takes over what its
+        // last-applied annotation set, without conflicts (manager "kubectl" only).
+        if let (ApplyOutcome::Conflicts(cs), Some(live)) = (&outcome, old.as_ref())
+            && opts.manager == "kubectl"
+        {
+            let allowed = ssa::allowed_by_last_applied(live, scope);
+            if !allowed.is_empty() && cs.iter().all(|c| allowed.contains(&c.raw)) {
+                outcome = ssa::apply(Some(live), &cfg, &ctx, true);
+            }
+        }
         let merged = match outcome {
             ApplyOutcome::Applied(v) => v,
             ApplyOutcome::Conflicts(cs) => {
@@ -1367,4 +1381,34 @@ pub fn write_scale(
     );
     let (obj, effects) = commit(store, rt, &key, Some(&old), new, opts, scope)?;
     Ok((to_scale(&obj), effects))
+}
+
+/// DeleteOptions preconditions: the delete only happens to the object the client saw.
+pub fn check_preconditions(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    (uid, rv): (Option<&str>, Option<&str>),
+) -> Result<(), ApiError> {
+    let Some(obj) = store.get(&store::key(rt, ns, name)) else {
+        return Ok(());
+    };
+    for (label, want, field) in [
+        ("UID", uid, "uid"),
+        ("ResourceVersion", rv, "resourceVersion"),
+    ] {
+        let have = meta_str(obj, field).unwrap_or_default();
+        if let Some(want) = want.filter(|w| *w != have) {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"
+                ),
+            )
+            .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural})));
+        }
+    }
+    Ok(())
 }

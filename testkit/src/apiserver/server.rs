@@ -254,6 +254,11 @@ impl Ctx {
         matches!(self.q(k), Some("true" | "1"))
     }
 
+    /// `Accept: ...;as=PartialObjectMetadata` (kube-rs `get_metadata`, `list_metadata`).
+    fn wants_metadata(&self) -> bool {
+        !self.wants_table() && self.accept.contains("as=PartialObjectMetadata")
+    }
+
     fn wants_table(&self) -> bool {
         self.accept.contains("as=Table")
     }
@@ -592,7 +597,11 @@ async fn resource(
         }),
         (&Method::DELETE, Some(n)) => {
             let (propagation, dry_run) = delete_options(ctx);
+            let body: Value = serde_json::from_slice(&ctx.body).unwrap_or(Value::Null);
+            let pre = &body["preconditions"];
+            let (uid, rv) = (pre["uid"].as_str(), pre["resourceVersion"].as_str());
             write(sh, ctx, |store, _, _| {
+                api::check_preconditions(store, &rt, ns, n, (uid, rv))?;
                 api::delete(store, &rt, ns, n, propagation.as_deref(), dry_run).map(|w| {
                     let pending = w.0["metadata"].get("deletionTimestamp").is_some()
                         && store.get(&super::store::key(&rt, ns, n)).is_some();
@@ -707,6 +716,16 @@ fn list(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Out
         t["metadata"] = l["metadata"].clone();
         return Ok((StatusCode::OK, t));
     }
+    if ctx.wants_metadata() {
+        let items: Vec<Value> = l["items"]
+            .as_array()
+            .map(|a| a.iter().map(partial).collect())
+            .unwrap_or_default();
+        return Ok((
+            StatusCode::OK,
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": l["metadata"], "items": items}),
+        ));
+    }
     Ok((StatusCode::OK, l))
 }
 
@@ -744,9 +763,16 @@ fn render_one(ctx: &Ctx, rt: &ResourceType, obj: Value, store: &Store) -> Value 
         let mut t = table(rt, std::slice::from_ref(&obj), ctx.q("includeObject"));
         t["metadata"] = json!({"resourceVersion": store.current_rv().to_string()});
         t
+    } else if ctx.wants_metadata() {
+        partial(&obj)
     } else {
         obj
     }
+}
+
+/// The metadata-only view of an object.
+fn partial(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
 }
 
 /// The server-side printing kubectl asks for (`Accept: ...;as=Table`).
@@ -921,6 +947,8 @@ async fn start_watch(
     let table_mode = ctx
         .wants_table()
         .then(|| ctx.q("includeObject").map(str::to_string));
+    let meta = ctx.wants_metadata();
+    let shape = move |o: Value| if meta { partial(&o) } else { o };
     let rv_param = ctx.q("resourceVersion").unwrap_or_default().to_string();
     let send_initial = ctx.flag("sendInitialEvents");
     let bookmarks = ctx.flag("allowWatchBookmarks");
@@ -948,7 +976,7 @@ async fn start_watch(
                 &filter.fields,
             );
             for item in l["items"].as_array().cloned().unwrap_or_default() {
-                first.push(event_line("ADDED", &item, rt, present_mode));
+                first.push(event_line("ADDED", &shape(item), rt, present_mode));
             }
             last_rv = store.current_rv();
             if send_initial {
@@ -964,7 +992,7 @@ async fn start_watch(
                         if let Some(kind) = filter.view(&ev) {
                             first.push(event_line(
                                 kind,
-                                &api::present(rt, &ev.object),
+                                &shape(api::present(rt, &ev.object)),
                                 rt,
                                 present_mode,
                             ));
@@ -1026,7 +1054,7 @@ async fn start_watch(
                             continue;
                         };
                         last_rv = ev.rv;
-                        if tx.send(event_line(kind, &api::present(&rt, &ev.object), &rt, present_mode)).await.is_err() {
+                        if tx.send(event_line(kind, &shape(api::present(&rt, &ev.object)), &rt, present_mode)).await.is_err() {
                             return;
                         }
                     }

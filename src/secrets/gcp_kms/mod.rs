@@ -21,7 +21,7 @@ use serde_json::json;
 pub use credentials::CredentialSources;
 pub use retry::RetryPolicy;
 
-use self::credentials::{TokenProvider, truncate};
+use self::credentials::{TokenProvider, serde_reason, truncate};
 use super::{Decryptor, Encryptor, Plaintext};
 
 const GOOGLE_ENDPOINT: &str = "https://cloudkms.googleapis.com";
@@ -495,11 +495,11 @@ fn parse<T: for<'de> Deserialize<'de>>(
     method: &'static str,
     text: &str,
 ) -> Result<T, KmsError> {
-    // serde's error names the missing field or bad type, never echoes string values.
+    // The body may hold plaintext: report where it is wrong, not what it says.
     serde_json::from_str(text).map_err(|e| KmsError::MalformedResponse {
         key: key.to_string(),
         method,
-        reason: e.to_string(),
+        reason: serde_reason(&e),
     })
 }
 

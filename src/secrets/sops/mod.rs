@@ -310,7 +310,7 @@ enum DotenvLine {
 fn decrypt_dotenv(text: &str, path: &Path, keys: &SopsKeys<'_>) -> Result<Plaintext, SopsError> {
     let mut lines = Vec::new();
     let mut flat_metadata = Vec::new();
-    for line in text.split('\n') {
+    for (number, line) in text.split('\n').enumerate() {
         if line.is_empty() {
             continue;
         }
@@ -322,7 +322,8 @@ fn decrypt_dotenv(text: &str, path: &Path, keys: &SopsKeys<'_>) -> Result<Plaint
             return Err(SopsError::Parse {
                 path: path.to_path_buf(),
                 format: "dotenv",
-                reason: format!("line without '=' (key {:?})", truncate_key(line)),
+                // The line may be a secret pasted in the clear: name its number only.
+                reason: format!("line {} has no '='", number + 1),
             });
         };
         let value = value.replace("\\n", "\n");
@@ -464,10 +465,6 @@ fn unflatten(pairs: &[(String, String)]) -> serde_json::Value {
         }
     }
     root
-}
-
-fn truncate_key(line: &str) -> String {
-    line.chars().take(20).collect()
 }
 
 fn parse_yaml(text: &str, path: &Path) -> Result<Vec<Value>, SopsError> {

@@ -224,12 +224,15 @@ impl KmsClient {
         // reqwest is built without a bundled provider to keep one crypto stack (ring, as
         // kube uses); installing fails harmlessly if someone installed one already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("lookctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| KmsError::HttpClient(e.to_string()))?;
+        let timeout = config.request_timeout;
+        let http = off_runtime(move || {
+            reqwest::blocking::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("lookctl/", env!("CARGO_PKG_VERSION")))
+                .build()
+        })
+        .map_err(|e| KmsError::HttpClient(e.to_string()))?;
         let (base_url, needs_credentials) = match (&config.endpoint, &config.emulator_host) {
             (Some(endpoint), _) => (endpoint.trim_end_matches('/').to_string(), true),
             (None, Some(host)) => (format!("http://{}", host.trim_end_matches('/')), false),
@@ -252,6 +255,15 @@ impl KmsClient {
     /// `…/cryptoKeyVersions/N`) and returns the raw ciphertext, as `gcloud kms encrypt`
     /// writes it.
     pub fn encrypt(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, KmsError> {
+        off_runtime(|| self.encrypt_here(key, plaintext))
+    }
+
+    /// Decrypts ciphertext produced by `encrypt` with the same crypto key.
+    pub fn decrypt(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
+        off_runtime(|| self.decrypt_here(key, ciphertext))
+    }
+
+    fn encrypt_here(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, KmsError> {
         validate_key_name(key, true)?;
         if plaintext.len() > 64 * 1024 {
             return Err(KmsError::PlaintextTooLarge {
@@ -294,8 +306,7 @@ impl KmsClient {
         })
     }
 
-    /// Decrypts ciphertext produced by `encrypt` with the same crypto key.
-    pub fn decrypt(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
+    fn decrypt_here(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
         validate_key_name(key, false)?;
         let body = json!({
             "ciphertext": B64.encode(ciphertext),
@@ -476,6 +487,20 @@ impl Encryptor for KmsClient {
     fn encrypt(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, KmsError> {
         KmsClient::encrypt(self, key, plaintext)
     }
+}
+
+/// Runs `f` on a helper thread when called from inside a tokio runtime (the deploy
+/// pipeline is async around kube), because `reqwest::blocking` panics there; otherwise
+/// runs it in place.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        // Re-raise the helper's panic on the caller's thread, unchanged.
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 fn transport_reason(e: &reqwest::Error) -> String {

@@ -527,3 +527,20 @@ fn rejected_token_is_refetched_once_then_reported() {
     assert!(matches!(err, KmsError::Unauthenticated { .. }), "{err:?}");
     assert_eq!(emu.kms_call_count(), 2);
 }
+
+#[test]
+fn usable_from_inside_an_async_runtime() {
+    // The deploy pipeline runs render inside tokio; reqwest::blocking alone would panic.
+    let emu = KmsEmulator::start_blocking().expect("emulator");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let plaintext = runtime.block_on(async {
+        let client = emulator_client(&emu);
+        let ciphertext = client.encrypt(KEY, MARKER.as_bytes()).expect("encrypt");
+        let plaintext = client.decrypt(KEY, &ciphertext).expect("decrypt");
+        drop(client);
+        plaintext
+    });
+    assert_eq!(plaintext.expose(), MARKER.as_bytes());
+}

@@ -491,3 +491,47 @@ fn plaintext_from_sops_is_redacted_when_formatted() {
     let shown = format!("{ours} {ours:?} {:?}", Some(&ours));
     assert!(!shown.contains(MARKER), "{shown}");
 }
+
+#[test]
+fn generator_inputs_are_recognised_and_decrypted() {
+    let env = Env::new();
+    let dotenv = format!("DB_PASSWORD={MARKER}\nUSER=app\n");
+    let enc_env = env.encrypt("app.env", dotenv.as_bytes(), &[]);
+    let bytes = std::fs::read(&enc_env).expect("read");
+    let plaintext = sops::open_sops_input(&enc_env, &bytes, &env.keys())
+        .expect("decrypt")
+        .expect("is sops");
+    assert_eq!(plaintext.expose(), dotenv.as_bytes());
+
+    let blob: Vec<u8> = (0..=255u8).collect();
+    let enc_bin = env.encrypt("tls.key", &blob, &[]);
+    let bytes = std::fs::read(&enc_bin).expect("read");
+    assert!(sops::is_sops_file(
+        std::str::from_utf8(&bytes).expect("utf8")
+    ));
+    let plaintext = sops::open_sops_input(&enc_bin, &bytes, &env.keys())
+        .expect("decrypt")
+        .expect("is sops");
+    assert_eq!(plaintext.expose(), blob.as_slice());
+
+    let enc_json = env.encrypt("config.json", b"{\"a\": 1}", &[]);
+    let bytes = std::fs::read(&enc_json).expect("read");
+    let plaintext = sops::open_sops_input(&enc_json, &bytes, &env.keys())
+        .expect("decrypt")
+        .expect("is sops");
+    let value: serde_json::Value = serde_json::from_slice(plaintext.expose()).expect("json");
+    assert_eq!(value, serde_json::json!({"a": 1}));
+
+    for plain in [
+        &b"A=1\n"[..],
+        b"{\"a\": 1}",
+        b"kind: ConfigMap\n",
+        &[0xff, 0xfe][..],
+    ] {
+        assert!(
+            sops::open_sops_input(Path::new("x.env"), plain, &env.keys())
+                .expect("plain")
+                .is_none()
+        );
+    }
+}

@@ -115,12 +115,60 @@ pub fn is_sops_document(doc: &Value) -> bool {
 
 /// Whether a file's text is SOPS-encrypted (any format), judged from its contents.
 pub fn is_sops_file(text: &str) -> bool {
+    detect(text).is_some()
+}
+
+/// The store a SOPS file's contents use, or `None` if it is not a SOPS file. A JSON
+/// envelope with a string `data` and nothing else is binary; sops tells binary from JSON
+/// by extension, which a caller can override with [`SopsFormat::from_path`].
+fn detect(text: &str) -> Option<SopsFormat> {
     if text.lines().any(|l| l.starts_with("sops_mac=")) {
-        return true;
+        return Some(SopsFormat::Dotenv);
     }
-    serde_yaml::Deserializer::from_str(text).any(|doc| {
-        <Value as serde::Deserialize>::deserialize(doc).is_ok_and(|v| is_sops_document(&v))
-    })
+    if text.trim_start().starts_with('{') {
+        let doc = serde_json::from_str::<Value>(text).ok()?;
+        if !is_sops_document(&doc) {
+            return None;
+        }
+        let only_data = doc
+            .as_mapping()
+            .is_some_and(|m| m.len() == 2 && m.get("data").is_some_and(Value::is_string));
+        return Some(if only_data {
+            SopsFormat::Binary
+        } else {
+            SopsFormat::Json
+        });
+    }
+    serde_yaml::Deserializer::from_str(text)
+        .any(|doc| {
+            <Value as serde::Deserialize>::deserialize(doc).is_ok_and(|v| is_sops_document(&v))
+        })
+        .then_some(SopsFormat::Yaml)
+}
+
+/// For generator inputs (`envs:`/`files:`): if `bytes` is a SOPS file, its decrypted
+/// plaintext in its own format; `Ok(None)` for anything else. The format comes from the
+/// file name as with sops (`.env` dotenv, `.yaml`/`.yml`, `.json`, else binary), falling
+/// back to the contents when the name says nothing.
+pub fn open_sops_input(
+    path: &Path,
+    bytes: &[u8],
+    keys: &SopsKeys<'_>,
+) -> Result<Option<Plaintext>, SopsError> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(None);
+    };
+    let Some(detected) = detect(text) else {
+        return Ok(None);
+    };
+    let by_name = SopsFormat::from_path(path);
+    // A binary envelope is JSON: trust the name only where it names a text format.
+    let format = match (by_name, detected) {
+        (SopsFormat::Binary, detected) => detected,
+        (SopsFormat::Json, SopsFormat::Binary) => SopsFormat::Json,
+        (by_name, _) => by_name,
+    };
+    decrypt_bytes(bytes, path, format, keys).map(Some)
 }
 
 /// Reads and decrypts a SOPS file, returning the plaintext in its own format (YAML,

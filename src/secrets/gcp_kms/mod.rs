@@ -124,12 +124,14 @@ impl Default for KmsConfig {
 }
 
 impl KmsConfig {
-    /// Reads `KMS_EMULATOR_HOST` and the credential variables from the environment.
+    /// Reads `KMS_EMULATOR_HOST`, gcloud's own endpoint override
+    /// (`CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS`, so one environment points gcloud and
+    /// lookctl at the same place) and the credential variables.
     pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self {
-            emulator_host: std::env::var("KMS_EMULATOR_HOST")
-                .ok()
-                .filter(|v| !v.is_empty()),
+            endpoint: var("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS"),
+            emulator_host: var("KMS_EMULATOR_HOST"),
             credentials: CredentialSources::from_env(),
             ..Self::default()
         }

@@ -544,3 +544,27 @@ fn usable_from_inside_an_async_runtime() {
     });
     assert_eq!(plaintext.expose(), MARKER.as_bytes());
 }
+
+#[test]
+fn timeouts_are_retried() {
+    let emu = KmsEmulator::start_blocking().expect("emulator");
+    let client = KmsClient::new(KmsConfig {
+        request_timeout: Duration::from_millis(300),
+        retry: fast_retry(),
+        ..KmsConfig::emulator(&emu.url())
+    })
+    .expect("client");
+    emu.delay_next(2, Duration::from_secs(2));
+    let ciphertext = client.encrypt(KEY, b"slow").expect("third try is fast");
+    assert_eq!(emu.kms_call_count(), 3);
+    emu.delay_next(10, Duration::from_secs(2));
+    let err = client.decrypt(KEY, &ciphertext).expect_err("always slow");
+    assert!(
+        matches!(err, KmsError::Unavailable { attempts: 5, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("timed out") || err.to_string().contains("timeout"),
+        "{err}"
+    );
+}

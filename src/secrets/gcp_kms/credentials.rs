@@ -200,6 +200,17 @@ impl TokenProvider {
             path: path.to_path_buf(),
             reason,
         };
+        // Name an unsupported type plainly (external_account from workload identity
+        // federation is the common one) before serde's generic message can hide it.
+        if let Ok(raw) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(kind) = raw.get("type").and_then(serde_json::Value::as_str)
+            && !matches!(kind, "service_account" | "authorized_user")
+            && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            return Err(invalid(format!(
+                "credential type {kind:?} is not supported; use a service_account key, gcloud user credentials, an access token file or the metadata server"
+            )));
+        }
         let file: CredentialFile = serde_json::from_str(&text)
             // serde's message names fields and types, never the values of the file.
             .map_err(|e| {

@@ -568,3 +568,24 @@ fn timeouts_are_retried() {
         "{err}"
     );
 }
+
+#[test]
+fn unsupported_credential_types_are_named() {
+    let emu = KmsEmulator::start_blocking().expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("wif.json");
+    std::fs::write(&file, r#"{"type":"external_account","audience":"x"}"#).expect("write");
+    let client = authenticated_client(
+        &emu,
+        CredentialSources {
+            google_application_credentials: Some(file),
+            ..empty_sources()
+        },
+    );
+    let err = client.encrypt(KEY, b"x").expect_err("unsupported");
+    let text = err.to_string();
+    assert!(
+        text.contains("wif.json") && text.contains("\"external_account\" is not supported"),
+        "{text}"
+    );
+}

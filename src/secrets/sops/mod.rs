@@ -295,7 +295,10 @@ fn with_walker(
     })?;
     // The MAC is encrypted with lastmodified as AAD, binding it to that timestamp.
     let stored = walker
-        .decrypt_value(&metadata.mac, &metadata.lastmodified)
+        .decrypt_value(
+            &metadata.mac,
+            &rfc3339_as_go_formats(&metadata.lastmodified),
+        )
         .map_err(|_| SopsError::MacMismatch {
             path: path.to_path_buf(),
         })?;
@@ -305,6 +308,25 @@ fn with_walker(
         });
     }
     Ok(())
+}
+
+/// sops parses `lastmodified` and formats it again with Go's `time.RFC3339` before using
+/// it as AAD: a zero offset becomes `Z` and fractional seconds are dropped.
+fn rfc3339_as_go_formats(timestamp: &str) -> String {
+    let mut out = timestamp.trim().to_string();
+    for zero in ["+00:00", "-00:00"] {
+        if let Some(stripped) = out.strip_suffix(zero) {
+            out = format!("{stripped}Z");
+        }
+    }
+    // Fractional seconds sit between the seconds and the zone designator.
+    if let Some(dot) = out.find('.') {
+        let zone = out[dot..]
+            .find(|c: char| c == 'Z' || c == '+' || c == '-')
+            .map_or(out.len(), |i| dot + i);
+        out.replace_range(dot..zone, "");
+    }
+    out
 }
 
 fn decrypt_binary(
@@ -559,6 +581,26 @@ fn format_name(format: SopsFormat) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lastmodified_is_normalised_like_go() {
+        assert_eq!(
+            rfc3339_as_go_formats("2026-11-22T21:57:40Z"),
+            "2026-11-22T21:57:40Z"
+        );
+        assert_eq!(
+            rfc3339_as_go_formats("2026-11-22T21:57:40+00:00"),
+            "2026-11-22T21:57:40Z"
+        );
+        assert_eq!(
+            rfc3339_as_go_formats("2026-11-22T21:57:40.123456Z"),
+            "2026-11-22T21:57:40Z"
+        );
+        assert_eq!(
+            rfc3339_as_go_formats("2026-11-22T21:57:40.5+02:00"),
+            "2026-11-22T21:57:40+02:00"
+        );
+    }
 
     #[test]
     fn unflattens_dotenv_metadata() {

@@ -322,7 +322,7 @@ fn rfc3339_as_go_formats(timestamp: &str) -> String {
     // Fractional seconds sit between the seconds and the zone designator.
     if let Some(dot) = out.find('.') {
         let zone = out[dot..]
-            .find(|c: char| c == 'Z' || c == '+' || c == '-')
+            .find(['Z', '+', '-'])
             .map_or(out.len(), |i| dot + i);
         out.replace_range(dot..zone, "");
     }

@@ -535,3 +535,23 @@ fn generator_inputs_are_recognised_and_decrypted() {
         );
     }
 }
+
+#[test]
+fn unencrypted_scalars_in_go_yaml_forms_keep_the_mac_valid() {
+    // Octal, hex, underscores, YAML 1.1 booleans and whole floats: sops hashes them as
+    // go-yaml v3 typed them, so lookctl must type them the same way.
+    let env = Env::new();
+    let yaml = format!(
+        "mode: 0644\nhex: 0x1F\nflag: yes\nund: 1_000\nf: 1.0\nexp: 1e3\nneg: -0.5\nsecret:\n  a: {MARKER}\n"
+    );
+    let file = env.encrypt(
+        "odd.yaml",
+        yaml.as_bytes(),
+        &["--encrypted-regex", "^secret$"],
+    );
+    let ours = lookctl_decrypt(&file, &env.keys());
+    assert_eq!(
+        yaml_docs(ours.expose()),
+        yaml_docs(&env.sops_decrypt(&file, &[]))
+    );
+}

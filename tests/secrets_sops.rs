@@ -555,3 +555,60 @@ fn unencrypted_scalars_in_go_yaml_forms_keep_the_mac_valid() {
         yaml_docs(&env.sops_decrypt(&file, &[]))
     );
 }
+
+#[test]
+fn shamir_key_groups_combine_like_sops() {
+    // Three groups, any two open the file; lookctl holds the identities of two.
+    let env = Env::new();
+    let second = Env::new();
+    let third = Env::new();
+    std::fs::write(
+        env.path(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+            env.recipient, second.recipient, third.recipient
+        ),
+    )
+    .expect("write .sops.yaml");
+    let plain = env.path("plain.shamir.yaml");
+    std::fs::write(&plain, SECRET_YAML).expect("write");
+    let encrypted = run(
+        Command::new("sops")
+            .current_dir(env.dir.path())
+            .arg("--encrypt")
+            .arg(&plain),
+        "sops",
+    );
+    let file = env.path("shamir.yaml");
+    std::fs::write(&file, &encrypted).expect("write");
+    assert!(String::from_utf8_lossy(&encrypted).contains("key_groups"));
+
+    let both = env.path("two-keys.txt");
+    std::fs::write(
+        &both,
+        format!(
+            "{}\n{}\n",
+            std::fs::read_to_string(&env.key_file).expect("key"),
+            std::fs::read_to_string(&third.key_file).expect("key")
+        ),
+    )
+    .expect("write");
+    let keys = SopsKeys {
+        age: AgeKeySources {
+            key_file: Some(both),
+            ..AgeKeySources::default()
+        },
+        kms: None,
+    };
+    let ours = lookctl_decrypt(&file, &keys);
+    assert_eq!(yaml_docs(ours.expose()), yaml_docs(SECRET_YAML.as_bytes()));
+
+    // One share is not enough.
+    let err = sops::decrypt_file(&file, None, &env.keys()).expect_err("below threshold");
+    let text = err.to_string();
+    assert!(
+        text.contains("1 of 3 key groups") && text.contains("shamir.yaml"),
+        "{text}"
+    );
+    assert_no_marker(&err);
+}

@@ -3,9 +3,9 @@
 //! verified before anything is returned, so a tampered file is an error, never data.
 //!
 //! Honoured: `unencrypted_suffix` (default `_unencrypted`), `encrypted_suffix`,
-//! `encrypted_regex`, `unencrypted_regex`, `mac_only_encrypted`, multi-document YAML.
-//! Not supported (clear errors): Shamir with several key groups, the comment regexes,
-//! PGP/AWS/Azure/Vault master keys. YAML comments are dropped from decrypted output (they
+//! `encrypted_regex`, `unencrypted_regex`, `mac_only_encrypted`, multi-document YAML,
+//! several key groups combined with Shamir's `shamir_threshold`.
+//! Not supported (clear errors): the comment regexes, PGP/AWS/Azure/Vault master keys. YAML comments are dropped from decrypted output (they
 //! are outside the MAC, and lookctl only needs the data).
 //!
 //! Decryption only: lookctl never writes SOPS files.

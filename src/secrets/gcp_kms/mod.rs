@@ -212,8 +212,10 @@ struct GoogleError {
     status: String,
 }
 
-/// One failed try: either retryable (with an optional `Retry-After`) or final.
+/// One failed try: retryable (with an optional `Retry-After`), corrupted, or final.
 enum Attempt {
+    /// Corrupted in transit: retried, and reported as itself if every try is corrupted.
+    Corrupted(KmsError),
     Retry {
         reason: String,
         retry_after: Option<Duration>,
@@ -356,10 +358,7 @@ impl KmsClient {
             attempt += 1;
             let outcome = self.try_once(&url, key, method, body).and_then(|text| {
                 finish(&text).map_err(|e| match e {
-                    KmsError::Integrity { what, .. } => Attempt::Retry {
-                        reason: what.to_string(),
-                        retry_after: None,
-                    },
+                    integrity @ KmsError::Integrity { .. } => Attempt::Corrupted(integrity),
                     other => Attempt::Fail(other),
                 })
             });
@@ -375,23 +374,14 @@ impl KmsClient {
                     continue;
                 }
                 Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Corrupted(e)) if attempt >= max => return Err(e),
+                Err(Attempt::Corrupted(e)) => (e.to_string(), None),
                 Err(Attempt::Retry {
                     reason,
                     retry_after,
                 }) => (reason, retry_after),
             };
             if attempt >= max {
-                if reason.contains("CRC32C") {
-                    return Err(KmsError::Integrity {
-                        key: key.to_string(),
-                        method,
-                        what: if method == "encrypt" {
-                            "ciphertext or plaintext CRC32C mismatch"
-                        } else {
-                            "plaintext CRC32C mismatch"
-                        },
-                    });
-                }
                 return Err(KmsError::Unavailable {
                     key: key.to_string(),
                     method,

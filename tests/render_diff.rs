@@ -113,4 +113,26 @@ macro_rules! diff_tests {
     };
 }
 
-diff_tests!(basic_resources,);
+diff_tests!(
+    basic_resources,
+    common_labels_all_kinds,
+    components_basic,
+    configmap_generator_sources,
+    crd_custom_kinds,
+    generator_behavior_merge,
+    generator_merge_with_namespace,
+    generator_options_disable_hash,
+    generator_options_global,
+    images_variants,
+    labels_variants,
+    multi_doc_and_list,
+    nameref_ingress_services,
+    nameref_rbac,
+    nameref_workloads,
+    namespace_cluster_scoped,
+    nested_overlays,
+    replicas_with_prefix,
+    secret_generator_options,
+    sort_fifo,
+    sort_legacy_custom,
+);

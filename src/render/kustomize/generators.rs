@@ -195,7 +195,7 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
         meta.insert(st("annotations"), a);
     }
     m.insert(st("metadata"), Document::Mapping(meta));
-    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    let b64 = |v: &[u8]| wrapped_base64(v);
     if args.kind == "Secret" {
         let t = if args.secret_type.is_empty() {
             "Opaque"
@@ -230,6 +230,22 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
     r.needs_hash = !args.options.disable_name_suffix_hash;
     r.behavior = args.behavior;
     Ok(r)
+}
+
+/// Base64 the way kyaml writes Secret data: lines of 70 characters, each followed by a
+/// newline once the text is 70 characters or longer.
+fn wrapped_base64(v: &[u8]) -> String {
+    const LINE: usize = 70;
+    let enc = base64::engine::general_purpose::STANDARD.encode(v);
+    if enc.len() / LINE + 1 <= 1 {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + enc.len() / LINE + 1);
+    for chunk in enc.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
 /// Go's encoding/json string escaping (HTML-safe, as json.Marshal does).

@@ -237,7 +237,7 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
 fn wrapped_base64(v: &[u8]) -> String {
     const LINE: usize = 70;
     let enc = base64::engine::general_purpose::STANDARD.encode(v);
-    if enc.len() / LINE + 1 <= 1 {
+    if enc.len() < LINE {
         return enc;
     }
     let mut out = String::with_capacity(enc.len() + enc.len() / LINE + 1);

@@ -5,6 +5,8 @@
 //! Anything kustomize supports that this engine does not is an error naming the file and
 //! the field, never silently ignored.
 
+pub mod patch;
+
 use std::path::{Component, Path, PathBuf};
 
 use super::source::{Document, EntryKind, Source, SourceError};

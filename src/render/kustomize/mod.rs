@@ -97,19 +97,21 @@ fn build_dir(
 
 fn load_resource(
     source: &dyn Source,
-    root: &Path,
+    _root: &Path,
     dir: &Path,
     file: &Path,
     entry: &str,
     stack: &mut Vec<PathBuf>,
 ) -> Result<Vec<Document>, KustomizeError> {
     let path = normalize(&dir.join(entry));
-    if !path.starts_with(root) {
+    // kustomize's root-only restriction: files must sit inside the kustomization's own
+    // directory; other kustomization directories may live anywhere.
+    if source.kind(&path) == Some(EntryKind::File) && !path.starts_with(dir) {
         return Err(KustomizeError::OutsideRoot {
             file: file.to_owned(),
             resource: entry.to_owned(),
             path,
-            root: root.to_owned(),
+            root: dir.to_owned(),
         });
     }
     match source.kind(&path) {
@@ -120,7 +122,7 @@ fn load_resource(
                     dir: path,
                 });
             }
-            build_dir(source, root, &path, stack)
+            build_dir(source, &path, &path, stack)
         }
         Some(EntryKind::File) => Ok(source.read_yaml(&path)?),
         None => Err(KustomizeError::MissingResource {

@@ -2,4 +2,5 @@
 //! Cloud KMS REST emulator, each usable in-process from tests and as a standalone binary
 //! bound to 127.0.0.1.
 
+pub mod apiserver;
 pub mod kms;

@@ -24,6 +24,8 @@ mod resource;
 mod sort;
 mod transformers;
 
+pub mod patch;
+
 use std::path::{Component, Path, PathBuf};
 
 use super::source::{Document, Source, SourceError};

@@ -136,3 +136,32 @@ diff_tests!(
     sort_fifo,
     sort_legacy_custom,
 );
+
+/// Trees from `gen_tree.py` (N apps × 3 objects, two overlays with prefixes, namespaces,
+/// labels, images, strategic-merge and JSON patches, generator merges).
+fn generated_tree(n: usize) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let status = Command::new("python3")
+        .arg(fixtures().join("gen_tree.py"))
+        .arg(tmp.path())
+        .arg(n.to_string())
+        .status()
+        .map_err(|e| format!("python3 is required to generate trees: {e}"))?;
+    if !status.success() {
+        return Err("gen_tree.py failed".into());
+    }
+    for overlay in ["production", "staging"] {
+        assert_same(&tmp.path().join("overlays").join(overlay))?;
+    }
+    assert_same(&tmp.path().join("base"))
+}
+
+#[test]
+fn generated_tree_5() -> Result<(), String> {
+    generated_tree(5)
+}
+
+#[test]
+fn generated_tree_50() -> Result<(), String> {
+    generated_tree(50)
+}

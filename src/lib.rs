@@ -5,12 +5,17 @@
 //! and git), `settings` (all of it merged and checked), `commands` (one file per command).
 
 // Nothing a user or a server controls may panic the product; tests may unwrap.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod registry;
 pub mod render;
+pub mod review;
 pub mod settings;
 pub mod ui;
 pub mod vars;

@@ -1,6 +1,9 @@
 //! Parse → settings → run; maps errors to exit codes (0 ok, 1 failure, 2 usage/config).
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::process::ExitCode;
 

@@ -389,3 +389,50 @@ fn unexpected_statuses_are_errors() {
         "{e:?}"
     );
 }
+
+#[test]
+fn an_anonymous_token_that_cannot_pull_asks_for_credentials() {
+    // Docker Hub's private repositories: the realm hands anyone a token, the manifest
+    // request with it is still refused.
+    let addr = Arc::new(Mutex::new(String::new()));
+    let addr2 = addr.clone();
+    let fake = Fake::start(move |r, _| {
+        if r.target.starts_with("/token") {
+            return answer(200).body(r#"{"access_token":"anon"}"#);
+        }
+        let realm = format!("http://{}/token", addr2.lock().unwrap());
+        answer(401).header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}""#))
+    });
+    *addr.lock().unwrap() = fake.addr.clone();
+    let e = image_exists(
+        &fake.image("team/private:x"),
+        &Credentials::anonymous(),
+        &options(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, RegistryError::AuthRequired { .. }), "{e:?}");
+    let seen = fake.requests();
+    assert_eq!(
+        seen[1].target,
+        "/token?scope=repository%3Ateam%2Fprivate%3Apull"
+    );
+    assert_eq!(seen[2].header("authorization"), Some("Bearer anon"));
+}
+
+#[test]
+fn a_registry_refusing_head_is_asked_with_get() {
+    let fake = Fake::start(|r, _| {
+        if r.method == "HEAD" {
+            answer(405)
+        } else {
+            answer(200).body("{}")
+        }
+    });
+    assert!(
+        image_exists(&fake.image("app:x"), &Credentials::anonymous(), &options())
+            .unwrap()
+            .exists()
+    );
+    let methods: Vec<String> = fake.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["HEAD", "GET"]);
+}

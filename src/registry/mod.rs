@@ -24,9 +24,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
 
 pub use reference::{ImageRef, Reference};
 
@@ -260,16 +260,35 @@ pub struct RegistryClient {
 
 enum Auth {
     Basic(String, String),
-    Bearer(String),
+    /// A token from the challenge's realm, got with credentials or anonymously.
+    Bearer {
+        token: String,
+        with_login: bool,
+    },
 }
 
 impl Auth {
-    fn method(&self, google: bool) -> &'static str {
+    /// How the refused request authenticated, for the error; `None` when it carried no
+    /// credentials of the user's (an anonymous token).
+    fn method(&self, google: bool) -> Option<&'static str> {
         match (self, google) {
-            (Auth::Basic(..), true) => "a Google access token",
-            (Auth::Basic(..), false) => "basic credentials",
-            (Auth::Bearer(_), _) => "a bearer token",
+            (
+                Auth::Bearer {
+                    with_login: false, ..
+                },
+                _,
+            ) => None,
+            (_, true) => Some("a Google access token"),
+            (_, false) => Some("basic credentials"),
         }
+    }
+}
+
+fn auth_hint(image: &ImageRef) -> &'static str {
+    if image.is_google() {
+        " (Google registries need a Google access token: Application Default Credentials with read access)"
+    } else {
+        ""
     }
 }
 
@@ -301,11 +320,13 @@ impl RegistryClient {
             image.reference.as_str()
         );
         let mut auth: Option<Auth> = None;
+        // HEAD answers without a body; a registry that refuses HEAD gets the same as GET.
+        let mut method = Method::HEAD;
         loop {
             let response = self.send(&image.registry, &url, || {
                 let request = self
                     .http
-                    .head(&url)
+                    .request(method.clone(), &url)
                     .header(ACCEPT, MANIFEST_MEDIA_TYPES.join(", "));
                 with_auth(request, auth.as_ref())
             })?;
@@ -325,15 +346,25 @@ impl RegistryClient {
             }
             match (status, &auth) {
                 (StatusCode::NOT_FOUND, _) => return Ok(ImageStatus::Missing),
+                (StatusCode::METHOD_NOT_ALLOWED, _) if method == Method::HEAD => {
+                    method = Method::GET;
+                }
                 (StatusCode::UNAUTHORIZED, None) => {
                     auth = Some(self.authorize(image, credentials, response.headers())?);
                 }
                 (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Some(a)) => {
-                    return Err(RegistryError::Denied {
-                        registry: image.registry.clone(),
-                        image: image.to_string(),
-                        status: status.as_u16(),
-                        method: a.method(image.is_google()),
+                    return Err(match a.method(image.is_google()) {
+                        None => RegistryError::AuthRequired {
+                            registry: image.registry.clone(),
+                            image: image.to_string(),
+                            hint: auth_hint(image),
+                        },
+                        Some(method) => RegistryError::Denied {
+                            registry: image.registry.clone(),
+                            image: image.to_string(),
+                            status: status.as_u16(),
+                            method,
+                        },
                     });
                 }
                 (StatusCode::FORBIDDEN, None) => {
@@ -395,18 +426,17 @@ impl RegistryClient {
             .collect();
         let login = credentials.login_for(image)?;
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-            return self.fetch_token(image, bearer, login).map(Auth::Bearer);
+            let with_login = login.is_some();
+            return self
+                .fetch_token(image, bearer, login)
+                .map(|token| Auth::Bearer { token, with_login });
         }
         match login {
             Some((user, password)) => Ok(Auth::Basic(user, password)),
             None => Err(RegistryError::AuthRequired {
                 registry: image.registry.clone(),
                 image: image.to_string(),
-                hint: if image.is_google() {
-                    " (Google registries need a Google access token: Application Default Credentials with read access)"
-                } else {
-                    ""
-                },
+                hint: auth_hint(image),
             }),
         }
     }
@@ -463,11 +493,7 @@ impl RegistryClient {
                 return Err(RegistryError::AuthRequired {
                     registry: image.registry.clone(),
                     image: image.to_string(),
-                    hint: if image.is_google() {
-                        " (Google registries need a Google access token: Application Default Credentials with read access)"
-                    } else {
-                        ""
-                    },
+                    hint: auth_hint(image),
                 });
             }
             return Err(RegistryError::Denied {
@@ -555,7 +581,7 @@ fn with_auth(request: RequestBuilder, auth: Option<&Auth>) -> RequestBuilder {
     match auth {
         None => request,
         Some(Auth::Basic(user, password)) => request.basic_auth(user, Some(password)),
-        Some(Auth::Bearer(token)) => request.bearer_auth(token),
+        Some(Auth::Bearer { token, .. }) => request.bearer_auth(token),
     }
 }
 

@@ -71,9 +71,10 @@ proptest! {
             let sha = SHAS[up.sha];
             let ttl = Duration::from_secs(up.ttl_hours * 3600);
             let deploy = Deploy { now, ttl, deployed_by: Some("prop"), pin: up.pin };
-            match plan_up(&envs, sha, now, ttl, max_envs) {
+            match plan_up(&envs, &name(sha), now, ttl, max_envs) {
                 UpPlan::Update { current, expires } => {
                     prop_assert!(current.matches_sha(sha));
+                    prop_assert_eq!(&current.namespace, &name(sha).namespace);
                     prop_assert_eq!(expires, now + ttl);
                     let updated = ReviewEnv::deployed(&name(sha), Some(&current), &deploy);
                     // In place, with the TTL extended from now and the history kept.
@@ -195,6 +196,12 @@ fn sub_second_now_is_not_a_problem_for_updates() {
         pin: None,
     };
     let env = ReviewEnv::deployed(&name(SHAS[0]), None, &deploy);
-    let again = plan_up(std::slice::from_ref(&env), SHAS[0], now, deploy.ttl, 1);
+    let again = plan_up(
+        std::slice::from_ref(&env),
+        &name(SHAS[0]),
+        now,
+        deploy.ttl,
+        1,
+    );
     assert!(matches!(again, UpPlan::Update { .. }));
 }

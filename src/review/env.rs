@@ -220,6 +220,25 @@ impl ReviewEnv {
         })
     }
 
+    /// Before `up` applies into an existing namespace (`namespace`, as read from the API
+    /// server): refuses one that is not a review environment of `project`, so a
+    /// template that renders the name of some other namespace never takes it over.
+    pub fn check_owner(namespace: &Value, project: &str) -> Result<(), ReviewError> {
+        let env = ReviewEnv::from_namespace(namespace).map_err(|e| match e {
+            ReviewError::NotAReviewNamespace { name, reason } => {
+                ReviewError::ForeignNamespace { name, reason }
+            }
+            other => other,
+        })?;
+        if env.project != project {
+            return Err(ReviewError::ForeignNamespace {
+                name: env.namespace,
+                reason: format!("it belongs to project `{}` ({LABEL_PROJECT})", env.project),
+            });
+        }
+        Ok(())
+    }
+
     /// The labels and annotations that record this environment on its namespace.
     pub fn to_labels_annotations(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
         let mut labels = BTreeMap::from([
@@ -390,6 +409,21 @@ mod tests {
         assert!(e.to_string().contains("default"), "{e}");
         assert!(ReviewEnv::from_namespace(&json!({})).is_err());
         assert!(ReviewEnv::from_namespace(&json!("garbage")).is_err());
+    }
+
+    #[test]
+    fn only_own_namespaces_are_taken_over() {
+        let own = ReviewEnv::deployed(&name(), None, &deploy(at(0))).to_namespace();
+        assert!(ReviewEnv::check_owner(&own, "shop").is_ok());
+        let e = ReviewEnv::check_owner(&own, "blog").expect_err("other project");
+        assert!(
+            e.to_string().contains("`shop`") && e.to_string().contains("review-0123456"),
+            "{e}"
+        );
+        let plain = json!({"metadata": {"name": "kube-system"}});
+        let e = ReviewEnv::check_owner(&plain, "shop").expect_err("foreign");
+        assert!(matches!(e, ReviewError::ForeignNamespace { .. }), "{e:?}");
+        assert!(e.to_string().contains("kube-system"), "{e}");
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub enum ReviewError {
     #[error("namespace {name} is not a lookctl review environment: {reason}")]
     NotAReviewNamespace { name: String, reason: String },
     #[error(
+        "namespace {name} exists and is not a review environment of this project: {reason}; lookctl will not take it over (change the [review] namespace template, or delete the namespace)"
+    )]
+    ForeignNamespace { name: String, reason: String },
+    #[error(
         "cannot create another review environment: all {count} existing ones are pinned and [review] max_envs = {max_envs} ({namespaces}); unpin one (`lookctl review up --sha SHA --unpin`), delete one (`lookctl review down --sha SHA`) or raise max_envs"
     )]
     AllPinned {

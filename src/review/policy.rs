@@ -1,7 +1,9 @@
 //! The decisions of `review up` and `review gc`, with the clock passed in.
 //!
-//! `up` for a commit that already has an environment updates it in place (and pushes its
-//! expiry out by the TTL). A new environment beyond `max_envs` evicts the least recently
+//! An environment is its namespace: `up` whose rendered namespace already holds an
+//! environment updates it in place and pushes its expiry out by the TTL (with a
+//! per-commit template that is "the same commit again"; with a per-branch template it is
+//! the branch's next commit). A new environment beyond `max_envs` evicts the least recently
 //! deployed unpinned ones; when only pinned ones could make room, `up` refuses. `gc`
 //! deletes the expired unpinned environments, except those active within a grace window,
 //! so a `gc` racing an `up` never deletes what was just deployed (`up` stamps
@@ -12,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use super::ReviewError;
 use super::env::ReviewEnv;
+use super::naming::ReviewName;
 
 /// How long after its last activity an environment is safe from `gc`, expired or not.
 pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(15 * 60);
@@ -19,7 +22,7 @@ pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(15 * 60);
 /// What `review up` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpPlan {
-    /// The commit has an environment: deploy into it again.
+    /// The namespace holds an environment already: deploy into it again.
     Update {
         current: ReviewEnv,
         expires: SystemTime,
@@ -58,16 +61,17 @@ fn by_last_activity(a: &ReviewEnv, b: &ReviewEnv) -> Ordering {
         .then_with(|| a.namespace.cmp(&b.namespace))
 }
 
-/// Decides `review up` for commit `sha` among one project's `existing` environments.
+/// Decides `review up` of `want` among one project's `existing` environments (those
+/// listed with [`super::label_selector`]).
 pub fn plan_up(
     existing: &[ReviewEnv],
-    sha: &str,
+    want: &ReviewName,
     now: SystemTime,
     ttl: Duration,
     max_envs: usize,
 ) -> UpPlan {
     let expires = now + ttl;
-    if let Some(current) = existing.iter().find(|e| e.matches_sha(sha)) {
+    if let Some(current) = existing.iter().find(|e| e.namespace == want.namespace) {
         return UpPlan::Update {
             current: current.clone(),
             expires,
@@ -177,6 +181,15 @@ mod tests {
         }
     }
 
+    fn want(sha: &str, namespace: &str) -> ReviewName {
+        ReviewName {
+            sha: sha.into(),
+            project: "shop".into(),
+            namespace: namespace.into(),
+            url: None,
+        }
+    }
+
     fn names(envs: &[ReviewEnv]) -> Vec<&str> {
         envs.iter().map(|e| e.namespace.as_str()).collect()
     }
@@ -186,7 +199,13 @@ mod tests {
     #[test]
     fn up_again_for_the_same_commit_updates_and_extends() {
         let existing = [env("r-aaaaaaa", "aaaaaaa111", 10, 20, false)];
-        let plan = plan_up(&existing, "aaaaaaa111", at(100 * H), TTL, 1);
+        let plan = plan_up(
+            &existing,
+            &want("aaaaaaa111", "r-aaaaaaa"),
+            at(100 * H),
+            TTL,
+            1,
+        );
         assert_eq!(
             plan,
             UpPlan::Update {
@@ -197,9 +216,20 @@ mod tests {
     }
 
     #[test]
+    fn an_environment_is_its_namespace() {
+        let existing = [env("r-main", "aaaaaaa", 10, 20, false)];
+        // A per-branch template: the branch's next commit goes into the same namespace.
+        let plan = plan_up(&existing, &want("bbbbbbb", "r-main"), at(30), TTL, 1);
+        assert!(matches!(plan, UpPlan::Update { current, .. } if current.namespace == "r-main"));
+        // The same commit under a changed template is a new environment.
+        let plan = plan_up(&existing, &want("aaaaaaa", "r-aaaaaaa"), at(30), TTL, 2);
+        assert!(matches!(plan, UpPlan::Create { evict, .. } if evict.is_empty()));
+    }
+
+    #[test]
     fn under_the_cap_creates_without_eviction() {
         let existing = [env("r-a", "aaaaaaa", 10, 20, false)];
-        let plan = plan_up(&existing, "bbbbbbb", at(30), TTL, 2);
+        let plan = plan_up(&existing, &want("bbbbbbb", "r-new"), at(30), TTL, 2);
         assert!(matches!(plan, UpPlan::Create { evict, .. } if evict.is_empty()));
     }
 
@@ -210,7 +240,7 @@ mod tests {
             env("r-new", "bbbbbbb", 50, 60, false),
             env("r-old", "ccccccc", 5, 6, false),
         ];
-        let plan = plan_up(&existing, "ddddddd", at(100), TTL, 3);
+        let plan = plan_up(&existing, &want("ddddddd", "r-ddddddd"), at(100), TTL, 3);
         let UpPlan::Create { evict, .. } = plan else {
             panic!("{plan:?}")
         };
@@ -225,7 +255,9 @@ mod tests {
             env("r-3", "ccccccc", 3, 4, false),
             env("r-4", "ddddddd", 4, 5, false),
         ];
-        let UpPlan::Create { evict, .. } = plan_up(&existing, "eeeeeee", at(9), TTL, 2) else {
+        let UpPlan::Create { evict, .. } =
+            plan_up(&existing, &want("eeeeeee", "r-new"), at(9), TTL, 2)
+        else {
             panic!("create")
         };
         assert_eq!(names(&evict), ["r-1", "r-2", "r-3"]);
@@ -237,7 +269,9 @@ mod tests {
         lost.created = None;
         lost.last_deployed = None;
         let existing = [env("r-b", "bbbbbbb", 1, 2, false), lost];
-        let UpPlan::Create { evict, .. } = plan_up(&existing, "ccccccc", at(9), TTL, 2) else {
+        let UpPlan::Create { evict, .. } =
+            plan_up(&existing, &want("ccccccc", "r-new"), at(9), TTL, 2)
+        else {
             panic!("create")
         };
         assert_eq!(names(&evict), ["r-lost"]);
@@ -249,7 +283,7 @@ mod tests {
             env("r-b", "bbbbbbb", 1, 2, true),
             env("r-a", "aaaaaaa", 1, 2, true),
         ];
-        let plan = plan_up(&existing, "ccccccc", at(9), TTL, 2);
+        let plan = plan_up(&existing, &want("ccccccc", "r-new"), at(9), TTL, 2);
         assert_eq!(
             plan,
             UpPlan::RefuseAllPinned {
@@ -265,7 +299,7 @@ mod tests {
         assert!(e.contains("--unpin") && e.contains("review down"), "{e}");
         // Updating a pinned commit is still fine at the cap.
         assert!(matches!(
-            plan_up(&existing, "aaaaaaa", at(9), TTL, 2),
+            plan_up(&existing, &want("aaaaaaa", "r-a"), at(9), TTL, 2),
             UpPlan::Update { .. }
         ));
     }

@@ -5,6 +5,7 @@
 //! and git), `settings` (all of it merged and checked), `commands` (one file per command).
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod render;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::stream::{self, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::discovery::{ApiCapabilities, Scope};
@@ -324,20 +324,17 @@ pub async fn plan(
     let crd_kinds: HashSet<(String, String)> =
         crd_scopes(&prepared.manifests).into_keys().collect();
     let concurrency = opts.concurrency.max(1);
-    let mut entries: Vec<(usize, PlanEntry)> = stream::iter(prepared.manifests.iter().enumerate())
-        .map(|(i, m)| {
-            let new_namespaces = &new_namespaces;
-            let crd_kinds = &crd_kinds;
-            async move {
-                (
-                    i,
-                    plan_one(client, m, opts, new_namespaces, crd_kinds, progress).await,
-                )
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let mut futures = Vec::with_capacity(prepared.manifests.len());
+    for (i, m) in prepared.manifests.iter().enumerate() {
+        let (new_namespaces, crd_kinds) = (&new_namespaces, &crd_kinds);
+        futures.push(async move {
+            (
+                i,
+                plan_one(client, m, opts, new_namespaces, crd_kinds, progress).await,
+            )
+        });
+    }
+    let mut entries: Vec<(usize, PlanEntry)> = bounded(futures, concurrency).await;
     entries.sort_by_key(|(i, _)| *i);
     let mut entries: Vec<PlanEntry> = entries.into_iter().map(|(_, e)| e).collect();
 
@@ -441,7 +438,10 @@ async fn plan_one(
             let new = to_json(&obj);
             let action = match &live {
                 None => PlanAction::Create,
-                Some(live) if same(live, &new) => PlanAction::Unchanged,
+                // A dry run never bumps resourceVersion: compare content only.
+                Some(live) if stripped(live.clone()) == stripped(new.clone()) => {
+                    PlanAction::Unchanged
+                }
                 Some(_) => PlanAction::Update,
             };
             (action, Some(new), None)
@@ -462,6 +462,21 @@ async fn plan_one(
         new,
         error,
     }
+}
+
+/// Runs futures with at most `limit` in flight; results in completion order.
+async fn bounded<F: std::future::Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
+    let mut pending = futures.into_iter();
+    let mut running = FuturesUnordered::new();
+    running.extend(pending.by_ref().take(limit.max(1)));
+    let mut out = Vec::new();
+    while let Some(result) = running.next().await {
+        out.push(result);
+        if let Some(next) = pending.next() {
+            running.push(next);
+        }
+    }
+    out
 }
 
 fn unknown_kind(id: &ObjectRef) -> ObjectError {
@@ -571,11 +586,11 @@ pub async fn apply(
                 client.refresh_discovery().await?;
             }
         }
-        let stage_results: Vec<(usize, ObjectResult)> = stream::iter(items)
-            .map(|(i, m)| async move { (i, apply_one(client, m, opts, progress).await) })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+        let mut futures = Vec::with_capacity(items.len());
+        for (i, m) in items {
+            futures.push(async move { (i, apply_one(client, m, opts, progress).await) });
+        }
+        let stage_results: Vec<(usize, ObjectResult)> = bounded(futures, concurrency).await;
         for (i, r) in stage_results {
             if stage == Stage::CustomResourceDefinitions && r.outcome.is_ok() && !opts.dry_run {
                 crds_applied = true;

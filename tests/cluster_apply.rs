@@ -732,8 +732,7 @@ async fn wrong_context_is_refused_before_any_request() {
     let env = Env::start().await;
     let err = ClusterClient::connect(Some(&env.kubeconfig), "production")
         .await
-        .err()
-        .expect("unknown context refused");
+        .expect_err("unknown context refused");
     assert!(matches!(err, ClusterError::ContextNotFound { .. }), "{err}");
     let text = err.to_string();
     assert!(
@@ -802,8 +801,7 @@ async fn the_deploy_lock_serializes_concurrent_deploys_and_names_the_holder() {
         Duration::from_millis(300),
     )
     .await
-    .err()
-    .expect("held by carol");
+    .expect_err("held by carol");
     let text = err.to_string();
     assert!(matches!(err, ClusterError::LockHeld { .. }), "{text}");
     assert!(

@@ -177,6 +177,36 @@ impl cluster::Progress for Events {
 async fn first_apply_creates_everything_and_reapply_is_a_no_op_plan() {
     let env = Env::start().await;
     let client = env.client().await;
+
+    // Before anything exists: the plan and a dry run show creations (the namespace is
+    // part of the deploy, so the server cannot dry-run its contents) and change nothing.
+    let plan = cluster::plan(&client, &docs(APP), &opts("staging"))
+        .await
+        .expect("plan");
+    assert!(plan.failures().is_empty(), "{:?}", plan.failures());
+    assert!(
+        plan.entries.iter().all(|e| e.action == PlanAction::Create),
+        "{:?}",
+        plan.entries
+    );
+    let diff = cluster::render_diff(&plan, false);
+    assert!(
+        diff.contains("Deployment shop/web (new)\n--- /dev/null\n+++ new/Deployment shop/web"),
+        "{diff}"
+    );
+    assert!(!diff.contains("hunter2"), "{diff}");
+    let mut dry = opts("staging");
+    dry.dry_run = true;
+    let dry_report = cluster::apply(&client, &docs(APP), &dry, &NoProgress)
+        .await
+        .expect("dry run");
+    dry_report.check().expect("dry run succeeds");
+    assert!(dry_report.inventory.is_none());
+    assert!(
+        env.get(&["namespace", "shop"]).is_none(),
+        "a dry run creates nothing"
+    );
+
     let events = Events::default();
     let report = cluster::apply(&client, &docs(APP), &opts("staging"), &events)
         .await
@@ -811,4 +841,28 @@ async fn the_deploy_lock_serializes_concurrent_deploys_and_names_the_holder() {
     held.release().await.expect("released");
     let lease = env.get(&["lease", "lookctl-lock-staging", "-n", "shop"]);
     assert!(lease.is_none(), "released lease is deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_inventory_is_reported_with_the_objects() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let mut o = opts("staging");
+    o.namespace_default = Some("nowhere".to_owned());
+    let objects = docs("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n");
+    let report = cluster::apply(&client, &objects, &o, &NoProgress)
+        .await
+        .expect("apply runs");
+    assert!(matches!(
+        report.results[0].outcome,
+        Ok(ApplyAction::Created)
+    ));
+    let err = report
+        .check()
+        .expect_err("inventory namespace does not exist");
+    assert!(
+        err.to_string()
+            .contains("ConfigMap nowhere/lookctl-inventory-staging"),
+        "{err}"
+    );
 }

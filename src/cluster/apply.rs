@@ -99,6 +99,8 @@ pub struct ApplyReport {
     pub prune_skipped: Option<String>,
     /// The inventory recorded, when it was written.
     pub inventory: Option<Inventory>,
+    /// Why the inventory could not be written, when it could not.
+    pub inventory_error: Option<ObjectFailure>,
 }
 
 impl ApplyReport {
@@ -118,7 +120,10 @@ impl ApplyReport {
             }),
             Ok(()) => None,
         });
-        applied.chain(pruned).collect()
+        applied
+            .chain(pruned)
+            .chain(self.inventory_error.iter().cloned())
+            .collect()
     }
 
     /// `Err` listing every failed object, if any failed.
@@ -561,6 +566,7 @@ pub async fn apply(
     let concurrency = opts.concurrency.max(1);
     let mut results: Vec<Option<ObjectResult>> = vec![None; prepared.manifests.len()];
     let mut crds_applied = false;
+    let pending = Pending::of(&prepared.manifests);
 
     for stage in Stage::ALL {
         let items: Vec<(usize, &Manifest)> = prepared
@@ -588,7 +594,8 @@ pub async fn apply(
         }
         let mut futures = Vec::with_capacity(items.len());
         for (i, m) in items {
-            futures.push(async move { (i, apply_one(client, m, opts, progress).await) });
+            let pending = &pending;
+            futures.push(async move { (i, apply_one(client, m, opts, pending, progress).await) });
         }
         let stage_results: Vec<(usize, ObjectResult)> = bounded(futures, concurrency).await;
         for (i, r) in stage_results {
@@ -695,23 +702,74 @@ pub async fn apply(
             identity: opts.identity.clone(),
             objects: recorded.into_iter().collect(),
         };
-        inventory::write(client, &inventory, &prepared.inventory_namespace, progress).await?;
-        progress.event(&ProgressEvent::InventoryWritten {
-            namespace: prepared.inventory_namespace.clone(),
-            name: inventory::inventory_name(&opts.target),
-        });
-        report.inventory = Some(inventory);
+        // A failed write is reported with the objects, not instead of them.
+        match inventory::write(client, &inventory, &prepared.inventory_namespace, progress).await {
+            Ok(()) => {
+                progress.event(&ProgressEvent::InventoryWritten {
+                    namespace: prepared.inventory_namespace.clone(),
+                    name: inventory::inventory_name(&opts.target),
+                });
+                report.inventory = Some(inventory);
+            }
+            Err(ClusterError::Object { object, error }) => {
+                progress.event(&ProgressEvent::Failed {
+                    object: object.clone(),
+                    error: error.to_string(),
+                });
+                report.inventory_error = Some(ObjectFailure { object, error });
+            }
+            Err(other) => return Err(other),
+        }
     }
     Ok(report)
+}
+
+/// Namespaces and CRD kinds the deploy itself creates: a dry run cannot ask the server
+/// about objects that depend on them, and shows them as created.
+struct Pending {
+    namespaces: HashSet<String>,
+    crd_kinds: HashSet<(String, String)>,
+}
+
+impl Pending {
+    fn of(manifests: &[Manifest]) -> Pending {
+        Pending {
+            namespaces: manifests
+                .iter()
+                .filter(|m| Stage::of(&m.id) == Stage::Namespaces)
+                .map(|m| m.id.name.clone())
+                .collect(),
+            crd_kinds: crd_scopes(manifests).into_keys().collect(),
+        }
+    }
+
+    fn namespace_is_new(&self, id: &ObjectRef) -> bool {
+        id.namespace
+            .as_ref()
+            .is_some_and(|ns| self.namespaces.contains(ns))
+    }
 }
 
 async fn apply_one(
     client: &ClusterClient,
     m: &Manifest,
     opts: &ApplyOptions,
+    pending: &Pending,
     progress: &dyn Progress,
 ) -> ObjectResult {
-    let outcome = apply_one_inner(client, m, opts, progress).await;
+    let outcome = match apply_one_inner(client, m, opts, progress).await {
+        Err(ObjectError::UnknownKind { .. })
+            if opts.dry_run && pending.crd_kinds.contains(&m.id.group_kind()) =>
+        {
+            Ok(ApplyAction::Created)
+        }
+        Err(ObjectError::Rejected { code: 404, .. })
+            if opts.dry_run && pending.namespace_is_new(&m.id) =>
+        {
+            Ok(ApplyAction::Created)
+        }
+        other => other,
+    };
     match &outcome {
         Ok(action) => progress.event(&ProgressEvent::Applied {
             object: m.id.clone(),

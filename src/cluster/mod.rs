@@ -12,6 +12,7 @@ mod diff;
 mod error;
 mod inventory;
 mod lock;
+mod namespace;
 mod object;
 mod retry;
 mod status;
@@ -32,6 +33,7 @@ pub use apply::{
 pub use diff::render_diff;
 pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
 pub use inventory::{Inventory, inventory_name};
+pub use namespace::{ensure_namespace, find_inventory_namespaces};
 pub use lock::{DeployLock, LockOptions, acquire_lock, acquire_lock_with};
 pub use object::{
     ANNOTATION_REPLACE, FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_TARGET, ObjectRef,

@@ -13,6 +13,7 @@ use crate::cluster::{ApplyAction, ApplyReport, Plan, PlanAction, WaitReport};
 use crate::render::source::SourceError;
 use crate::render::{DataHook, Document, FsSource, KustomizeError, Templater, kustomize};
 use crate::secrets::gcp_kms::{KmsClient, KmsConfig};
+use crate::secrets::sops::{self, SopsKeys};
 use crate::secrets::{self, Decryptor, KmsError, Plaintext};
 
 /// How to reach Cloud KMS, resolved from flags, deploy.toml and the environment.
@@ -92,10 +93,40 @@ impl DataHook for SecretsHook<'_> {
     fn missing_input(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError> {
         secrets::open_generator_input(path, self.settings.kms_key.as_deref(), self)
             .map(|p| p.map(|p| p.expose().to_vec()))
-            .map_err(|e| SourceError::Data {
-                path: path.to_owned(),
-                message: format!("{e:#}"),
-            })
+            .map_err(|e| data_error(path, &e))
+    }
+
+    fn input(&self, path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, SourceError> {
+        let keys = SopsKeys::from_env(Some(self));
+        match sops::open_sops_input(path, &bytes, &keys) {
+            Ok(Some(plaintext)) => Ok(plaintext.expose().to_vec()),
+            Ok(None) => Ok(bytes),
+            Err(e) => Err(data_error(path, &e)),
+        }
+    }
+
+    fn documents(&self, path: &Path, docs: Vec<Document>) -> Result<Vec<Document>, SourceError> {
+        if !docs.iter().any(sops::is_sops_document) {
+            return Ok(docs);
+        }
+        let keys = SopsKeys::from_env(Some(self));
+        sops::decrypt_documents(docs, path, &keys).map_err(|e| data_error(path, &e))
+    }
+}
+
+/// A decryption failure with its whole chain of causes (permission denied, wrong key,
+/// no credentials): the reason is what the user needs to act on.
+fn data_error(path: &Path, e: &(dyn std::error::Error + 'static)) -> SourceError {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    SourceError::Data {
+        path: path.to_owned(),
+        message,
     }
 }
 
@@ -240,7 +271,11 @@ pub fn report_summary(
     let failed = report.results.iter().filter(|r| r.outcome.is_err()).count();
     let mut line = format!(
         "{} {} to `{}`: {} created, {} configured, {} unchanged, {} replaced, {} pruned",
-        if failed == 0 { "deployed" } else { "deploy failed for" },
+        if failed == 0 {
+            "deployed"
+        } else {
+            "deploy failed for"
+        },
         settings.short_commit(),
         settings.target,
         count(ApplyAction::Created),

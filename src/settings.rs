@@ -155,7 +155,11 @@ fn identity(env: Env<'_>, build: &BuildVars) -> String {
                 .or_else(|| get("USERNAME"))
                 .unwrap_or_else(|| "unknown".into());
             let host = get("HOSTNAME")
-                .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_owned())
+                })
                 .unwrap_or_else(|| "localhost".into());
             format!("{user}@{host}")
         }

@@ -126,14 +126,18 @@ impl crate::cluster::Progress for ProgressPrinter {
             E::WaitingForCrd { object } => self.line(format!("{object} waiting until established")),
             E::Pruned { object, dry_run } => self.line(format!(
                 "{object} {}",
-                if *dry_run { "would be pruned" } else { "pruned" }
+                if *dry_run {
+                    "would be pruned"
+                } else {
+                    "pruned"
+                }
             )),
             E::PruneSkipped { object, reason } => {
                 self.line(format!("{object} not pruned: {reason}"))
             }
-            E::InventoryWritten { namespace, name } => {
-                self.line(format!("inventory recorded in ConfigMap {namespace}/{name}"))
-            }
+            E::InventoryWritten { namespace, name } => self.line(format!(
+                "inventory recorded in ConfigMap {namespace}/{name}"
+            )),
             E::Waiting { object, message } => match &self.bar {
                 Some(bar) => bar.set_message(format!("waiting for {object}: {message}")),
                 None => self.line(format!("{object} waiting: {message}")),

@@ -60,7 +60,9 @@ pub async fn find_inventory_namespaces(
     let api: kube::Api<ConfigMap> = kube::Api::all(client.kube_client().clone());
     let params = ListParams::default()
         .fields(&format!("metadata.name={}", inventory_name(target)))
-        .labels(&format!("{LABEL_MANAGED_BY}=lookctl,{LABEL_TARGET}={target}"));
+        .labels(&format!(
+            "{LABEL_MANAGED_BY}=lookctl,{LABEL_TARGET}={target}"
+        ));
     let list = api.list(&params).await.map_err(|e| {
         object_error(
             ObjectRef {

@@ -44,13 +44,20 @@ pub fn run(config: &Config, args: &StatusArgs, ui: &Ui) -> Result<()> {
         rows
     });
     match args.output {
-        OutputFormat::Json => ui.out(&format!("{}\n", serde_json::to_string_pretty(&json(&rows))?))?,
+        OutputFormat::Json => ui.out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json(&rows))?
+        ))?,
         OutputFormat::Human => ui.out(&table(&rows))?,
     }
     Ok(())
 }
 
-async fn status_of(args: &StatusArgs, target: &str, context: &str) -> Result<Vec<StatusReport>, String> {
+async fn status_of(
+    args: &StatusArgs,
+    target: &str,
+    context: &str,
+) -> Result<Vec<StatusReport>, String> {
     if context.is_empty() {
         return Err("no kubeconfig context (set `context` or pass --context)".into());
     }
@@ -77,11 +84,7 @@ fn health(report: &StatusReport) -> String {
         .iter()
         .filter(|w| matches!(w.health, Some(cluster::Health::Ready)))
         .count();
-    format!(
-        "{}/{} workloads ready",
-        ready,
-        report.workloads.len()
-    )
+    format!("{}/{} workloads ready", ready, report.workloads.len())
 }
 
 fn table(rows: &[Row]) -> String {
@@ -156,7 +159,9 @@ fn json(rows: &[Row]) -> serde_json::Value {
     serde_json::Value::Array(
         rows.iter()
             .map(|row| match &row.found {
-                Err(e) => serde_json::json!({ "target": row.target, "context": row.context, "error": e }),
+                Err(e) => {
+                    serde_json::json!({ "target": row.target, "context": row.context, "error": e })
+                }
                 Ok(reports) => serde_json::json!({
                     "target": row.target,
                     "context": row.context,

@@ -187,6 +187,7 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
     sort_output(&k, &mut ra.resources)?;
     let mut out: Vec<Document> = ra.resources.into_iter().map(|r| r.doc).collect();
     for d in out.iter_mut() {
+        stringify_annotations(d);
         normalize_document(d);
     }
     Ok(out)
@@ -229,6 +230,20 @@ fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
             Ok(())
         }
         other => Err(k.invalid("sortOptions", format!("unknown order {other:?}"))),
+    }
+}
+
+/// kustomize rewrites every non-empty annotation map through a string map at the end
+/// (removing its build annotations), so annotation values always come out as strings.
+fn stringify_annotations(d: &mut Document) {
+    if let Some(Document::Mapping(m)) = d.get_mut("metadata").and_then(|m| m.get_mut("annotations"))
+        && !m.is_empty()
+    {
+        for v in m.values_mut() {
+            if !v.is_string() {
+                *v = Document::String(scalar_string(v).unwrap_or_default());
+            }
+        }
     }
 }
 
@@ -460,7 +475,10 @@ impl Ctx<'_> {
             merge_accumulator(k, &mut ra, sub_ra)?;
         }
         self.run_transformers(k, &mut ra)?;
-        ra.vars.extend(k.vars.iter().cloned());
+        let mut vars = std::mem::take(&mut ra.vars);
+        super::engine_vars::merge(&mut ra.resources, &mut vars, &k.vars)
+            .map_err(|e| k.invalid("vars", e))?;
+        ra.vars = vars;
         Ok(ra)
     }
 

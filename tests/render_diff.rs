@@ -116,7 +116,10 @@ macro_rules! diff_tests {
 diff_tests!(
     bases_deprecated_field,
     basic_resources,
+    build_metadata_origin,
+    build_metadata_top,
     common_labels_all_kinds,
+    component_at_top,
     components_basic,
     components_in_overlay_chain,
     configmap_generator_sources,

@@ -352,6 +352,20 @@ fn htpasswd_basic_auth() {
     assert!(status(&image, &good).unwrap().exists());
     assert_eq!(status(&other, &good).unwrap(), ImageStatus::Missing);
 
+    // As `docker login` would have recorded them.
+    let config = format!(
+        r#"{{"auths": {{"{}": {{"username": "ci", "password": "s3cret"}}}}}}"#,
+        registry.addr
+    );
+    let from_config = Credentials::from_docker_config(
+        &config,
+        Path::new("config.json"),
+        &ImageRef::parse(&image).unwrap(),
+    )
+    .unwrap()
+    .expect("credentials for the registry");
+    assert!(status(&image, &from_config).unwrap().exists());
+
     let e = status(&image, &Credentials::anonymous()).unwrap_err();
     assert!(matches!(e, RegistryError::AuthRequired { .. }), "{e:?}");
     assert!(e.to_string().contains(&registry.addr), "{e}");

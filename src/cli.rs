@@ -42,6 +42,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// What the inventory says is deployed (commit, time, who) and workload health.
     Status(StatusArgs),
+    /// Per-commit review environments: up, down, list, gc.
+    #[command(subcommand)]
+    Review(ReviewCommand),
     /// Print the branch/tag -> target table from deploy.toml.
     Targets(TargetsArgs),
     /// Encrypt or decrypt files with Cloud KMS (replaces `gcloud kms encrypt/decrypt`).
@@ -175,6 +178,82 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Deploy a commit into its own namespace and print its URL. Again for the same
+    /// commit: update in place and extend the TTL.
+    Up(ReviewUpArgs),
+    /// Delete a commit's review environment (its namespace) and wait until it is gone.
+    Down(ReviewDownArgs),
+    /// List the project's review environments.
+    List(ReviewListArgs),
+    /// Delete expired, unpinned review environments.
+    Gc(ReviewGcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewUpArgs {
+    /// The commit (7-40 hex characters; short SHAs resolve through git). Default: HEAD
+    /// or the CI's commit.
+    #[arg(long)]
+    pub sha: Option<String>,
+    /// The branch name, for templates that use BRANCH_NAME.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// An extra template variable, KEY=VALUE (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// How long the environment lives after this deploy (default: [review] ttl).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+    /// Protect the environment from eviction and gc.
+    #[arg(long, conflicts_with = "unpin")]
+    pub pin: bool,
+    /// Remove the protection.
+    #[arg(long)]
+    pub unpin: bool,
+    /// Do not wait for rollouts to finish.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for rollouts.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Skip the check that the commit's image exists in the registry.
+    #[arg(long)]
+    pub skip_image_check: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewDownArgs {
+    /// The commit whose environment to delete (default: HEAD or the CI's commit).
+    #[arg(long)]
+    pub sha: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewListArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewGcArgs {
+    /// Show what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// How the target and the build variables are chosen.

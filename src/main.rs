@@ -15,6 +15,8 @@ use lookctl::{commands, render};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS stack for every client (kube, Cloud KMS, registries): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let ui = Ui::new(cli.color);
     match run(&cli, &ui) {
         Ok(code) => ExitCode::from(code),
@@ -49,6 +51,7 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
                 return Ok(1);
             }
         }
+        Command::Review(command) => review(cli, command, &process, ui)?,
         Command::Status(args) => {
             let config = settings::require_config(cli, &process.cwd)?;
             commands::status::run(&config, args, ui)?;
@@ -66,6 +69,47 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn review(
+    cli: &Cli,
+    command: &lookctl::cli::ReviewCommand,
+    process: &Process<'_>,
+    ui: &Ui,
+) -> anyhow::Result<()> {
+    use lookctl::cli::ReviewCommand as R;
+    use lookctl::settings::ReviewInput;
+    let input = match command {
+        R::Up(a) => ReviewInput {
+            sha: a.sha.as_deref(),
+            branch: a.branch.as_deref(),
+            vars: &a.vars,
+            kms: Some(&a.kms),
+            cluster: &a.cluster,
+        },
+        R::Down(a) => ReviewInput {
+            sha: a.sha.as_deref(),
+            branch: None,
+            vars: &[],
+            kms: None,
+            cluster: &a.cluster,
+        },
+        R::List(lookctl::cli::ReviewListArgs { cluster, .. })
+        | R::Gc(lookctl::cli::ReviewGcArgs { cluster, .. }) => ReviewInput {
+            sha: None,
+            branch: None,
+            vars: &[],
+            kms: None,
+            cluster,
+        },
+    };
+    let settings = settings::review(cli, &input, process)?;
+    match command {
+        R::Up(a) => commands::review::up(&settings, a, ui),
+        R::Down(_) => commands::review::down(&settings, ui),
+        R::List(a) => commands::review::list(&settings, a.output, ui),
+        R::Gc(a) => commands::review::gc(&settings, a.dry_run, ui),
+    }
+}
+
 /// 2 for anything the user must fix in what they asked for or in their files; 1 otherwise
 /// (`lookctl diff` uses 1 for "differences", so its errors are 2 as well).
 fn exit_code(err: &anyhow::Error, cli: &Cli) -> u8 {
@@ -78,6 +122,7 @@ fn exit_code(err: &anyhow::Error, cli: &Cli) -> u8 {
             || e.is::<render::KustomizeError>()
             || e.is::<render::SourceError>()
             || e.is::<render::TemplateError>()
+            || e.is::<lookctl::review::ReviewError>()
     });
     if usage { 2 } else { 1 }
 }

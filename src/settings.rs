@@ -28,6 +28,14 @@ pub enum SettingsError {
         "no Cloud KMS key: pass --kms-key projects/P/locations/L/keyRings/R/cryptoKeys/K or set [secrets] kms_key in deploy.toml"
     )]
     NoKmsKey,
+    #[error(transparent)]
+    Review(#[from] crate::review::ReviewError),
+    #[error(
+        "{path}: no [review] section; review environments need one (see README: Review environments)"
+    )]
+    NoReview { path: PathBuf },
+    #[error("LOOKCTL_NOW `{value}` is not an RFC 3339 UTC time (e.g. 2026-01-02T03:04:05Z)")]
+    BadNow { value: String },
     #[error(
         "target `{target}` has no kubeconfig context: set `context` in its [[target]] table or pass --context"
     )]
@@ -291,4 +299,80 @@ pub fn secrets(kms: &KmsArgs, config: Option<&Config>, target: Option<&str>) -> 
         kms_endpoint: config.and_then(|c| c.secrets.kms_endpoint.clone()),
         access_token_file: kms.access_token_file.clone(),
     }
+}
+
+/// Everything the `review` commands need.
+#[derive(Debug)]
+pub struct ReviewSettings {
+    pub config_path: PathBuf,
+    pub project: String,
+    /// `[project] image`, checked to exist at the commit before `review up` deploys.
+    pub image: Option<String>,
+    pub review: crate::config::Review,
+    /// Template variables (TARGET is `review`); COMMIT_SHA when a commit is known.
+    pub template_vars: BTreeMap<String, String>,
+    pub secrets: SecretsSettings,
+    pub identity: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: String,
+    /// The clock: now, or `LOOKCTL_NOW` (RFC 3339) so tests can move time.
+    pub now: std::time::SystemTime,
+}
+
+/// What the review commands were given.
+pub struct ReviewInput<'a> {
+    pub sha: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    pub vars: &'a [String],
+    pub kms: Option<&'a KmsArgs>,
+    pub cluster: &'a crate::cli::ClusterArgs,
+}
+
+pub fn review(
+    cli: &Cli,
+    input: &ReviewInput<'_>,
+    process: &Process<'_>,
+) -> Result<ReviewSettings, SettingsError> {
+    let config = require_config(cli, &process.cwd)?;
+    let review = config
+        .review
+        .clone()
+        .ok_or_else(|| SettingsError::NoReview {
+            path: config.path.clone(),
+        })?;
+    if let Some(sha) = input.sha {
+        crate::review::validate_sha(sha)?;
+    }
+    let flags = vars::Flags {
+        sha: input.sha.map(str::to_owned),
+        branch: input.branch.map(str::to_owned),
+        tag: None,
+        vars: input.vars.to_vec(),
+    };
+    let build = vars::resolve(&flags, process.env, &config.root)?;
+    let context = input
+        .cluster
+        .context
+        .clone()
+        .or_else(|| review.context.clone())
+        .ok_or_else(|| SettingsError::NoContext {
+            target: "review".into(),
+        })?;
+    let now = match (process.env)("LOOKCTL_NOW").filter(|v| !v.is_empty()) {
+        Some(value) => crate::review::parse_time(&value).ok_or(SettingsError::BadNow { value })?,
+        None => std::time::SystemTime::now(),
+    };
+    let kms = input.kms.cloned().unwrap_or_default();
+    Ok(ReviewSettings {
+        config_path: config.path.clone(),
+        project: config.project.name.clone(),
+        image: config.project.image.clone(),
+        template_vars: build.template_vars(&config.vars, Some("review")),
+        secrets: secrets(&kms, Some(&config), None),
+        identity: identity(process.env, &build),
+        kubeconfig: input.cluster.kubeconfig.clone(),
+        context,
+        review,
+        now,
+    })
 }

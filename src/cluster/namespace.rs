@@ -83,3 +83,84 @@ pub async fn find_inventory_namespaces(
     namespaces.dedup();
     Ok(namespaces)
 }
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The namespaces matching a label selector, as JSON objects.
+pub async fn list_namespaces(
+    client: &ClusterClient,
+    label_selector: &str,
+) -> Result<Vec<serde_json::Value>, ClusterError> {
+    let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
+    let list = api
+        .list(&ListParams::default().labels(label_selector))
+        .await
+        .map_err(|e| object_error(namespace_ref(label_selector), &e))?;
+    Ok(list.items.iter().map(to_json).collect())
+}
+
+/// One namespace as JSON, `None` when it does not exist.
+pub async fn get_namespace(
+    client: &ClusterClient,
+    name: &str,
+) -> Result<Option<serde_json::Value>, ClusterError> {
+    let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
+    api.get_opt(name)
+        .await
+        .map(|ns| ns.as_ref().map(to_json))
+        .map_err(|e| object_error(namespace_ref(name), &e))
+}
+
+/// Server-side applies a Namespace object (its labels and annotations) as `lookctl`.
+pub async fn apply_namespace(
+    client: &ClusterClient,
+    namespace: &serde_json::Value,
+) -> Result<(), ClusterError> {
+    let name = namespace
+        .pointer("/metadata/name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
+    let params = kube::api::PatchParams::apply(super::FIELD_MANAGER).force();
+    api.patch(&name, &params, &kube::api::Patch::Apply(namespace))
+        .await
+        .map(|_| ())
+        .map_err(|e| object_error(namespace_ref(&name), &e))
+}
+
+/// Deletes a namespace and waits until it is gone (the API server empties it first).
+/// A namespace that does not exist is not an error.
+pub async fn delete_namespace(
+    client: &ClusterClient,
+    name: &str,
+    timeout: std::time::Duration,
+) -> Result<(), ClusterError> {
+    let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
+    match api
+        .delete(name, &kube::api::DeleteParams::background())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+        Err(e) => return Err(object_error(namespace_ref(name), &e)),
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match api.get_opt(name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) | Err(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(ClusterError::Object {
+                    object: namespace_ref(name),
+                    error: ObjectError::Timeout {
+                        what: format!("namespace {name} to be deleted"),
+                        after: timeout,
+                    },
+                });
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}

@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod deploy;
 pub mod render;
+pub mod review;
 pub mod secrets;
 pub mod status;
 pub mod targets;

@@ -1,0 +1,5 @@
+//! One file per command: each takes settings and the UI and composes domain modules.
+
+pub mod completions;
+pub mod render;
+pub mod targets;

@@ -1,0 +1,758 @@
+//! deploy.toml: finding it, parsing it into typed settings and validating it, and the
+//! branch/tag → target table built from it.
+//!
+//! Owns nothing but the file's meaning: it does not read git, the environment or flags.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use serde::Deserialize;
+
+/// The file lookctl looks for in the current directory and its parents.
+pub const FILE_NAME: &str = "deploy.toml";
+
+/// Variables lookctl defines itself; `[vars]` and `--var` may not redefine them.
+pub const RESERVED_VARS: [&str; 6] = [
+    "COMMIT_SHA",
+    "SHORT_SHA",
+    "BRANCH_NAME",
+    "TAG_NAME",
+    "REPO_NAME",
+    "TARGET",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no {FILE_NAME} in {start} or any parent directory (pass --config PATH, or give `render` a kustomization directory)"
+    )]
+    NotFound { start: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {where_}{message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        /// "target `staging`: " when the error sits inside a [[target]] table.
+        where_: String,
+        message: String,
+    },
+    #[error("{path}: {scope}key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        /// "target `staging`, " / "[review] " / "" for top-level problems.
+        scope: String,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error("no target named `{name}` in {path}\n{table}")]
+    UnknownTarget {
+        name: String,
+        path: PathBuf,
+        table: TargetTable,
+    },
+    #[error(
+        "{what} `{value}` matches more than one target: `{first}` ({first_pattern}) and `{second}` ({second_pattern}) in {path}"
+    )]
+    Ambiguous {
+        what: &'static str,
+        value: String,
+        first: String,
+        first_pattern: String,
+        second: String,
+        second_pattern: String,
+        path: PathBuf,
+    },
+    #[error("{reason}; pass --target, --branch or --tag\n{table}")]
+    NoMatch { reason: String, table: TargetTable },
+}
+
+/// A checked deploy.toml.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The deploy.toml file itself.
+    pub path: PathBuf,
+    /// The directory holding deploy.toml; overlays are relative to it.
+    pub root: PathBuf,
+    pub project: Project,
+    pub targets: Vec<Target>,
+    pub secrets: Secrets,
+    pub review: Option<Review>,
+    pub vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    pub name: String,
+    /// Image repository checked to exist at the commit's tag before deploying.
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub branches: Vec<Pattern>,
+    pub tags: Vec<Pattern>,
+    /// Absolute path of the overlay directory.
+    pub overlay: PathBuf,
+    /// The overlay as written in deploy.toml.
+    pub overlay_rel: String,
+    pub context: Option<String>,
+    pub confirm: bool,
+    pub kms_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// Full Cloud KMS key resource name used for `X.enc` files.
+    pub kms_key: Option<String>,
+    /// A Cloud KMS endpoint override (an emulator), e.g. `http://127.0.0.1:8085`.
+    pub kms_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub overlay: PathBuf,
+    pub overlay_rel: String,
+    pub context: Option<String>,
+    pub namespace: String,
+    pub url: Option<String>,
+    pub ttl: Duration,
+    pub max_envs: usize,
+}
+
+/// A branch or tag glob. `*` stays within one `/`-separated segment, `**` crosses them.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub text: String,
+    matcher: GlobMatcher,
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Result<Self, globset::Error> {
+        let glob: Glob = GlobBuilder::new(text).literal_separator(true).build()?;
+        Ok(Pattern {
+            text: text.to_owned(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+}
+
+// ---- raw file shape -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    project: Project,
+    #[serde(default, rename = "target")]
+    targets: Vec<RawTarget>,
+    #[serde(default)]
+    secrets: Secrets,
+    review: Option<RawReview>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    #[serde(default)]
+    branches: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    overlay: String,
+    context: Option<String>,
+    #[serde(default)]
+    confirm: bool,
+    kms_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReview {
+    overlay: String,
+    context: Option<String>,
+    namespace: String,
+    url: Option<String>,
+    #[serde(default = "default_ttl")]
+    ttl: String,
+    #[serde(default = "default_max_envs")]
+    max_envs: usize,
+}
+
+fn default_ttl() -> String {
+    "72h".to_owned()
+}
+
+fn default_max_envs() -> usize {
+    10
+}
+
+impl Config {
+    /// Finds deploy.toml in `start` or its parents.
+    pub fn discover(start: &Path) -> Result<Config, ConfigError> {
+        let found = start
+            .ancestors()
+            .map(|dir| dir.join(FILE_NAME))
+            .find(|p| p.is_file())
+            .ok_or_else(|| ConfigError::NotFound {
+                start: start.to_owned(),
+            })?;
+        Config::load(&found)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        Config::parse(path, &root, &text)
+    }
+
+    /// Parses and validates `text` as the content of `path`; overlays are relative to `root`.
+    pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let line = text.as_bytes()[..offset.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                where_: enclosing_target(text, offset)
+                    .map(|name| format!("target `{name}`: "))
+                    .unwrap_or_default(),
+                message: e.message().to_owned(),
+            }
+        })?;
+        let invalid = |scope: String, key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            scope,
+            key: key.to_owned(),
+            message,
+        };
+
+        let mut targets: Vec<Target> = Vec::with_capacity(raw.targets.len());
+        for t in raw.targets {
+            let scope = format!("target `{}`, ", t.name);
+            if targets.iter().any(|o| o.name == t.name) {
+                return Err(invalid(scope, "name", "two targets have this name".into()));
+            }
+            if t.branches.is_empty() && t.tags.is_empty() {
+                return Err(invalid(
+                    scope,
+                    "branches",
+                    "a target needs at least one branch or tag pattern (`branches = [...]` or `tags = [...]`)".into(),
+                ));
+            }
+            let patterns = |key: &str, list: &[String]| -> Result<Vec<Pattern>, ConfigError> {
+                list.iter()
+                    .map(|p| {
+                        Pattern::new(p).map_err(|e| {
+                            invalid(scope.clone(), key, format!("invalid glob `{p}`: {e}"))
+                        })
+                    })
+                    .collect()
+            };
+            let branches = patterns("branches", &t.branches)?;
+            let tags = patterns("tags", &t.tags)?;
+            let overlay = root.join(&t.overlay);
+            if !overlay.is_dir() {
+                return Err(invalid(
+                    scope,
+                    "overlay",
+                    format!("directory {} does not exist", overlay.display()),
+                ));
+            }
+            targets.push(Target {
+                name: t.name,
+                branches,
+                tags,
+                overlay,
+                overlay_rel: t.overlay,
+                context: t.context,
+                confirm: t.confirm,
+                kms_key: t.kms_key,
+            });
+        }
+        check_duplicate_patterns(&targets, "branches", |t| &t.branches)
+            .or_else(|| check_duplicate_patterns(&targets, "tags", |t| &t.tags))
+            .map_or(Ok(()), |(key, pattern, first, second)| {
+                Err(invalid(
+                    format!("target `{second}`, "),
+                    key,
+                    format!("pattern `{pattern}` is also used by target `{first}`"),
+                ))
+            })?;
+
+        let review = raw
+            .review
+            .map(|r| -> Result<Review, ConfigError> {
+                let scope = "[review] ".to_owned();
+                let overlay = root.join(&r.overlay);
+                if !overlay.is_dir() {
+                    return Err(invalid(
+                        scope,
+                        "overlay",
+                        format!("directory {} does not exist", overlay.display()),
+                    ));
+                }
+                let ttl = humantime::parse_duration(&r.ttl).map_err(|e| {
+                    invalid(
+                        scope.clone(),
+                        "ttl",
+                        format!("invalid duration `{}`: {e}", r.ttl),
+                    )
+                })?;
+                if r.max_envs == 0 {
+                    return Err(invalid(scope, "max_envs", "must be at least 1".into()));
+                }
+                Ok(Review {
+                    overlay,
+                    overlay_rel: r.overlay,
+                    context: r.context,
+                    namespace: r.namespace,
+                    url: r.url,
+                    ttl,
+                    max_envs: r.max_envs,
+                })
+            })
+            .transpose()?;
+
+        for name in raw.vars.keys() {
+            check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m))?;
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            root: root.to_owned(),
+            project: raw.project,
+            targets,
+            secrets: raw.secrets,
+            review,
+            vars: raw.vars,
+        })
+    }
+
+    pub fn target(&self, name: &str) -> Result<&Target, SelectError> {
+        self.targets
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| SelectError::UnknownTarget {
+                name: name.to_owned(),
+                path: self.path.clone(),
+                table: self.table(),
+            })
+    }
+
+    /// Picks the target: `--target` > tag match > branch match.
+    pub fn select(&self, by: &Selection<'_>) -> Result<&Target, SelectError> {
+        if let Some(name) = by.target {
+            return self.target(name);
+        }
+        if let Some(tag) = by.tag
+            && let Some(t) = self.match_one("tag", tag, |t| &t.tags)?
+        {
+            return Ok(t);
+        }
+        if let Some(branch) = by.branch
+            && let Some(t) = self.match_one("branch", branch, |t| &t.branches)?
+        {
+            return Ok(t);
+        }
+        let reason = match (by.branch, by.tag) {
+            (Some(b), Some(t)) => format!("neither branch `{b}` nor tag `{t}` matches a target"),
+            (Some(b), None) => format!("branch `{b}` matches no target"),
+            (None, Some(t)) => format!(
+                "tag `{t}` matches no target and no branch is known{}",
+                by.no_branch_reason
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+            (None, None) => format!(
+                "no branch or tag is known{}",
+                by.no_branch_reason
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        };
+        Err(SelectError::NoMatch {
+            reason,
+            table: self.table(),
+        })
+    }
+
+    fn match_one(
+        &self,
+        what: &'static str,
+        value: &str,
+        patterns: impl Fn(&Target) -> &Vec<Pattern>,
+    ) -> Result<Option<&Target>, SelectError> {
+        let mut hits = self.targets.iter().filter_map(|t| {
+            patterns(t)
+                .iter()
+                .find(|p| p.matches(value))
+                .map(|p| (t, p))
+        });
+        let Some((first, first_pattern)) = hits.next() else {
+            return Ok(None);
+        };
+        if let Some((second, second_pattern)) = hits.next() {
+            return Err(SelectError::Ambiguous {
+                what,
+                value: value.to_owned(),
+                first: first.name.clone(),
+                first_pattern: first_pattern.text.clone(),
+                second: second.name.clone(),
+                second_pattern: second_pattern.text.clone(),
+                path: self.path.clone(),
+            });
+        }
+        Ok(Some(first))
+    }
+
+    pub fn table(&self) -> TargetTable {
+        TargetTable {
+            rows: self
+                .targets
+                .iter()
+                .map(|t| {
+                    [
+                        t.name.clone(),
+                        join_patterns(&t.branches),
+                        join_patterns(&t.tags),
+                        t.overlay_rel.clone(),
+                        t.context.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What target selection goes by.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Selection<'a> {
+    pub target: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    /// Why no branch is known (e.g. "HEAD is detached"), for the error message.
+    pub no_branch_reason: Option<&'a str>,
+}
+
+/// The branch/tag → target table, printable.
+#[derive(Debug, Clone)]
+pub struct TargetTable {
+    pub rows: Vec<[String; 5]>,
+}
+
+impl TargetTable {
+    pub const HEADER: [&'static str; 5] = ["TARGET", "BRANCHES", "TAGS", "OVERLAY", "CONTEXT"];
+}
+
+impl fmt::Display for TargetTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut widths = Self::HEADER.map(str::len);
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 5]| {
+            let mut s = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    s.push_str(cell);
+                } else {
+                    s.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            writeln!(f, "{}", s.trim_end())
+        };
+        line(f, Self::HEADER)?;
+        for row in &self.rows {
+            line(f, row.each_ref().map(String::as_str))?;
+        }
+        Ok(())
+    }
+}
+
+fn join_patterns(patterns: &[Pattern]) -> String {
+    if patterns.is_empty() {
+        return "-".into();
+    }
+    patterns
+        .iter()
+        .map(|p| p.text.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The same pattern text in two targets: (key, pattern, first target, second target).
+fn check_duplicate_patterns<'a>(
+    targets: &'a [Target],
+    key: &'static str,
+    patterns: impl Fn(&'a Target) -> &'a Vec<Pattern>,
+) -> Option<(&'static str, String, String, String)> {
+    for (i, a) in targets.iter().enumerate() {
+        for b in &targets[i + 1..] {
+            if let Some(p) = patterns(a)
+                .iter()
+                .find(|p| patterns(b).iter().any(|q| q.text == p.text))
+            {
+                return Some((key, p.text.clone(), a.name.clone(), b.name.clone()));
+            }
+        }
+    }
+    None
+}
+
+/// Variable names are identifiers and not lookctl's own.
+pub fn check_var_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!(
+            "`{name}` is not a valid variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    if RESERVED_VARS.contains(&name) {
+        return Err(format!(
+            "`{name}` is set by lookctl itself (use --sha, --branch or --tag to set it)"
+        ));
+    }
+    Ok(())
+}
+
+/// The `name` of the `[[target]]` table that contains byte `offset`, if any.
+fn enclosing_target(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let header = if text.get(offset..)?.starts_with("[[target]]") {
+        offset
+    } else {
+        text.get(..offset)?.rfind("[[target]]")?
+    };
+    let before = text.get(..offset)?;
+    // A later plain table header ends the target table.
+    if before
+        .get(header + 10..)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.trim_start().starts_with('[') && !l.trim_start().starts_with("[["))
+    {
+        return None;
+    }
+    let table = &text[header + 10..];
+    let end = table.find("\n[").unwrap_or(table.len());
+    table[..end].lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "name").then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[project]
+name = "shop"
+
+[[target]]
+name = "production"
+branches = ["main", "master"]
+tags = ["v*"]
+overlay = "."
+context = "prod"
+confirm = true
+
+[[target]]
+name = "staging"
+branches = ["develop", "release/*"]
+overlay = "."
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("deploy.toml"), Path::new("."), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).expect_err("should be invalid").to_string()
+    }
+
+    #[test]
+    fn parses_targets_and_selects_by_tag_before_branch() {
+        let c = parse(GOOD).expect("valid");
+        let by = |branch, tag| Selection {
+            branch,
+            tag,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.select(&by(Some("develop"), None)).expect("hit").name,
+            "staging"
+        );
+        assert_eq!(
+            c.select(&by(Some("release/1.2"), None)).expect("hit").name,
+            "staging"
+        );
+        assert_eq!(
+            c.select(&by(Some("develop"), Some("v1.0")))
+                .expect("hit")
+                .name,
+            "production"
+        );
+        let t = Selection {
+            target: Some("staging"),
+            tag: Some("v1"),
+            ..Default::default()
+        };
+        assert_eq!(c.select(&t).expect("hit").name, "staging");
+    }
+
+    #[test]
+    fn star_does_not_cross_slashes() {
+        let c = parse(GOOD).expect("valid");
+        let by = Selection {
+            branch: Some("release/1/hotfix"),
+            ..Default::default()
+        };
+        assert!(matches!(c.select(&by), Err(SelectError::NoMatch { .. })));
+    }
+
+    #[test]
+    fn no_match_prints_the_table() {
+        let c = parse(GOOD).expect("valid");
+        let e = c
+            .select(&Selection {
+                branch: Some("feature/x"),
+                ..Default::default()
+            })
+            .expect_err("no match")
+            .to_string();
+        assert!(
+            e.contains("feature/x") && e.contains("TARGET") && e.contains("release/*"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_branch_matching_two_targets_names_both() {
+        let text = GOOD.replace(r#""release/*"]"#, r#""release/*", "ma*"]"#);
+        let c = parse(&text).expect("valid");
+        let e = c
+            .select(&Selection {
+                branch: Some("main"),
+                ..Default::default()
+            })
+            .expect_err("ambiguous")
+            .to_string();
+        assert!(
+            e.contains("production") && e.contains("staging") && e.contains("ma*"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_target_and_key() {
+        let e = err(&GOOD.replace("confirm = true", "confrim = true"));
+        assert!(e.starts_with("deploy.toml:11:"), "{e}");
+        assert!(
+            e.contains("target `production`") && e.contains("confrim"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_overlay_dir_names_target_and_key() {
+        let e = err(&GOOD.replace("overlay = \".\"\ncontext", "overlay = \"nope\"\ncontext"));
+        assert!(
+            e.contains("target `production`") && e.contains("`overlay`") && e.contains("nope"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_glob_names_target_key_and_pattern() {
+        let e = err(&GOOD.replace("\"v*\"", "\"v[\""));
+        assert!(
+            e.contains("target `production`") && e.contains("`tags`") && e.contains("v["),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn same_pattern_in_two_targets_is_an_error() {
+        let e = err(&GOOD.replace("\"develop\"", "\"main\""));
+        assert!(
+            e.contains("`main`") && e.contains("production") && e.contains("staging"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_target_without_branches_and_tags_is_an_error() {
+        let e = err(&GOOD.replace("branches = [\"develop\", \"release/*\"]\n", ""));
+        assert!(
+            e.contains("target `staging`") && e.contains("branches"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_target_without_overlay_is_an_error() {
+        let e = err(&GOOD.replace("overlay = \".\"\n\"#", "\"#").replacen(
+            "branches = [\"develop\", \"release/*\"]\noverlay = \".\"",
+            "branches = [\"develop\", \"release/*\"]",
+            1,
+        ));
+        assert!(
+            e.contains("overlay") && e.contains("target `staging`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reserved_and_malformed_var_names_are_rejected() {
+        let e = err(&format!("{GOOD}\n[vars]\nCOMMIT_SHA = \"x\"\n"));
+        assert!(e.contains("[vars]") && e.contains("COMMIT_SHA"), "{e}");
+        let e = err(&format!("{GOOD}\n[vars]\n\"1x\" = \"x\"\n"));
+        assert!(e.contains("1x"), "{e}");
+    }
+
+    #[test]
+    fn review_ttl_is_validated() {
+        let e = err(&format!(
+            "{GOOD}\n[review]\noverlay = \".\"\nnamespace = \"review-x\"\nttl = \"3 fortnights!\"\n"
+        ));
+        assert!(e.contains("[review]") && e.contains("`ttl`"), "{e}");
+    }
+}

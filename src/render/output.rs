@@ -1,0 +1,62 @@
+//! Turning rendered objects into a YAML stream, with Secret values masked unless asked.
+
+use super::source::Document;
+
+/// What a masked Secret value is shown as.
+pub const MASK: &str = "<redacted>";
+
+/// Whether an object is a core/v1 Secret.
+pub fn is_secret(doc: &Document) -> bool {
+    doc.get("kind").and_then(Document::as_str) == Some("Secret")
+        && doc.get("apiVersion").and_then(Document::as_str) == Some("v1")
+}
+
+/// Replaces every value of a Secret's `data` and `stringData` by [`MASK`].
+pub fn mask_secret(doc: &mut Document) {
+    if !is_secret(doc) {
+        return;
+    }
+    for field in ["data", "stringData"] {
+        if let Some(Document::Mapping(map)) = doc.get_mut(field) {
+            for value in map.values_mut() {
+                *value = Document::String(MASK.to_owned());
+            }
+        }
+    }
+}
+
+/// Serialises objects as one YAML stream, `---` between documents (kustomize's layout).
+pub fn to_yaml_stream(docs: &[Document]) -> String {
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&super::yaml::to_string(doc));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_data_and_string_data_of_secrets_only() {
+        let mut secret: Document = serde_yaml::from_str(
+            "apiVersion: v1\nkind: Secret\ndata: {a: c2VjcmV0}\nstringData: {b: secret}\n",
+        )
+        .expect("yaml");
+        let mut cm: Document =
+            serde_yaml::from_str("apiVersion: v1\nkind: ConfigMap\ndata: {a: plain}\n")
+                .expect("yaml");
+        mask_secret(&mut secret);
+        mask_secret(&mut cm);
+        let text = to_yaml_stream(&[secret, cm]);
+        assert!(
+            !text.contains("c2VjcmV0") && !text.contains(": secret"),
+            "{text}"
+        );
+        assert!(text.contains("plain"), "{text}");
+    }
+}

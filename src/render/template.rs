@@ -1,0 +1,268 @@
+//! Build-variable templating of the YAML files in a tree, in memory.
+//!
+//! Templates are minijinja with strict undefined variables and no loader, so a template
+//! can read neither the filesystem nor the network. Every `{{ expr }}` that yields a
+//! string is written as an opaque placeholder and substituted only after the YAML has been
+//! parsed: a value can therefore never change the document's structure (no YAML
+//! injection), and a SHORT_SHA such as `1234567` or `1234e56` stays a string wherever it
+//! lands. Numbers and booleans (`{{ REPLICAS | int }}`) are written as YAML scalars.
+//!
+//! A file whose first line is `# lookctl: no-template` is passed through untouched, for
+//! files that carry literal `{{ }}` text (Prometheus rules, Helm-style annotations);
+//! `{% raw %}...{% endraw %}` works inside templated files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+
+/// The first line that switches templating off for one file.
+pub const OPT_OUT_MARKER: &str = "# lookctl: no-template";
+
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+/// A templating failure, naming the file, the line and the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error(
+        "{path}:{line}: undefined template variable `{name}` (defined: {defined}; add it with --var {name}=VALUE or a [vars] entry in deploy.toml)"
+    )]
+    Undefined {
+        path: PathBuf,
+        line: usize,
+        name: String,
+        defined: String,
+    },
+    #[error("{path}:{line}: template error: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Renders templates with a fixed set of string variables.
+pub struct Templater {
+    env: Environment<'static>,
+    vars: BTreeMap<String, String>,
+}
+
+impl Templater {
+    pub fn new(vars: BTreeMap<String, String>) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        env.set_formatter(|out, _state, value| {
+            if value.kind() == ValueKind::String {
+                out.write_str(&encode_placeholder(value.as_str().unwrap_or_default()))
+                    .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))
+            } else {
+                write!(out, "{value}")
+                    .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))
+            }
+        });
+        Templater { env, vars }
+    }
+
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+
+    /// Renders `text` (the content of `path`). The result still holds placeholders; parse
+    /// it as YAML and pass every string through [`substitute`].
+    pub fn render(&self, path: &Path, text: &str) -> Result<String, TemplateError> {
+        if text.starts_with(OPT_OUT_MARKER) || !(text.contains("{{") || text.contains("{%")) {
+            return Ok(text.to_owned());
+        }
+        // Literal private-use markers in the input would be mistaken for placeholders.
+        let text = text.replace([OPEN, CLOSE], "");
+        let ctx = Value::from(&self.vars);
+        self.env
+            .render_str(&text, ctx)
+            .map_err(|e| self.error(path, &text, &e))
+    }
+
+    fn error(&self, path: &Path, text: &str, e: &minijinja::Error) -> TemplateError {
+        let line = e.line().unwrap_or(1);
+        if e.kind() == ErrorKind::UndefinedError {
+            let name = e
+                .range()
+                .and_then(|r| text.get(r))
+                .map(|expr| undefined_name(expr, &self.vars))
+                .unwrap_or_else(|| "?".to_owned());
+            return TemplateError::Undefined {
+                path: path.to_owned(),
+                line,
+                name,
+                defined: self.vars.keys().cloned().collect::<Vec<_>>().join(", "),
+            };
+        }
+        TemplateError::Syntax {
+            path: path.to_owned(),
+            line,
+            message: e.detail().unwrap_or("invalid template").to_owned(),
+        }
+    }
+}
+
+/// The first identifier in an expression that is not a known variable.
+fn undefined_name(expr: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut idents = expr
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| {
+            w.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+        });
+    let first = idents.clone().next();
+    idents
+        .find(|w| !vars.contains_key(*w))
+        .or(first)
+        .unwrap_or(expr.trim())
+        .to_owned()
+}
+
+fn encode_placeholder(value: &str) -> String {
+    let mut s = String::with_capacity(value.len() * 2 + 2);
+    s.push(OPEN);
+    for b in value.bytes() {
+        let _ = write!(s, "{b:02x}");
+    }
+    s.push(CLOSE);
+    s
+}
+
+/// Replaces the placeholders in a string scalar by the values they stand for.
+pub fn substitute(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(OPEN) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len_utf8()..];
+        let Some(end) = after.find(CLOSE) else {
+            out.push_str(&rest[start..]);
+            return std::borrow::Cow::Owned(out);
+        };
+        let bytes: Vec<u8> = (0..end / 2)
+            .filter_map(|i| u8::from_str_radix(&after[i * 2..i * 2 + 2], 16).ok())
+            .collect();
+        out.push_str(&String::from_utf8_lossy(&bytes));
+        rest = &after[end + CLOSE.len_utf8()..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Substitutes placeholders in every string (keys included) of a parsed YAML value.
+pub fn substitute_value(value: &mut serde_yaml::Value) {
+    use serde_yaml::Value as Y;
+    match value {
+        Y::String(s) => {
+            if let std::borrow::Cow::Owned(new) = substitute(s) {
+                *s = new;
+            }
+        }
+        Y::Sequence(items) => items.iter_mut().for_each(substitute_value),
+        Y::Mapping(map) => {
+            let needs_key_rewrite = map
+                .keys()
+                .any(|k| k.as_str().is_some_and(|s| s.contains(OPEN)));
+            if needs_key_rewrite {
+                let old = std::mem::take(map);
+                for (mut k, mut v) in old {
+                    substitute_value(&mut k);
+                    substitute_value(&mut v);
+                    map.insert(k, v);
+                }
+            } else {
+                map.values_mut().for_each(substitute_value);
+            }
+        }
+        Y::Tagged(t) => substitute_value(&mut t.value),
+        Y::Null | Y::Bool(_) | Y::Number(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn templater() -> Templater {
+        Templater::new(BTreeMap::from([
+            ("SHORT_SHA".to_owned(), "1234567".to_owned()),
+            ("NUMERIC".to_owned(), "1234e56".to_owned()),
+            ("REPLICAS".to_owned(), "3".to_owned()),
+            ("EVIL".to_owned(), "x\nkind: Secret".to_owned()),
+        ]))
+    }
+
+    fn render_yaml(text: &str) -> serde_yaml::Value {
+        let out = templater()
+            .render(Path::new("f.yaml"), text)
+            .expect("renders");
+        let mut v: serde_yaml::Value = serde_yaml::from_str(&out).expect("parses");
+        substitute_value(&mut v);
+        v
+    }
+
+    #[test]
+    fn digit_only_and_exponent_shas_stay_strings() {
+        let v = render_yaml("a: {{ SHORT_SHA }}\nb: {{ NUMERIC }}\nc: img:{{ SHORT_SHA }}\n");
+        assert_eq!(v["a"], serde_yaml::Value::String("1234567".into()));
+        assert_eq!(v["b"], serde_yaml::Value::String("1234e56".into()));
+        assert_eq!(v["c"], serde_yaml::Value::String("img:1234567".into()));
+    }
+
+    #[test]
+    fn int_filter_gives_a_number() {
+        let v = render_yaml("replicas: {{ REPLICAS | int }}\n");
+        assert_eq!(v["replicas"], serde_yaml::Value::Number(3.into()));
+    }
+
+    #[test]
+    fn values_cannot_inject_yaml_structure() {
+        let v = render_yaml("name: {{ EVIL }}\n");
+        assert_eq!(v["name"].as_str(), Some("x\nkind: Secret"));
+        assert!(v.get("kind").is_none());
+    }
+
+    #[test]
+    fn keys_are_substituted_too() {
+        let v = render_yaml("sha-{{ SHORT_SHA }}: yes\n");
+        assert!(v.get("sha-1234567").is_some());
+    }
+
+    #[test]
+    fn undefined_variable_names_file_line_and_variable() {
+        let err = templater()
+            .render(Path::new("base/d.yaml"), "a: 1\nb: {{ NOPE }}\n")
+            .expect_err("undefined");
+        let msg = err.to_string();
+        assert!(msg.contains("base/d.yaml:2"), "{msg}");
+        assert!(msg.contains("`NOPE`"), "{msg}");
+    }
+
+    #[test]
+    fn opt_out_marker_keeps_literal_braces() {
+        let text = "# lookctl: no-template\nexpr: '{{ $labels.job }}'\n";
+        let out = templater().render(Path::new("r.yaml"), text).expect("ok");
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn raw_blocks_keep_literal_braces() {
+        let v = render_yaml("expr: '{% raw %}{{ $labels.job }}{% endraw %}'\n");
+        assert_eq!(v["expr"].as_str(), Some("{{ $labels.job }}"));
+    }
+}

@@ -407,6 +407,79 @@ async fn kube_metadata_only_lists_and_delete_preconditions() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_list_pages_with_limit_and_continue() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await?, "default");
+    let pp = PatchParams::apply("lookctl");
+    for n in ["a", "b", "c", "d", "e"] {
+        cms.patch(
+            n,
+            &pp,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}}),
+            ),
+        )
+        .await?;
+    }
+    let mut names = Vec::new();
+    let mut lp = ListParams::default().limit(2);
+    let mut pages = 0;
+    loop {
+        let page = cms.list(&lp).await?;
+        pages += 1;
+        names.extend(page.items.iter().filter_map(|c| c.metadata.name.clone()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = ListParams::default().limit(2).continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_stuck_deployment_exceeds_its_progress_deadline() -> R {
+    let server = FakeApiServer::start(Config {
+        rollout_delay: Duration::from_millis(20),
+        ..Config::default()
+    })
+    .await?;
+    let deploys: Api<Deployment> = Api::namespaced(client(&server).await?, "default");
+    let mut d = deployment("stuck", 1, "app:missing");
+    d["spec"]["progressDeadlineSeconds"] = json!(1);
+    deploys
+        .patch("stuck", &PatchParams::apply("lookctl"), &Patch::Apply(&d))
+        .await?;
+    let progressing = |d: &Deployment| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.type_.as_deref() == Some("Progressing"))
+            })
+            .map(|c| {
+                (
+                    c.status.clone().unwrap_or_default(),
+                    c.reason.clone().unwrap_or_default(),
+                )
+            })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        progressing(&deploys.get("stuck").await?),
+        Some(("True".into(), "ReplicaSetUpdated".into()))
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        progressing(&deploys.get("stuck").await?),
+        Some(("False".into(), "ProgressDeadlineExceeded".into()))
+    );
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

@@ -671,18 +671,31 @@ pub fn schedule(sh: &Arc<Shared>, effects: Vec<Effect>) {
             match e {
                 Effect::Reconcile(key, generation) => {
                     tokio::time::sleep(sh.config.rollout_delay).await;
-                    let mut store = lock(&sh.store);
-                    let current = store
-                        .get(&key)
-                        .and_then(|o| o["metadata"]["generation"].as_i64());
-                    if current == Some(generation) {
+                    let deadline = {
+                        let mut store = lock(&sh.store);
+                        let current = store
+                            .get(&key)
+                            .and_then(|o| o["metadata"]["generation"].as_i64());
+                        if current != Some(generation) {
+                            return;
+                        }
                         let mut rng = lock(&sh.name_rng);
                         controllers::reconcile(
                             &mut store,
                             &key,
                             &sh.config.failing_image_pattern,
                             &mut rng,
-                        );
+                        )
+                    };
+                    if let Some(d) = deadline {
+                        tokio::time::sleep(d).await;
+                        let mut store = lock(&sh.store);
+                        let current = store
+                            .get(&key)
+                            .and_then(|o| o["metadata"]["generation"].as_i64());
+                        if current == Some(generation) {
+                            controllers::deadline_exceeded(&mut store, &key);
+                        }
                     }
                 }
                 Effect::Establish(key) => {
@@ -709,7 +722,8 @@ fn selectors(ctx: &Ctx) -> Result<(LabelSelector, FieldSelector), ApiError> {
 fn list(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Outcome {
     let (labels, fields) = selectors(ctx)?;
     let store = lock(&sh.store);
-    let l = api::list(&store, rt, ns, &labels, &fields);
+    let mut l = api::list(&store, rt, ns, &labels, &fields);
+    paginate(ctx, &mut l)?;
     if ctx.wants_table() {
         let items = l["items"].as_array().cloned().unwrap_or_default();
         let mut t = table(rt, &items, ctx.q("includeObject"));
@@ -727,6 +741,51 @@ fn list(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Out
         ));
     }
     Ok((StatusCode::OK, l))
+}
+
+/// `limit` and `continue`: pages in (namespace, name) order. The continue token names
+/// the last item served; unlike the real server, later pages see the current state, not
+/// a snapshot at the first page's resourceVersion.
+fn paginate(ctx: &Ctx, list: &mut Value) -> Result<(), ApiError> {
+    let key_of = |o: &Value| {
+        let m = &o["metadata"];
+        format!(
+            "{}\u{0}{}",
+            m["namespace"].as_str().unwrap_or_default(),
+            m["name"].as_str().unwrap_or_default()
+        )
+    };
+    let Some(items) = list["items"].as_array_mut() else {
+        return Ok(());
+    };
+    if let Some(token) = ctx.q("continue").filter(|t| !t.is_empty()) {
+        let after = hex_decode(token)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))?;
+        items.retain(|o| key_of(o) > after);
+    }
+    let limit = ctx
+        .q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    if let Some(limit) = limit
+        && items.len() > limit
+    {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        let last = items.last().map(key_of).unwrap_or_default();
+        list["metadata"]["continue"] =
+            json!(last.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+        list["metadata"]["remainingItemCount"] = json!(remaining);
+    }
+    Ok(())
+}
+
+fn hex_decode(s: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 fn delete_collection(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Outcome {

@@ -480,6 +480,28 @@ async fn kube_stuck_deployment_exceeds_its_progress_deadline() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_unknown_fields_are_dropped_unless_validation_is_strict() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client(&server).await?,
+        "default",
+        &kube::core::ApiResource::erase::<ConfigMap>(&()),
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}, "dta": {"b": "2"}}))?;
+    cms.create(&PostParams::default(), &obj).await?;
+    let stored = server
+        .get_object("v1", "ConfigMap", Some("default"), "c")
+        .ok_or("not stored")?;
+    assert_eq!(stored["data"]["a"], "1");
+    assert!(
+        stored.get("dta").is_none(),
+        "unknown fields are dropped: {stored}"
+    );
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

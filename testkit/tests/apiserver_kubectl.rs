@@ -851,3 +851,33 @@ fn kubectl_moves_from_client_side_to_server_side_apply_without_conflicts() -> R 
     );
     Ok(())
 }
+
+#[test]
+fn kubectl_reports_unknown_fields_like_the_real_server() -> R {
+    let c = Cluster::start()?;
+    let typo = deployment("web", 1, "nginx:1", None).replace("  replicas: 1", "  replica: 1");
+    let r = c.kubectl_in(&["apply", "--server-side", "-f", "-"], &typo)?;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(
+            "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.replica: field not declared in schema"
+        ),
+        "{}",
+        r.stderr
+    );
+    // kubectl create sends fieldValidation=Strict.
+    let r = c.kubectl_in(&["create", "-f", "-"], &typo)?;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains(r#"strict decoding error: unknown field "spec.replica""#),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        c.server
+            .get_object("apps/v1", "Deployment", Some("default"), "web")
+            .is_none()
+    );
+    Ok(())
+}

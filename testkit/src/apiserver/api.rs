@@ -150,6 +150,62 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub manager: String,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields are an error instead of being dropped.
+    pub strict: bool,
+}
+
+/// Unknown fields: an error under strict validation, otherwise silently dropped (the
+/// real server drops them while decoding and sends a warning header).
+fn handle_unknown(rt: &ResourceType, obj: &mut Value, strict: bool) -> Result<(), ApiError> {
+    let unknown = super::schema::unknown_fields(&rt.group, &rt.kind, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if strict {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|u| format!("unknown field {u:?}"))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+            list.join(", "),
+            kind = rt.kind,
+            version = rt.version,
+        )));
+    }
+    super::schema::prune_unknown(obj, &unknown);
+    Ok(())
+}
+
+/// Server-side apply always checks the applied configuration against the schema.
+fn check_apply_schema(
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    cfg: &Value,
+) -> Result<(), ApiError> {
+    let unknown = super::schema::unknown_fields(&rt.group, &rt.kind, cfg);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let errs: Vec<String> = unknown
+        .iter()
+        .map(|u| format!(".{u}: field not declared in schema"))
+        .collect();
+    let detail = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("errors:\n  {}", errs.join("\n  "))
+    };
+    let id = match ns {
+        Some(ns) if rt.namespaced => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    };
+    Err(ApiError::bad_request(format!(
+        "failed to create typed patch object ({id}; {}, Kind={}): {detail}",
+        rt.api_version(),
+        rt.kind
+    )))
 }
 
 pub type Written = (Value, Vec<Effect>);
@@ -906,6 +962,7 @@ pub fn create(
     rng: &mut util::Rng,
 ) -> Result<Written, ApiError> {
     let mut obj = parse_body(body, false)?;
+    handle_unknown(rt, &mut obj, opts.strict)?;
     check_type(rt, &obj)?;
     check_namespace(rt, ns, &obj)?;
     let name = match (meta_str(&obj, "name"), meta_str(&obj, "generateName")) {
@@ -957,6 +1014,7 @@ pub fn update(
     opts: &WriteOpts,
 ) -> Result<Written, ApiError> {
     let mut obj = parse_body(body, false)?;
+    handle_unknown(rt, &mut obj, opts.strict)?;
     check_type(rt, &obj)?;
     check_namespace(rt, ns, &obj)?;
     if let Some(n) = meta_str(&obj, "name")
@@ -1028,6 +1086,7 @@ pub fn patch(
         }
         check_type(rt, &cfg)?;
         check_namespace(rt, ns, &cfg)?;
+        check_apply_schema(rt, ns, name, &cfg)?;
         if cfg["apiVersion"].is_null() || cfg["kind"].is_null() {
             return Err(ApiError::bad_request(
                 "apiVersion and kind must be set in an apply configuration",
@@ -1105,6 +1164,7 @@ pub fn patch(
         }
     };
     check_namespace(rt, ns, &new)?;
+    handle_unknown(rt, &mut new, opts.strict)?;
     ssa::record_update(Some(&old), &mut new, &ctx);
     commit(store, rt, &key, Some(&old), new, opts, scope)
 }

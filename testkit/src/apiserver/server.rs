@@ -295,6 +295,7 @@ impl Ctx {
             dry_run,
             manager,
             force: self.flag("force"),
+            strict: self.q("fieldValidation") == Some("Strict"),
         })
     }
 }

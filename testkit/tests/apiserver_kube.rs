@@ -502,6 +502,44 @@ async fn kube_unknown_fields_are_dropped_unless_validation_is_strict() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_services_get_node_ports_and_secrets_need_base64() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let client = client(&server).await?;
+    let pp = PatchParams::apply("lookctl");
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+                     "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80}]}});
+    let first = svcs.patch("np", &pp, &Patch::Apply(&svc)).await?;
+    let port = |s: &Service| {
+        s.spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .and_then(|p| p[0].node_port)
+    };
+    let node_port = port(&first).ok_or("no nodePort allocated")?;
+    assert!((30000..=32767).contains(&node_port));
+    let again = svcs.patch("np", &pp, &Patch::Apply(&svc)).await?;
+    assert_eq!(port(&again), Some(node_port));
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let bad = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "not base64!"}});
+    let err = secrets
+        .patch("s", &pp, &Patch::Apply(&bad))
+        .await
+        .err()
+        .ok_or("bad base64 accepted")?;
+    assert_eq!(status_code(&err), Some(400));
+    let good = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "hello"}});
+    let s = secrets.patch("s", &pp, &Patch::Apply(&good)).await?;
+    assert_eq!(
+        s.data.and_then(|d| d.get("k").map(|b| b.0.clone())),
+        Some(b"hello".to_vec())
+    );
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

@@ -305,6 +305,27 @@ fn validate_labels(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), Api
     Ok(())
 }
 
+/// Secret `data` values must be base64, or the real server cannot decode the object.
+fn validate_secret_data(obj: &Value) -> Result<(), ApiError> {
+    let Some(data) = obj["data"].as_object() else {
+        return Ok(());
+    };
+    for v in data.values() {
+        let s = v.as_str().unwrap_or_default();
+        let body = s.trim_end_matches('=');
+        let bad = body
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+            .or_else(|| (s.len() % 4 != 0).then_some(s.len()));
+        if let Some(at) = bad {
+            return Err(ApiError::bad_request(format!(
+                "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte {at}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Fields the real server fills in when a client leaves them out.
 fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store: &mut Store) {
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
@@ -366,6 +387,33 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             if spec["ipFamilies"].is_null() {
                 spec["ipFamilies"] = json!(["IPv4"]);
                 spec["ipFamilyPolicy"] = json!("SingleStack");
+            }
+            // NodePort and LoadBalancer Services get node ports, kept across updates.
+            if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+                let old_ports = old
+                    .map(|o| o["spec"]["ports"].clone())
+                    .unwrap_or(Value::Null);
+                let mut next = 30000 + (store.current_rv() % 2000) as i64;
+                if let Some(ports) = spec["ports"].as_array_mut() {
+                    for p in ports {
+                        if p["nodePort"].is_null() {
+                            let kept = old_ports.as_array().and_then(|ops| {
+                                ops.iter()
+                                    .find(|o| {
+                                        o["port"] == p["port"] && o["protocol"] == p["protocol"]
+                                    })
+                                    .map(|o| o["nodePort"].clone())
+                            });
+                            p["nodePort"] = match kept {
+                                Some(k) if !k.is_null() => k,
+                                _ => {
+                                    next += 1;
+                                    json!(next)
+                                }
+                            };
+                        }
+                    }
+                }
             }
             if spec["internalTrafficPolicy"].is_null() {
                 spec["internalTrafficPolicy"] = json!("Cluster");
@@ -754,6 +802,9 @@ fn commit(
         }
     }
     validate_labels(rt, &name, &new)?;
+    if rt.group.is_empty() && rt.kind == "Secret" {
+        validate_secret_data(&new)?;
+    }
     apply_defaults(rt, &mut new, old, store);
     if let Some(old) = old {
         validate_update(rt, &name, old, &new)?;

@@ -108,11 +108,7 @@ impl Store {
 
     /// Established CRD objects.
     pub fn crds(&self) -> impl Iterator<Item = &Value> {
-        self.objects
-            .iter()
-            .filter(|((g, p, _, _), _)| {
-                g == "apiextensions.k8s.io" && p == "customresourcedefinitions"
-            })
+        self.of_resource("apiextensions.k8s.io", "customresourcedefinitions")
             .map(|(_, v)| v)
             .filter(|crd| {
                 crd["status"]["conditions"].as_array().is_some_and(|cs| {
@@ -171,11 +167,29 @@ impl Store {
 
     /// Objects of one resource, optionally in one namespace.
     pub fn list(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<&Value> {
-        self.objects
-            .iter()
-            .filter(|((g, p, n, _), _)| g == group && p == plural && ns.is_none_or(|ns| ns == n))
+        self.of_resource(group, plural)
+            .filter(|((_, _, n, _), _)| ns.is_none_or(|ns| ns == n))
             .map(|(_, v)| v)
             .collect()
+    }
+
+    /// All objects of one (group, resource), by a range scan: keys sort by group and
+    /// resource first, so this does not walk the whole store.
+    fn of_resource<'a>(
+        &'a self,
+        group: &str,
+        plural: &str,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> {
+        let start: Key = (
+            group.to_string(),
+            plural.to_string(),
+            String::new(),
+            String::new(),
+        );
+        let (group, plural) = (group.to_string(), plural.to_string());
+        self.objects
+            .range(start..)
+            .take_while(move |((g, p, _, _), _)| *g == group && *p == plural)
     }
 }
 

@@ -540,6 +540,45 @@ async fn kube_services_get_node_ports_and_secrets_need_base64() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_watcher_with_streaming_lists() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await?, "default");
+    let pp = PatchParams::apply("lookctl");
+    cms.patch(
+        "s1",
+        &pp,
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s1"}})),
+    )
+    .await?;
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut seen = Vec::new();
+    let read = async {
+        while let Some(ev) = stream.try_next().await? {
+            match ev {
+                watcher::Event::InitApply(o) => {
+                    seen.push(format!("init:{}", o.metadata.name.unwrap_or_default()))
+                }
+                watcher::Event::InitDone => {
+                    seen.push("done".into());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, watcher::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await??;
+    assert_eq!(seen, ["init:s1", "done"]);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.query.contains("sendInitialEvents=true"))
+    );
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

@@ -881,3 +881,53 @@ fn kubectl_reports_unknown_fields_like_the_real_server() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn kubectl_rollout_status_for_statefulsets_and_daemonsets() -> R {
+    let c = Cluster::start()?;
+    let sts = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: postgres:16}]
+";
+    let ds = "apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: default}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: agent:1}]
+";
+    c.ok(&["apply", "--server-side", "-f", "-"], sts)?;
+    c.ok(&["apply", "--server-side", "-f", "-"], ds)?;
+    let r = c.ok(
+        &["rollout", "status", "statefulset/db", "--timeout=20s"],
+        "",
+    )?;
+    assert!(
+        r.stdout.contains("roll out complete") || r.stdout.contains("rolling update complete"),
+        "{}",
+        r.stdout
+    );
+    let r = c.ok(
+        &["rollout", "status", "daemonset/agent", "--timeout=20s"],
+        "",
+    )?;
+    assert!(r.stdout.contains("successfully rolled out"), "{}", r.stdout);
+    // Waiting for deletion works through a watch too.
+    c.ok(&["delete", "daemonset/agent", "--wait=false"], "")?;
+    c.ok(
+        &["wait", "--for=delete", "daemonset/agent", "--timeout=10s"],
+        "",
+    )?;
+    Ok(())
+}

@@ -441,8 +441,36 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             if obj["spec"]["replicas"].is_null() {
                 obj["spec"]["replicas"] = json!(1);
             }
-            if obj["spec"]["podManagementPolicy"].is_null() {
-                obj["spec"]["podManagementPolicy"] = json!("OrderedReady");
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("podManagementPolicy", json!("OrderedReady")),
+                (
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                ),
+                ("revisionHistoryLimit", json!(10)),
+                (
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                ),
+            ] {
+                if spec[k].is_null() {
+                    spec[k] = v;
+                }
+            }
+        }
+        ("apps", "DaemonSet") => {
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                (
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                ),
+                ("revisionHistoryLimit", json!(10)),
+            ] {
+                if spec[k].is_null() {
+                    spec[k] = v;
+                }
             }
         }
         ("batch", "Job") => {

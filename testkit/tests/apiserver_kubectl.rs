@@ -931,3 +931,54 @@ spec:
     )?;
     Ok(())
 }
+
+#[test]
+fn kubectl_imperative_creates_of_namespaces_configmaps_secrets_and_service_accounts() -> R {
+    let c = Cluster::start()?;
+    // These kubectl generators send protobuf bodies.
+    c.ok(&["create", "namespace", "team"], "")?;
+    c.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "cm",
+            "--from-literal=a=1",
+        ],
+        "",
+    )?;
+    c.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=pw=hunter2",
+        ],
+        "",
+    )?;
+    c.ok(&["-n", "team", "create", "serviceaccount", "bot"], "")?;
+    assert_eq!(
+        c.object("v1", "ConfigMap", Some("team"), "cm")?["data"]["a"],
+        "1"
+    );
+    assert_eq!(
+        c.object("v1", "Secret", Some("team"), "s")?["data"]["pw"],
+        "aHVudGVyMg=="
+    );
+    assert!(
+        c.server
+            .get_object("v1", "ServiceAccount", Some("team"), "bot")
+            .is_some()
+    );
+    let mf = &c.object("v1", "ConfigMap", Some("team"), "cm")?["metadata"]["managedFields"][0];
+    assert_eq!(mf["manager"], "kubectl-create");
+    // Kinds the fake cannot decode are refused, not misread.
+    let r = c.kubectl(&["create", "deployment", "x", "--image=nginx"])?;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("only decodes protobuf"), "{}", r.stderr);
+    Ok(())
+}

@@ -16,6 +16,7 @@
 mod api;
 mod controllers;
 mod patch;
+mod protobuf;
 mod resources;
 mod schema;
 mod selector;

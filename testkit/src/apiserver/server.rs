@@ -183,13 +183,21 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         return Ok(injected_error(pick));
     }
 
-    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return Ok(error_response(&ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the fake API server only accepts JSON and YAML bodies, not protobuf",
-        )));
-    }
+    let (content_type, body) = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        // kubectl's generators send protobuf; the few kinds they create are decoded.
+        match super::protobuf::decode(&body) {
+            Some(obj) => ("application/json".to_string(), Bytes::from(obj.to_string())),
+            None => {
+                return Ok(error_response(&ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the fake API server only decodes protobuf for v1 Namespace, ConfigMap, Secret and ServiceAccount; send JSON or YAML",
+                )));
+            }
+        }
+    } else {
+        (content_type, body)
+    };
     let ctx = Ctx {
         method: parts.method,
         path,

@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use kube::{Client, Error as KubeError};
 use serde_json::{Value, json};
 use std::time::Duration;
-use testkit::apiserver::{Config, FakeApiServer};
+use testkit::apiserver::{Config, FakeApiServer, FaultFilter};
 
 type R = Result<(), Box<dyn std::error::Error>>;
 
@@ -576,6 +576,35 @@ async fn kube_watcher_with_streaming_lists() -> R {
             .iter()
             .any(|r| r.query.contains("sendInitialEvents=true"))
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_faults_can_target_one_object() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await?, "default");
+    server.set_fault_filter(Some(FaultFilter {
+        method: Some("PATCH".into()),
+        path_contains: Some("/configmaps/bad".into()),
+    }));
+    server.set_faults(Duration::ZERO, 0.0, 1.0);
+    let pp = PatchParams::apply("lookctl");
+    let cm = |n: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}});
+    cms.patch("good", &pp, &Patch::Apply(cm("good"))).await?;
+    assert!(
+        cms.patch("bad", &pp, &Patch::Apply(cm("bad")))
+            .await
+            .is_err()
+    );
+    assert!(cms.get("good").await.is_ok());
+    assert!(
+        server
+            .get_object("v1", "ConfigMap", Some("default"), "bad")
+            .is_none()
+    );
+    server.set_fault_filter(None);
+    server.set_faults(Duration::ZERO, 0.0, 0.0);
+    cms.patch("bad", &pp, &Patch::Apply(cm("bad"))).await?;
     Ok(())
 }
 

@@ -91,6 +91,27 @@ pub enum Error {
     },
 }
 
+/// Which requests faults and latency apply to (all of them when no filter is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultFilter {
+    /// Only this HTTP method (`PATCH`, `GET`, ...), if set.
+    pub method: Option<String>,
+    /// Only paths containing this, e.g. `/deployments/web`, if set.
+    pub path_contains: Option<String>,
+}
+
+impl FaultFilter {
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
+    }
+}
+
 /// One request as the server saw it, for asserting what a client did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -174,6 +195,12 @@ impl FakeApiServer {
             error_rate,
             drop_rate,
         };
+    }
+
+    /// Restricts faults and latency to matching requests (None: every request), e.g. to
+    /// fail only the PATCH of one object while discovery keeps working.
+    pub fn set_fault_filter(&self, filter: Option<FaultFilter>) {
+        *lock(&self.shared.fault_filter) = filter;
     }
 
     /// How many requests arrived (including ones answered with injected faults).

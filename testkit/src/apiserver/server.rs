@@ -41,6 +41,7 @@ pub struct Faults {
 pub struct Shared {
     pub store: Mutex<Store>,
     pub faults: Mutex<Faults>,
+    pub fault_filter: Mutex<Option<super::FaultFilter>>,
     fault_rng: Mutex<Rng>,
     name_rng: Mutex<Rng>,
     pub config: Config,
@@ -79,6 +80,7 @@ impl Shared {
                 error_rate: config.error_rate,
                 drop_rate: config.drop_rate,
             }),
+            fault_filter: Mutex::new(None),
             fault_rng: Mutex::new(Rng::new(config.seed)),
             name_rng: Mutex::new(rng),
             config,
@@ -169,6 +171,24 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
     });
 
     let faults = *lock(&sh.faults);
+    let in_scope = lock(&sh.fault_filter)
+        .as_ref()
+        .is_none_or(|f| f.matches(parts.method.as_str(), &path));
+    if !in_scope {
+        return Ok(route(
+            &sh,
+            Ctx::new(
+                parts.method,
+                path,
+                &query,
+                content_type,
+                accept,
+                user_agent,
+                body,
+            ),
+        )
+        .await);
+    }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
@@ -198,16 +218,19 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
     } else {
         (content_type, body)
     };
-    let ctx = Ctx {
-        method: parts.method,
-        path,
-        query: util::parse_query(&query),
-        content_type,
-        accept,
-        user_agent,
-        body,
-    };
-    Ok(route(&sh, ctx).await)
+    Ok(route(
+        &sh,
+        Ctx::new(
+            parts.method,
+            path,
+            &query,
+            content_type,
+            accept,
+            user_agent,
+            body,
+        ),
+    )
+    .await)
 }
 
 fn injected_error(pick: u64) -> Response<Body> {
@@ -251,6 +274,26 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn new(
+        method: Method,
+        path: String,
+        query: &str,
+        content_type: String,
+        accept: String,
+        user_agent: String,
+        body: Bytes,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            query: util::parse_query(query),
+            content_type,
+            accept,
+            user_agent,
+            body,
+        }
+    }
+
     fn q(&self, k: &str) -> Option<&str> {
         self.query
             .iter()

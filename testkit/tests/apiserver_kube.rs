@@ -150,6 +150,11 @@ async fn kube_dry_run_apply_stores_nothing() -> R {
     let server = FakeApiServer::start(Config::default()).await?;
     let client = client(&server).await?;
     let deploys: Api<Deployment> = Api::namespaced(client, "default");
+    let rv_before = deploys
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version;
     let out = deploys
         .patch(
             "web",
@@ -169,6 +174,20 @@ async fn kube_dry_run_apply_stores_nothing() -> R {
     };
     let d: Deployment = serde_json::from_value(deployment("web2", 1, "nginx:1"))?;
     deploys.create(&pp, &d).await?;
+    let svcs: Api<Service> = Api::namespaced(deploys.clone().into_client(), "default");
+    let svc: Service = serde_json::from_value(
+        json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+    )?;
+    svcs.create(&pp, &svc).await?;
+    let rv_after = deploys
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version;
+    assert_eq!(
+        rv_before, rv_after,
+        "a dry run must not move the resourceVersion"
+    );
     assert!(
         server
             .get_object("apps/v1", "Deployment", Some("default"), "web2")

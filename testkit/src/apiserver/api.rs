@@ -376,7 +376,7 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             let ip_missing = spec["clusterIP"].as_str().is_none_or(str::is_empty);
             if ip_missing {
                 let ip = old_ip.unwrap_or_else(|| {
-                    let n = store.next_rv();
+                    let n = store.next_seq();
                     format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 2)
                 });
                 spec["clusterIP"] = json!(ip);
@@ -393,7 +393,6 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
                 let old_ports = old
                     .map(|o| o["spec"]["ports"].clone())
                     .unwrap_or(Value::Null);
-                let mut next = 30000 + (store.current_rv() % 2000) as i64;
                 if let Some(ports) = spec["ports"].as_array_mut() {
                     for p in ports {
                         if p["nodePort"].is_null() {
@@ -406,10 +405,8 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
                             });
                             p["nodePort"] = match kept {
                                 Some(k) if !k.is_null() => k,
-                                _ => {
-                                    next += 1;
-                                    json!(next)
-                                }
+                                // Sequential from 30000, so two Services never share one.
+                                _ => json!(30000 + store.next_seq() % 2768),
                             };
                         }
                     }
@@ -888,7 +885,7 @@ fn commit(
 }
 
 fn new_uid(store: &mut Store) -> String {
-    let n = store.next_rv();
+    let n = store.next_seq();
     let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5bd1_e995;
     format!(
         "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",

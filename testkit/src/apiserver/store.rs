@@ -29,6 +29,9 @@ pub struct Event {
 pub struct Store {
     pub objects: BTreeMap<Key, Value>,
     rv: u64,
+    /// For uids and allocated IPs: separate from resourceVersions, so a dry run that
+    /// allocates one does not move the resourceVersion clients see.
+    seq: u64,
     log: VecDeque<Arc<Event>>,
     pub tx: broadcast::Sender<Arc<Event>>,
     builtins: Vec<ResourceType>,
@@ -40,6 +43,7 @@ impl Store {
         Self {
             objects: BTreeMap::new(),
             rv: 1,
+            seq: 0,
             log: VecDeque::new(),
             tx,
             builtins: resources::builtins(),
@@ -48,6 +52,11 @@ impl Store {
 
     pub fn current_rv(&self) -> u64 {
         self.rv
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     pub fn next_rv(&mut self) -> u64 {

@@ -627,6 +627,37 @@ async fn kube_faults_can_target_one_object() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_suspended_jobs_wait_until_resumed() -> R {
+    let server = FakeApiServer::start(Config {
+        rollout_delay: Duration::from_millis(20),
+        ..Config::default()
+    })
+    .await?;
+    let jobs: Api<Job> = Api::namespaced(client(&server).await?, "default");
+    let job = |suspend: bool| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "later"},
+               "spec": {"suspend": suspend, "template": {"spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "j", "image": "busybox:1"}]}}}})
+    };
+    let pp = PatchParams::apply("lookctl");
+    jobs.patch("later", &pp, &Patch::Apply(job(true))).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let types = |j: Job| -> Vec<String> {
+        j.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.type_)
+            .collect()
+    };
+    assert_eq!(types(jobs.get("later").await?), ["Suspended"]);
+    jobs.patch("later", &pp, &Patch::Apply(job(false))).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(types(jobs.get("later").await?).contains(&"Complete".to_string()));
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

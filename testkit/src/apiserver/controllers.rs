@@ -113,6 +113,10 @@ pub fn reconcile(
                 "numberMisscheduled": 0,
             })
         }
+        "Job" if obj["spec"]["suspend"].as_bool() == Some(true) => json!({
+            "conditions": [{"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                            "message": "Job suspended", "lastProbeTime": now, "lastTransitionTime": now}],
+        }),
         "Job" => {
             let start = obj["metadata"]["creationTimestamp"].clone();
             match &failing {
@@ -149,6 +153,9 @@ pub fn reconcile(
         _ => return None,
     };
     api::controller_status_write(store, &rt, key, status);
+    if rt.kind == "Job" && obj["spec"]["suspend"].as_bool() == Some(true) {
+        return None;
+    }
     let (container, image) = failing?;
     create_failing_pod(store, &obj, &container, &image, rng);
     (rt.kind == "Deployment")

@@ -658,11 +658,9 @@ fn validate_update(
 
 /// Whether `generation` is tracked for this object (workloads, CRs; not ConfigMaps).
 fn tracks_generation(rt: &ResourceType, obj: &Value) -> bool {
-    !rt.group.is_empty()
-        && !rt.group.ends_with(".k8s.io")
-        && rt.group != "apps"
-        && rt.group != "batch"
-        || obj.get("spec").is_some()
+    // Custom resources always have one; built-in kinds only when they have a spec.
+    let custom = rt.group.contains('.') && !rt.group.ends_with(".k8s.io");
+    custom || obj.get("spec").is_some()
 }
 
 /// Everything but metadata and status: what a generation counts changes of.

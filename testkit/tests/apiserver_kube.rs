@@ -491,7 +491,7 @@ async fn kube_stuck_deployment_exceeds_its_progress_deadline() -> R {
         progressing(&deploys.get("stuck").await?),
         Some(("True".into(), "ReplicaSetUpdated".into()))
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(
         progressing(&deploys.get("stuck").await?),
         Some(("False".into(), "ProgressDeadlineExceeded".into()))
@@ -887,7 +887,8 @@ async fn kube_namespaces_terminate_and_take_their_contents() -> R {
 #[tokio::test]
 async fn kube_simulated_controllers_report_rollouts_and_failures() -> R {
     let server = FakeApiServer::start(Config {
-        rollout_delay: Duration::from_millis(50),
+        // Long enough that the "not yet ready" check below holds on a loaded machine.
+        rollout_delay: Duration::from_millis(500),
         ..Config::default()
     })
     .await?;
@@ -916,7 +917,7 @@ async fn kube_simulated_controllers_report_rollouts_and_failures() -> R {
     // Nothing is ready before the rollout delay.
     let early = deploys.get("ok").await?;
     assert!(early.status.is_none_or(|s| s.ready_replicas.is_none()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let ok = deploys.get("ok").await?.status.ok_or("no status")?;
     assert_eq!(

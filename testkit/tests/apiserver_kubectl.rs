@@ -232,6 +232,13 @@ fn kubectl_apply_server_side_creates_and_reapply_is_a_no_op() -> R {
         "",
     )?;
     assert_eq!(got.stdout, "nginx:1.27");
+    // Server defaults, as a real cluster fills them in.
+    let got = c.ok(
+        &["get", "deploy", "web", "-o",
+          "jsonpath={.spec.template.spec.containers[0].imagePullPolicy} {.spec.template.spec.containers[0].ports[0].protocol} {.spec.template.spec.restartPolicy} {.spec.strategy.type}"],
+        "",
+    )?;
+    assert_eq!(got.stdout, "IfNotPresent TCP Always RollingUpdate");
     Ok(())
 }
 

@@ -329,6 +329,15 @@ fn validate_secret_data(obj: &Value) -> Result<(), ApiError> {
 /// Fields the real server fills in when a client leaves them out.
 fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store: &mut Store) {
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    let pod_spec = match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Pod") => obj.pointer_mut("/spec"),
+        ("apps", _) | ("batch", "Job") => obj.pointer_mut("/spec/template/spec"),
+        ("batch", "CronJob") => obj.pointer_mut("/spec/jobTemplate/spec/template/spec"),
+        _ => None,
+    };
+    if let Some(spec) = pod_spec.filter(|s| s.is_object()) {
+        default_pod_spec(spec);
+    }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Namespace") => {
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
@@ -501,6 +510,57 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             }
         }
         _ => {}
+    }
+}
+
+/// The PodSpec defaults that show up in every real object (and so in diffs).
+fn default_pod_spec(spec: &mut Value) {
+    for (k, v) in [
+        ("restartPolicy", json!("Always")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("securityContext", json!({})),
+        ("schedulerName", json!("default-scheduler")),
+    ] {
+        if spec[k].is_null() {
+            spec[k] = v;
+        }
+    }
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = spec[list].as_array_mut() else {
+            continue;
+        };
+        for c in containers {
+            let image = c["image"].as_str().unwrap_or_default();
+            // Like the real server: an untagged or :latest image is always pulled.
+            let tag = image
+                .rsplit('/')
+                .next()
+                .and_then(|last| last.split_once(':'))
+                .map(|(_, t)| t);
+            let policy = if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                "IfNotPresent"
+            } else {
+                "Always"
+            };
+            for (k, v) in [
+                ("imagePullPolicy", json!(policy)),
+                ("terminationMessagePath", json!("/dev/termination-log")),
+                ("terminationMessagePolicy", json!("File")),
+                ("resources", json!({})),
+            ] {
+                if c[k].is_null() {
+                    c[k] = v;
+                }
+            }
+            if let Some(ports) = c["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -101,3 +101,26 @@ fn binary_serves_kubectl_through_its_kubeconfig() -> R {
     assert_eq!(String::from_utf8(out.stdout)?, "Active");
     Ok(())
 }
+
+#[test]
+fn odd_paths_get_a_not_found_status_not_a_dropped_connection() -> R {
+    let server =
+        testkit::apiserver::FakeApiServer::start_blocking(testkit::apiserver::Config::default())?;
+    for path in [
+        "/api/v1/watch",
+        "/apis/apps/v1/watch",
+        "/apis/nope/v1/things",
+        "/api/v1/namespaces/default/nope/x/y/z",
+    ] {
+        let mut s = std::net::TcpStream::connect(server.addr())?;
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )?;
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out)?;
+        assert!(out.starts_with("HTTP/1.1 404"), "{path}: {out}");
+        assert!(out.contains("\"reason\":\"NotFound\""), "{path}: {out}");
+    }
+    Ok(())
+}

@@ -539,7 +539,8 @@ fn group_list(store: &Store) -> Value {
                 .find(|c| c["spec"]["group"] == g.as_str())
                 .and_then(super::resources::crd_storage_version)
                 .filter(|p| vs.contains(p))
-                .unwrap_or_else(|| vs[0].clone());
+                .or_else(|| vs.first().cloned())
+                .unwrap_or_default();
             let versions: Vec<Value> =
                 vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
             json!({"name": g, "versions": versions,
@@ -575,6 +576,9 @@ async fn resource(
     if rest.first() == Some(&"watch") {
         rest = &rest[1..];
         watch = true;
+    }
+    if rest.is_empty() {
+        return not_found_path();
     }
     let found = {
         let store = lock(&sh.store);

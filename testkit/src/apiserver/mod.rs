@@ -54,6 +54,9 @@ pub struct Config {
     pub namespace_delete_delay: Duration,
     /// Where to listen; port 0 picks a free port.
     pub addr: SocketAddr,
+    /// How many past events a watch can resume from; a watch from an older
+    /// resourceVersion gets 410 Gone (as after etcd compaction).
+    pub watch_history: usize,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             establish_delay: Duration::from_millis(50),
             namespace_delete_delay: Duration::from_millis(200),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            watch_history: 50_000,
         }
     }
 }

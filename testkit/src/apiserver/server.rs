@@ -58,7 +58,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new(config: Config, shutdown: watch::Receiver<bool>, port: u16) -> Self {
-        let mut store = Store::new();
+        let mut store = Store::new(config.watch_history);
         let mut rng = Rng::new(config.seed ^ 0x00c0_ffee);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})

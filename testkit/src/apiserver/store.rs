@@ -11,9 +11,6 @@ use tokio::sync::broadcast;
 /// (group, plural, namespace or "", name)
 pub type Key = (String, String, String, String);
 
-/// How many events a watch can resume from; older resourceVersions get 410 Gone.
-const LOG_CAPACITY: usize = 50_000;
-
 #[derive(Debug, Clone)]
 pub struct Event {
     pub rv: u64,
@@ -34,11 +31,14 @@ pub struct Store {
     seq: u64,
     log: VecDeque<Arc<Event>>,
     pub tx: broadcast::Sender<Arc<Event>>,
+    history: usize,
     builtins: Vec<ResourceType>,
 }
 
 impl Store {
-    pub fn new() -> Self {
+    /// `history`: how many events a watch can resume from; older resourceVersions get
+    /// 410 Gone.
+    pub fn new(history: usize) -> Self {
         let (tx, _) = broadcast::channel(4096);
         Self {
             objects: BTreeMap::new(),
@@ -46,6 +46,7 @@ impl Store {
             seq: 0,
             log: VecDeque::new(),
             tx,
+            history: history.max(1),
             builtins: resources::builtins(),
         }
     }
@@ -93,7 +94,7 @@ impl Store {
             object,
             prev,
         });
-        if self.log.len() >= LOG_CAPACITY {
+        if self.log.len() >= self.history {
             self.log.pop_front();
         }
         self.log.push_back(ev.clone());

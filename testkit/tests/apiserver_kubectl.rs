@@ -642,6 +642,9 @@ spec:
     storage: true
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
 ";
     c.ok(&["apply", "--server-side", "-f", "-"], crd)?;
     c.ok(
@@ -661,6 +664,14 @@ spec: {size: 3}
     c.ok(&["apply", "--server-side", "-f", "-"], cr)?;
     let r = c.ok(&["get", "wd", "w1", "-o", "jsonpath={.spec.size}"], "")?;
     assert_eq!(r.stdout, "3");
+    let table = c.ok(&["get", "widgets"], "")?;
+    let lines: Vec<Vec<&str>> = table
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "SIZE", "AGE"], "{}", table.stdout);
+    assert_eq!(lines[1][..2], ["w1", "3"], "{}", table.stdout);
     c.ok(&["delete", "crd", "widgets.example.com"], "")?;
     assert!(
         c.server

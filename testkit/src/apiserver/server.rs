@@ -894,6 +894,9 @@ fn partial(obj: &Value) -> Value {
 fn table(rt: &ResourceType, items: &[Value], include: Option<&str>) -> Value {
     let col = |name: &str, ty: &str, format: &str| json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0});
     let mut cols = vec![col("Name", "string", "name")];
+    if !rt.printer_columns.is_empty() {
+        return crd_table(rt, items, include);
+    }
     type Cell = fn(&Value) -> Value;
     let extra: Vec<(&str, Cell)> = match rt.kind.as_str() {
         "Deployment" => vec![
@@ -961,6 +964,57 @@ fn table(rt: &ResourceType, items: &[Value], include: Option<&str>) -> Value {
                 Some("Object") => o.clone(),
                 Some("None") => Value::Null,
                 _ => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]}),
+            };
+            json!({"cells": cells, "object": object})
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": cols, "rows": rows})
+}
+
+/// The value at a simple JSONPath (`.spec.size`, `.metadata.labels.app`); anything with
+/// filters or indexes is not evaluated.
+fn simple_json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let rest = path.trim().strip_prefix('.')?;
+    if rest.contains(['[', '?', '@', '*']) {
+        return None;
+    }
+    rest.split('.').try_fold(obj, |cur, seg| cur.get(seg))
+}
+
+/// Table for a custom resource whose CRD declares printer columns (Name plus those,
+/// as the real server prints it).
+fn crd_table(rt: &ResourceType, items: &[Value], include: Option<&str>) -> Value {
+    let mut cols = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
+    ];
+    for (name, ty, _) in &rt.printer_columns {
+        let (ty, format) = if ty == "date" {
+            ("string", "date")
+        } else {
+            (ty.as_str(), "")
+        };
+        cols.push(
+            json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0}),
+        );
+    }
+    let now = util::now_secs();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o["metadata"]["name"].clone()];
+            for (_, ty, path) in &rt.printer_columns {
+                let v = simple_json_path(o, path).cloned().unwrap_or(Value::Null);
+                cells.push(
+                    match (ty.as_str(), v.as_str().and_then(util::parse_rfc3339)) {
+                        ("date", Some(t)) => json!(util::human_age(now - t)),
+                        _ => v,
+                    },
+                );
+            }
+            let object = match include {
+                Some("Object") => o.clone(),
+                Some("None") => Value::Null,
+                _ => partial(o),
             };
             json!({"cells": cells, "object": object})
         })

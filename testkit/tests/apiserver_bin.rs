@@ -1,5 +1,5 @@
-//! The `fake-apiserver` binary: documented flags, a kubeconfig naming the port it picked,
-//! and real kubectl working through that kubeconfig.
+//! The `fake-apiserver` binary (documented flags, a kubeconfig naming the port it picked,
+//! real kubectl working through it) and raw-HTTP edge cases of the server.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -99,5 +99,66 @@ fn binary_serves_kubectl_through_its_kubeconfig() -> R {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8(out.stdout)?, "Active");
+    Ok(())
+}
+
+#[test]
+fn odd_paths_get_a_not_found_status_not_a_dropped_connection() -> R {
+    let server =
+        testkit::apiserver::FakeApiServer::start_blocking(testkit::apiserver::Config::default())?;
+    for path in [
+        "/api/v1/watch",
+        "/apis/apps/v1/watch",
+        "/apis/nope/v1/things",
+        "/api/v1/namespaces/default/nope/x/y/z",
+    ] {
+        let mut s = std::net::TcpStream::connect(server.addr())?;
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )?;
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out)?;
+        assert!(out.starts_with("HTTP/1.1 404"), "{path}: {out}");
+        assert!(out.contains("\"reason\":\"NotFound\""), "{path}: {out}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_watch_from_a_compacted_resource_version_gets_410_gone() -> R {
+    let config = testkit::apiserver::Config {
+        watch_history: 5,
+        ..testkit::apiserver::Config::default()
+    };
+    let server = testkit::apiserver::FakeApiServer::start_blocking(config)?;
+    for i in 0..10 {
+        let body =
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c{i}"}}}}"#);
+        let mut s = std::net::TcpStream::connect(server.addr())?;
+        std::io::Write::write_all(
+            &mut s,
+            format!(
+                "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )?;
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out)?;
+        assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+    }
+    let mut s = std::net::TcpStream::connect(server.addr())?;
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /api/v1/namespaces/default/configmaps?watch=1&resourceVersion=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )?;
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out)?;
+    assert!(out.contains(r#""type":"ERROR""#), "{out}");
+    assert!(
+        out.contains(r#""code":410"#) && out.contains(r#""reason":"Expired""#),
+        "{out}"
+    );
     Ok(())
 }

@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use kube::{Client, Error as KubeError};
 use serde_json::{Value, json};
 use std::time::Duration;
-use testkit::apiserver::{Config, FakeApiServer};
+use testkit::apiserver::{Config, FakeApiServer, FaultFilter};
 
 type R = Result<(), Box<dyn std::error::Error>>;
 
@@ -150,6 +150,11 @@ async fn kube_dry_run_apply_stores_nothing() -> R {
     let server = FakeApiServer::start(Config::default()).await?;
     let client = client(&server).await?;
     let deploys: Api<Deployment> = Api::namespaced(client, "default");
+    let rv_before = deploys
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version;
     let out = deploys
         .patch(
             "web",
@@ -169,6 +174,20 @@ async fn kube_dry_run_apply_stores_nothing() -> R {
     };
     let d: Deployment = serde_json::from_value(deployment("web2", 1, "nginx:1"))?;
     deploys.create(&pp, &d).await?;
+    let svcs: Api<Service> = Api::namespaced(deploys.clone().into_client(), "default");
+    let svc: Service = serde_json::from_value(
+        json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+    )?;
+    svcs.create(&pp, &svc).await?;
+    let rv_after = deploys
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version;
+    assert_eq!(
+        rv_before, rv_after,
+        "a dry run must not move the resourceVersion"
+    );
     assert!(
         server
             .get_object("apps/v1", "Deployment", Some("default"), "web2")
@@ -407,6 +426,238 @@ async fn kube_metadata_only_lists_and_delete_preconditions() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_list_pages_with_limit_and_continue() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await?, "default");
+    let pp = PatchParams::apply("lookctl");
+    for n in ["a", "b", "c", "d", "e"] {
+        cms.patch(
+            n,
+            &pp,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}}),
+            ),
+        )
+        .await?;
+    }
+    let mut names = Vec::new();
+    let mut lp = ListParams::default().limit(2);
+    let mut pages = 0;
+    loop {
+        let page = cms.list(&lp).await?;
+        pages += 1;
+        names.extend(page.items.iter().filter_map(|c| c.metadata.name.clone()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = ListParams::default().limit(2).continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_stuck_deployment_exceeds_its_progress_deadline() -> R {
+    let server = FakeApiServer::start(Config {
+        rollout_delay: Duration::from_millis(20),
+        ..Config::default()
+    })
+    .await?;
+    let deploys: Api<Deployment> = Api::namespaced(client(&server).await?, "default");
+    let mut d = deployment("stuck", 1, "app:missing");
+    d["spec"]["progressDeadlineSeconds"] = json!(1);
+    deploys
+        .patch("stuck", &PatchParams::apply("lookctl"), &Patch::Apply(&d))
+        .await?;
+    let progressing = |d: &Deployment| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.type_.as_deref() == Some("Progressing"))
+            })
+            .map(|c| {
+                (
+                    c.status.clone().unwrap_or_default(),
+                    c.reason.clone().unwrap_or_default(),
+                )
+            })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        progressing(&deploys.get("stuck").await?),
+        Some(("True".into(), "ReplicaSetUpdated".into()))
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        progressing(&deploys.get("stuck").await?),
+        Some(("False".into(), "ProgressDeadlineExceeded".into()))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_unknown_fields_are_dropped_unless_validation_is_strict() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client(&server).await?,
+        "default",
+        &kube::core::ApiResource::erase::<ConfigMap>(&()),
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}, "dta": {"b": "2"}}))?;
+    cms.create(&PostParams::default(), &obj).await?;
+    let stored = server
+        .get_object("v1", "ConfigMap", Some("default"), "c")
+        .ok_or("not stored")?;
+    assert_eq!(stored["data"]["a"], "1");
+    assert!(
+        stored.get("dta").is_none(),
+        "unknown fields are dropped: {stored}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_services_get_node_ports_and_secrets_need_base64() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let client = client(&server).await?;
+    let pp = PatchParams::apply("lookctl");
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+                     "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80}]}});
+    let first = svcs.patch("np", &pp, &Patch::Apply(&svc)).await?;
+    let port = |s: &Service| {
+        s.spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .and_then(|p| p[0].node_port)
+    };
+    let node_port = port(&first).ok_or("no nodePort allocated")?;
+    assert!((30000..=32767).contains(&node_port));
+    let again = svcs.patch("np", &pp, &Patch::Apply(&svc)).await?;
+    assert_eq!(port(&again), Some(node_port));
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let bad = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "not base64!"}});
+    let err = secrets
+        .patch("s", &pp, &Patch::Apply(&bad))
+        .await
+        .err()
+        .ok_or("bad base64 accepted")?;
+    assert_eq!(status_code(&err), Some(400));
+    let good = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "hello"}});
+    let s = secrets.patch("s", &pp, &Patch::Apply(&good)).await?;
+    assert_eq!(
+        s.data.and_then(|d| d.get("k").map(|b| b.0.clone())),
+        Some(b"hello".to_vec())
+    );
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_watcher_with_streaming_lists() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await?, "default");
+    let pp = PatchParams::apply("lookctl");
+    cms.patch(
+        "s1",
+        &pp,
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s1"}})),
+    )
+    .await?;
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut seen = Vec::new();
+    let read = async {
+        while let Some(ev) = stream.try_next().await? {
+            match ev {
+                watcher::Event::InitApply(o) => {
+                    seen.push(format!("init:{}", o.metadata.name.unwrap_or_default()))
+                }
+                watcher::Event::InitDone => {
+                    seen.push("done".into());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, watcher::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await??;
+    assert_eq!(seen, ["init:s1", "done"]);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.query.contains("sendInitialEvents=true"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_faults_can_target_one_object() -> R {
+    let server = FakeApiServer::start(Config::default()).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await?, "default");
+    server.set_fault_filter(Some(FaultFilter {
+        method: Some("PATCH".into()),
+        path_contains: Some("/configmaps/bad".into()),
+    }));
+    server.set_faults(Duration::ZERO, 0.0, 1.0);
+    let pp = PatchParams::apply("lookctl");
+    let cm = |n: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}});
+    cms.patch("good", &pp, &Patch::Apply(cm("good"))).await?;
+    assert!(
+        cms.patch("bad", &pp, &Patch::Apply(cm("bad")))
+            .await
+            .is_err()
+    );
+    assert!(cms.get("good").await.is_ok());
+    assert!(
+        server
+            .get_object("v1", "ConfigMap", Some("default"), "bad")
+            .is_none()
+    );
+    server.set_fault_filter(None);
+    server.set_faults(Duration::ZERO, 0.0, 0.0);
+    cms.patch("bad", &pp, &Patch::Apply(cm("bad"))).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_suspended_jobs_wait_until_resumed() -> R {
+    let server = FakeApiServer::start(Config {
+        rollout_delay: Duration::from_millis(20),
+        ..Config::default()
+    })
+    .await?;
+    let jobs: Api<Job> = Api::namespaced(client(&server).await?, "default");
+    let job = |suspend: bool| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "later"},
+               "spec": {"suspend": suspend, "template": {"spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "j", "image": "busybox:1"}]}}}})
+    };
+    let pp = PatchParams::apply("lookctl");
+    jobs.patch("later", &pp, &Patch::Apply(job(true))).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let types = |j: Job| -> Vec<String> {
+        j.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.type_)
+            .collect()
+    };
+    assert_eq!(types(jobs.get("later").await?), ["Suspended"]);
+    jobs.patch("later", &pp, &Patch::Apply(job(false))).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(types(jobs.get("later").await?).contains(&"Complete".to_string()));
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()
@@ -636,7 +887,8 @@ async fn kube_namespaces_terminate_and_take_their_contents() -> R {
 #[tokio::test]
 async fn kube_simulated_controllers_report_rollouts_and_failures() -> R {
     let server = FakeApiServer::start(Config {
-        rollout_delay: Duration::from_millis(50),
+        // Long enough that the "not yet ready" check below holds on a loaded machine.
+        rollout_delay: Duration::from_millis(500),
         ..Config::default()
     })
     .await?;
@@ -665,7 +917,7 @@ async fn kube_simulated_controllers_report_rollouts_and_failures() -> R {
     // Nothing is ready before the rollout delay.
     let early = deploys.get("ok").await?;
     assert!(early.status.is_none_or(|s| s.ready_replicas.is_none()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let ok = deploys.get("ok").await?.status.ok_or("no status")?;
     assert_eq!(

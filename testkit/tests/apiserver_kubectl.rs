@@ -232,6 +232,13 @@ fn kubectl_apply_server_side_creates_and_reapply_is_a_no_op() -> R {
         "",
     )?;
     assert_eq!(got.stdout, "nginx:1.27");
+    // Server defaults, as a real cluster fills them in.
+    let got = c.ok(
+        &["get", "deploy", "web", "-o",
+          "jsonpath={.spec.template.spec.containers[0].imagePullPolicy} {.spec.template.spec.containers[0].ports[0].protocol} {.spec.template.spec.restartPolicy} {.spec.strategy.type}"],
+        "",
+    )?;
+    assert_eq!(got.stdout, "IfNotPresent TCP Always RollingUpdate");
     Ok(())
 }
 
@@ -635,6 +642,9 @@ spec:
     storage: true
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
 ";
     c.ok(&["apply", "--server-side", "-f", "-"], crd)?;
     c.ok(
@@ -654,6 +664,14 @@ spec: {size: 3}
     c.ok(&["apply", "--server-side", "-f", "-"], cr)?;
     let r = c.ok(&["get", "wd", "w1", "-o", "jsonpath={.spec.size}"], "")?;
     assert_eq!(r.stdout, "3");
+    let table = c.ok(&["get", "widgets"], "")?;
+    let lines: Vec<Vec<&str>> = table
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "SIZE", "AGE"], "{}", table.stdout);
+    assert_eq!(lines[1][..2], ["w1", "3"], "{}", table.stdout);
     c.ok(&["delete", "crd", "widgets.example.com"], "")?;
     assert!(
         c.server
@@ -849,5 +867,136 @@ fn kubectl_moves_from_client_side_to_server_side_apply_without_conflicts() -> R 
         "{}",
         r.stderr
     );
+    Ok(())
+}
+
+#[test]
+fn kubectl_reports_unknown_fields_like_the_real_server() -> R {
+    let c = Cluster::start()?;
+    let typo = deployment("web", 1, "nginx:1", None).replace("  replicas: 1", "  replica: 1");
+    let r = c.kubectl_in(&["apply", "--server-side", "-f", "-"], &typo)?;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(
+            "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.replica: field not declared in schema"
+        ),
+        "{}",
+        r.stderr
+    );
+    // kubectl create sends fieldValidation=Strict.
+    let r = c.kubectl_in(&["create", "-f", "-"], &typo)?;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains(r#"strict decoding error: unknown field "spec.replica""#),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        c.server
+            .get_object("apps/v1", "Deployment", Some("default"), "web")
+            .is_none()
+    );
+    Ok(())
+}
+
+#[test]
+fn kubectl_rollout_status_for_statefulsets_and_daemonsets() -> R {
+    let c = Cluster::start()?;
+    let sts = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: postgres:16}]
+";
+    let ds = "apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: default}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: agent:1}]
+";
+    c.ok(&["apply", "--server-side", "-f", "-"], sts)?;
+    c.ok(&["apply", "--server-side", "-f", "-"], ds)?;
+    let r = c.ok(
+        &["rollout", "status", "statefulset/db", "--timeout=20s"],
+        "",
+    )?;
+    assert!(
+        r.stdout.contains("roll out complete") || r.stdout.contains("rolling update complete"),
+        "{}",
+        r.stdout
+    );
+    let r = c.ok(
+        &["rollout", "status", "daemonset/agent", "--timeout=20s"],
+        "",
+    )?;
+    assert!(r.stdout.contains("successfully rolled out"), "{}", r.stdout);
+    // Waiting for deletion works through a watch too.
+    c.ok(&["delete", "daemonset/agent", "--wait=false"], "")?;
+    c.ok(
+        &["wait", "--for=delete", "daemonset/agent", "--timeout=10s"],
+        "",
+    )?;
+    Ok(())
+}
+
+#[test]
+fn kubectl_imperative_creates_of_namespaces_configmaps_secrets_and_service_accounts() -> R {
+    let c = Cluster::start()?;
+    // These kubectl generators send protobuf bodies.
+    c.ok(&["create", "namespace", "team"], "")?;
+    c.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "cm",
+            "--from-literal=a=1",
+        ],
+        "",
+    )?;
+    c.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=pw=hunter2",
+        ],
+        "",
+    )?;
+    c.ok(&["-n", "team", "create", "serviceaccount", "bot"], "")?;
+    assert_eq!(
+        c.object("v1", "ConfigMap", Some("team"), "cm")?["data"]["a"],
+        "1"
+    );
+    assert_eq!(
+        c.object("v1", "Secret", Some("team"), "s")?["data"]["pw"],
+        "aHVudGVyMg=="
+    );
+    assert!(
+        c.server
+            .get_object("v1", "ServiceAccount", Some("team"), "bot")
+            .is_some()
+    );
+    let mf = &c.object("v1", "ConfigMap", Some("team"), "cm")?["metadata"]["managedFields"][0];
+    assert_eq!(mf["manager"], "kubectl-create");
+    // Kinds the fake cannot decode are refused, not misread.
+    let r = c.kubectl(&["create", "deployment", "x", "--image=nginx"])?;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("only decodes protobuf"), "{}", r.stderr);
     Ok(())
 }

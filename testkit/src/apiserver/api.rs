@@ -150,6 +150,62 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub manager: String,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields are an error instead of being dropped.
+    pub strict: bool,
+}
+
+/// Unknown fields: an error under strict validation, otherwise silently dropped (the
+/// real server drops them while decoding and sends a warning header).
+fn handle_unknown(rt: &ResourceType, obj: &mut Value, strict: bool) -> Result<(), ApiError> {
+    let unknown = super::schema::unknown_fields(&rt.group, &rt.kind, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if strict {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|u| format!("unknown field {u:?}"))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+            list.join(", "),
+            kind = rt.kind,
+            version = rt.version,
+        )));
+    }
+    super::schema::prune_unknown(obj, &unknown);
+    Ok(())
+}
+
+/// Server-side apply always checks the applied configuration against the schema.
+fn check_apply_schema(
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    cfg: &Value,
+) -> Result<(), ApiError> {
+    let unknown = super::schema::unknown_fields(&rt.group, &rt.kind, cfg);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let errs: Vec<String> = unknown
+        .iter()
+        .map(|u| format!(".{u}: field not declared in schema"))
+        .collect();
+    let detail = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("errors:\n  {}", errs.join("\n  "))
+    };
+    let id = match ns {
+        Some(ns) if rt.namespaced => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    };
+    Err(ApiError::bad_request(format!(
+        "failed to create typed patch object ({id}; {}, Kind={}): {detail}",
+        rt.api_version(),
+        rt.kind
+    )))
 }
 
 pub type Written = (Value, Vec<Effect>);
@@ -249,9 +305,39 @@ fn validate_labels(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), Api
     Ok(())
 }
 
+/// Secret `data` values must be base64, or the real server cannot decode the object.
+fn validate_secret_data(obj: &Value) -> Result<(), ApiError> {
+    let Some(data) = obj["data"].as_object() else {
+        return Ok(());
+    };
+    for v in data.values() {
+        let s = v.as_str().unwrap_or_default();
+        let body = s.trim_end_matches('=');
+        let bad = body
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+            .or_else(|| (s.len() % 4 != 0).then_some(s.len()));
+        if let Some(at) = bad {
+            return Err(ApiError::bad_request(format!(
+                "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte {at}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Fields the real server fills in when a client leaves them out.
 fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store: &mut Store) {
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    let pod_spec = match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Pod") => obj.pointer_mut("/spec"),
+        ("apps", _) | ("batch", "Job") => obj.pointer_mut("/spec/template/spec"),
+        ("batch", "CronJob") => obj.pointer_mut("/spec/jobTemplate/spec/template/spec"),
+        _ => None,
+    };
+    if let Some(spec) = pod_spec.filter(|s| s.is_object()) {
+        default_pod_spec(spec);
+    }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Namespace") => {
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
@@ -299,7 +385,7 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             let ip_missing = spec["clusterIP"].as_str().is_none_or(str::is_empty);
             if ip_missing {
                 let ip = old_ip.unwrap_or_else(|| {
-                    let n = store.next_rv();
+                    let n = store.next_seq();
                     format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 2)
                 });
                 spec["clusterIP"] = json!(ip);
@@ -310,6 +396,30 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             if spec["ipFamilies"].is_null() {
                 spec["ipFamilies"] = json!(["IPv4"]);
                 spec["ipFamilyPolicy"] = json!("SingleStack");
+            }
+            // NodePort and LoadBalancer Services get node ports, kept across updates.
+            if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+                let old_ports = old
+                    .map(|o| o["spec"]["ports"].clone())
+                    .unwrap_or(Value::Null);
+                if let Some(ports) = spec["ports"].as_array_mut() {
+                    for p in ports {
+                        if p["nodePort"].is_null() {
+                            let kept = old_ports.as_array().and_then(|ops| {
+                                ops.iter()
+                                    .find(|o| {
+                                        o["port"] == p["port"] && o["protocol"] == p["protocol"]
+                                    })
+                                    .map(|o| o["nodePort"].clone())
+                            });
+                            p["nodePort"] = match kept {
+                                Some(k) if !k.is_null() => k,
+                                // Sequential from 30000, so two Services never share one.
+                                _ => json!(30000 + store.next_seq() % 2768),
+                            };
+                        }
+                    }
+                }
             }
             if spec["internalTrafficPolicy"].is_null() {
                 spec["internalTrafficPolicy"] = json!("Cluster");
@@ -337,8 +447,36 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             if obj["spec"]["replicas"].is_null() {
                 obj["spec"]["replicas"] = json!(1);
             }
-            if obj["spec"]["podManagementPolicy"].is_null() {
-                obj["spec"]["podManagementPolicy"] = json!("OrderedReady");
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("podManagementPolicy", json!("OrderedReady")),
+                (
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                ),
+                ("revisionHistoryLimit", json!(10)),
+                (
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                ),
+            ] {
+                if spec[k].is_null() {
+                    spec[k] = v;
+                }
+            }
+        }
+        ("apps", "DaemonSet") => {
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                (
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                ),
+                ("revisionHistoryLimit", json!(10)),
+            ] {
+                if spec[k].is_null() {
+                    spec[k] = v;
+                }
             }
         }
         ("batch", "Job") => {
@@ -372,6 +510,57 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value, old: Option<&Value>, store
             }
         }
         _ => {}
+    }
+}
+
+/// The PodSpec defaults that show up in every real object (and so in diffs).
+fn default_pod_spec(spec: &mut Value) {
+    for (k, v) in [
+        ("restartPolicy", json!("Always")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("securityContext", json!({})),
+        ("schedulerName", json!("default-scheduler")),
+    ] {
+        if spec[k].is_null() {
+            spec[k] = v;
+        }
+    }
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = spec[list].as_array_mut() else {
+            continue;
+        };
+        for c in containers {
+            let image = c["image"].as_str().unwrap_or_default();
+            // Like the real server: an untagged or :latest image is always pulled.
+            let tag = image
+                .rsplit('/')
+                .next()
+                .and_then(|last| last.split_once(':'))
+                .map(|(_, t)| t);
+            let policy = if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                "IfNotPresent"
+            } else {
+                "Always"
+            };
+            for (k, v) in [
+                ("imagePullPolicy", json!(policy)),
+                ("terminationMessagePath", json!("/dev/termination-log")),
+                ("terminationMessagePolicy", json!("File")),
+                ("resources", json!({})),
+            ] {
+                if c[k].is_null() {
+                    c[k] = v;
+                }
+            }
+            if let Some(ports) = c["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -529,11 +718,9 @@ fn validate_update(
 
 /// Whether `generation` is tracked for this object (workloads, CRs; not ConfigMaps).
 fn tracks_generation(rt: &ResourceType, obj: &Value) -> bool {
-    !rt.group.is_empty()
-        && !rt.group.ends_with(".k8s.io")
-        && rt.group != "apps"
-        && rt.group != "batch"
-        || obj.get("spec").is_some()
+    // Custom resources always have one; built-in kinds only when they have a spec.
+    let custom = rt.group.contains('.') && !rt.group.ends_with(".k8s.io");
+    custom || obj.get("spec").is_some()
 }
 
 /// Everything but metadata and status: what a generation counts changes of.
@@ -698,6 +885,9 @@ fn commit(
         }
     }
     validate_labels(rt, &name, &new)?;
+    if rt.group.is_empty() && rt.kind == "Secret" {
+        validate_secret_data(&new)?;
+    }
     apply_defaults(rt, &mut new, old, store);
     if let Some(old) = old {
         validate_update(rt, &name, old, &new)?;
@@ -753,7 +943,7 @@ fn commit(
 }
 
 fn new_uid(store: &mut Store) -> String {
-    let n = store.next_rv();
+    let n = store.next_seq();
     let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5bd1_e995;
     format!(
         "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
@@ -906,6 +1096,7 @@ pub fn create(
     rng: &mut util::Rng,
 ) -> Result<Written, ApiError> {
     let mut obj = parse_body(body, false)?;
+    handle_unknown(rt, &mut obj, opts.strict)?;
     check_type(rt, &obj)?;
     check_namespace(rt, ns, &obj)?;
     let name = match (meta_str(&obj, "name"), meta_str(&obj, "generateName")) {
@@ -957,6 +1148,7 @@ pub fn update(
     opts: &WriteOpts,
 ) -> Result<Written, ApiError> {
     let mut obj = parse_body(body, false)?;
+    handle_unknown(rt, &mut obj, opts.strict)?;
     check_type(rt, &obj)?;
     check_namespace(rt, ns, &obj)?;
     if let Some(n) = meta_str(&obj, "name")
@@ -1028,6 +1220,7 @@ pub fn patch(
         }
         check_type(rt, &cfg)?;
         check_namespace(rt, ns, &cfg)?;
+        check_apply_schema(rt, ns, name, &cfg)?;
         if cfg["apiVersion"].is_null() || cfg["kind"].is_null() {
             return Err(ApiError::bad_request(
                 "apiVersion and kind must be set in an apply configuration",
@@ -1105,6 +1298,7 @@ pub fn patch(
         }
     };
     check_namespace(rt, ns, &new)?;
+    handle_unknown(rt, &mut new, opts.strict)?;
     ssa::record_update(Some(&old), &mut new, &ctx);
     commit(store, rt, &key, Some(&old), new, opts, scope)
 }

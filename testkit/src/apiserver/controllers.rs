@@ -32,22 +32,23 @@ fn condition(t: &str, status: &str, reason: &str, message: &str, now: &str) -> V
     json!({"type": t, "status": status, "lastUpdateTime": now, "lastTransitionTime": now, "reason": reason, "message": message})
 }
 
-/// Runs the controller for one workload; a no-op if it changed or went away meanwhile.
-pub fn reconcile(store: &mut Store, key: &Key, failing_pattern: &str, rng: &mut util::Rng) {
-    let Some(obj) = store.get(key).cloned() else {
-        return;
-    };
+/// Runs the controller for one workload; a no-op if it went away meanwhile. For a stuck
+/// Deployment, returns when its progress deadline runs out (see [`deadline_exceeded`]).
+pub fn reconcile(
+    store: &mut Store,
+    key: &Key,
+    failing_pattern: &str,
+    rng: &mut util::Rng,
+) -> Option<std::time::Duration> {
+    let obj = store.get(key).cloned()?;
     if obj["metadata"].get("deletionTimestamp").is_some() {
-        return;
+        return None;
     }
     let types = store.resource_types();
-    let Some(rt) = types
+    let rt = types
         .iter()
         .find(|t| t.group == key.0 && t.plural == key.1)
-        .cloned()
-    else {
-        return;
-    };
+        .cloned()?;
     let gen_ = obj["metadata"]["generation"].as_i64().unwrap_or(1);
     let name = key.3.as_str();
     let now = util::now_rfc3339();
@@ -112,6 +113,10 @@ pub fn reconcile(store: &mut Store, key: &Key, failing_pattern: &str, rng: &mut 
                 "numberMisscheduled": 0,
             })
         }
+        "Job" if obj["spec"]["suspend"].as_bool() == Some(true) => json!({
+            "conditions": [{"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                            "message": "Job suspended", "lastProbeTime": now, "lastTransitionTime": now}],
+        }),
         "Job" => {
             let start = obj["metadata"]["creationTimestamp"].clone();
             match &failing {
@@ -145,12 +150,55 @@ pub fn reconcile(store: &mut Store, key: &Key, failing_pattern: &str, rng: &mut 
                 }
             }
         }
-        _ => return,
+        _ => return None,
     };
     api::controller_status_write(store, &rt, key, status);
-    if let Some((container, image)) = failing {
-        create_failing_pod(store, &obj, &container, &image, rng);
+    if rt.kind == "Job" && obj["spec"]["suspend"].as_bool() == Some(true) {
+        return None;
     }
+    let (container, image) = failing?;
+    create_failing_pod(store, &obj, &container, &image, rng);
+    (rt.kind == "Deployment")
+        .then(|| obj["spec"]["progressDeadlineSeconds"].as_u64())
+        .flatten()
+        .map(std::time::Duration::from_secs)
+}
+
+/// A stuck Deployment past its progress deadline: Progressing turns False with reason
+/// ProgressDeadlineExceeded, as the real deployment controller reports it.
+pub fn deadline_exceeded(store: &mut Store, key: &Key) {
+    let Some(obj) = store.get(key).cloned() else {
+        return;
+    };
+    let types = store.resource_types();
+    let Some(rt) = types
+        .iter()
+        .find(|t| t.group == key.0 && t.plural == key.1)
+        .cloned()
+    else {
+        return;
+    };
+    let now = util::now_rfc3339();
+    let mut status = obj["status"].clone();
+    let Some(conds) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    for c in conds.iter_mut() {
+        if c["type"] == "Progressing" {
+            *c = condition(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                &format!(
+                    "ReplicaSet \"{}-{}\" has timed out progressing.",
+                    key.3,
+                    template_hash(&obj)
+                ),
+                &now,
+            );
+        }
+    }
+    api::controller_status_write(store, &rt, key, status);
 }
 
 /// A short stable hash of the pod template, like pod-template-hash.

@@ -16,6 +16,7 @@
 mod api;
 mod controllers;
 mod patch;
+mod protobuf;
 mod resources;
 mod schema;
 mod selector;
@@ -53,6 +54,9 @@ pub struct Config {
     pub namespace_delete_delay: Duration,
     /// Where to listen; port 0 picks a free port.
     pub addr: SocketAddr,
+    /// How many past events a watch can resume from; a watch from an older
+    /// resourceVersion gets 410 Gone (as after etcd compaction).
+    pub watch_history: usize,
 }
 
 impl Default for Config {
@@ -67,6 +71,7 @@ impl Default for Config {
             establish_delay: Duration::from_millis(50),
             namespace_delete_delay: Duration::from_millis(200),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            watch_history: 50_000,
         }
     }
 }
@@ -88,6 +93,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Which requests faults and latency apply to (all of them when no filter is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultFilter {
+    /// Only this HTTP method (`PATCH`, `GET`, ...), if set.
+    pub method: Option<String>,
+    /// Only paths containing this, e.g. `/deployments/web`, if set.
+    pub path_contains: Option<String>,
+}
+
+impl FaultFilter {
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
+    }
 }
 
 /// One request as the server saw it, for asserting what a client did.
@@ -173,6 +199,12 @@ impl FakeApiServer {
             error_rate,
             drop_rate,
         };
+    }
+
+    /// Restricts faults and latency to matching requests (None: every request), e.g. to
+    /// fail only the PATCH of one object while discovery keeps working.
+    pub fn set_fault_filter(&self, filter: Option<FaultFilter>) {
+        *lock(&self.shared.fault_filter) = filter;
     }
 
     /// How many requests arrived (including ones answered with injected faults).

@@ -17,6 +17,8 @@ pub struct ResourceType {
     /// Has a `/status` subresource, so writes to the main resource ignore `status`.
     pub has_status: bool,
     pub categories: Vec<String>,
+    /// A CRD version's `additionalPrinterColumns`: (name, type, jsonPath).
+    pub printer_columns: Vec<(String, String, String)>,
 }
 
 impl ResourceType {
@@ -292,6 +294,7 @@ pub fn builtins() -> Vec<ResourceType> {
             } else {
                 vec![]
             },
+            printer_columns: vec![],
         })
         .collect()
 }
@@ -337,6 +340,20 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
                         short_names: strings(&spec["names"]["shortNames"]),
                         has_status: v["subresources"].get("status").is_some(),
                         categories: strings(&spec["names"]["categories"]),
+                        printer_columns: v["additionalPrinterColumns"]
+                            .as_array()
+                            .map(|cols| {
+                                cols.iter()
+                                    .filter_map(|c| {
+                                        Some((
+                                            c["name"].as_str()?.to_string(),
+                                            c["type"].as_str().unwrap_or("string").to_string(),
+                                            c["jsonPath"].as_str()?.to_string(),
+                                        ))
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
                     })
                 })
                 .collect()

@@ -41,6 +41,7 @@ pub struct Faults {
 pub struct Shared {
     pub store: Mutex<Store>,
     pub faults: Mutex<Faults>,
+    pub fault_filter: Mutex<Option<super::FaultFilter>>,
     fault_rng: Mutex<Rng>,
     name_rng: Mutex<Rng>,
     pub config: Config,
@@ -57,7 +58,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new(config: Config, shutdown: watch::Receiver<bool>, port: u16) -> Self {
-        let mut store = Store::new();
+        let mut store = Store::new(config.watch_history);
         let mut rng = Rng::new(config.seed ^ 0x00c0_ffee);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -79,6 +80,7 @@ impl Shared {
                 error_rate: config.error_rate,
                 drop_rate: config.drop_rate,
             }),
+            fault_filter: Mutex::new(None),
             fault_rng: Mutex::new(Rng::new(config.seed)),
             name_rng: Mutex::new(rng),
             config,
@@ -169,6 +171,24 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
     });
 
     let faults = *lock(&sh.faults);
+    let in_scope = lock(&sh.fault_filter)
+        .as_ref()
+        .is_none_or(|f| f.matches(parts.method.as_str(), &path));
+    if !in_scope {
+        return Ok(route(
+            &sh,
+            Ctx::new(
+                parts.method,
+                path,
+                &query,
+                content_type,
+                accept,
+                user_agent,
+                body,
+            ),
+        )
+        .await);
+    }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
@@ -183,23 +203,34 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body
         return Ok(injected_error(pick));
     }
 
-    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return Ok(error_response(&ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the fake API server only accepts JSON and YAML bodies, not protobuf",
-        )));
-    }
-    let ctx = Ctx {
-        method: parts.method,
-        path,
-        query: util::parse_query(&query),
-        content_type,
-        accept,
-        user_agent,
-        body,
+    let (content_type, body) = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        // kubectl's generators send protobuf; the few kinds they create are decoded.
+        match super::protobuf::decode(&body) {
+            Some(obj) => ("application/json".to_string(), Bytes::from(obj.to_string())),
+            None => {
+                return Ok(error_response(&ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the fake API server only decodes protobuf for v1 Namespace, ConfigMap, Secret and ServiceAccount; send JSON or YAML",
+                )));
+            }
+        }
+    } else {
+        (content_type, body)
     };
-    Ok(route(&sh, ctx).await)
+    Ok(route(
+        &sh,
+        Ctx::new(
+            parts.method,
+            path,
+            &query,
+            content_type,
+            accept,
+            user_agent,
+            body,
+        ),
+    )
+    .await)
 }
 
 fn injected_error(pick: u64) -> Response<Body> {
@@ -243,6 +274,26 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn new(
+        method: Method,
+        path: String,
+        query: &str,
+        content_type: String,
+        accept: String,
+        user_agent: String,
+        body: Bytes,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            query: util::parse_query(query),
+            content_type,
+            accept,
+            user_agent,
+            body,
+        }
+    }
+
     fn q(&self, k: &str) -> Option<&str> {
         self.query
             .iter()
@@ -295,6 +346,7 @@ impl Ctx {
             dry_run,
             manager,
             force: self.flag("force"),
+            strict: self.q("fieldValidation") == Some("Strict"),
         })
     }
 }
@@ -487,7 +539,8 @@ fn group_list(store: &Store) -> Value {
                 .find(|c| c["spec"]["group"] == g.as_str())
                 .and_then(super::resources::crd_storage_version)
                 .filter(|p| vs.contains(p))
-                .unwrap_or_else(|| vs[0].clone());
+                .or_else(|| vs.first().cloned())
+                .unwrap_or_default();
             let versions: Vec<Value> =
                 vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
             json!({"name": g, "versions": versions,
@@ -523,6 +576,9 @@ async fn resource(
     if rest.first() == Some(&"watch") {
         rest = &rest[1..];
         watch = true;
+    }
+    if rest.is_empty() {
+        return not_found_path();
     }
     let found = {
         let store = lock(&sh.store);
@@ -671,18 +727,31 @@ pub fn schedule(sh: &Arc<Shared>, effects: Vec<Effect>) {
             match e {
                 Effect::Reconcile(key, generation) => {
                     tokio::time::sleep(sh.config.rollout_delay).await;
-                    let mut store = lock(&sh.store);
-                    let current = store
-                        .get(&key)
-                        .and_then(|o| o["metadata"]["generation"].as_i64());
-                    if current == Some(generation) {
+                    let deadline = {
+                        let mut store = lock(&sh.store);
+                        let current = store
+                            .get(&key)
+                            .and_then(|o| o["metadata"]["generation"].as_i64());
+                        if current != Some(generation) {
+                            return;
+                        }
                         let mut rng = lock(&sh.name_rng);
                         controllers::reconcile(
                             &mut store,
                             &key,
                             &sh.config.failing_image_pattern,
                             &mut rng,
-                        );
+                        )
+                    };
+                    if let Some(d) = deadline {
+                        tokio::time::sleep(d).await;
+                        let mut store = lock(&sh.store);
+                        let current = store
+                            .get(&key)
+                            .and_then(|o| o["metadata"]["generation"].as_i64());
+                        if current == Some(generation) {
+                            controllers::deadline_exceeded(&mut store, &key);
+                        }
                     }
                 }
                 Effect::Establish(key) => {
@@ -709,7 +778,8 @@ fn selectors(ctx: &Ctx) -> Result<(LabelSelector, FieldSelector), ApiError> {
 fn list(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Outcome {
     let (labels, fields) = selectors(ctx)?;
     let store = lock(&sh.store);
-    let l = api::list(&store, rt, ns, &labels, &fields);
+    let mut l = api::list(&store, rt, ns, &labels, &fields);
+    paginate(ctx, &mut l)?;
     if ctx.wants_table() {
         let items = l["items"].as_array().cloned().unwrap_or_default();
         let mut t = table(rt, &items, ctx.q("includeObject"));
@@ -727,6 +797,51 @@ fn list(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Out
         ));
     }
     Ok((StatusCode::OK, l))
+}
+
+/// `limit` and `continue`: pages in (namespace, name) order. The continue token names
+/// the last item served; unlike the real server, later pages see the current state, not
+/// a snapshot at the first page's resourceVersion.
+fn paginate(ctx: &Ctx, list: &mut Value) -> Result<(), ApiError> {
+    let key_of = |o: &Value| {
+        let m = &o["metadata"];
+        format!(
+            "{}\u{0}{}",
+            m["namespace"].as_str().unwrap_or_default(),
+            m["name"].as_str().unwrap_or_default()
+        )
+    };
+    let Some(items) = list["items"].as_array_mut() else {
+        return Ok(());
+    };
+    if let Some(token) = ctx.q("continue").filter(|t| !t.is_empty()) {
+        let after = hex_decode(token)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))?;
+        items.retain(|o| key_of(o) > after);
+    }
+    let limit = ctx
+        .q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    if let Some(limit) = limit
+        && items.len() > limit
+    {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        let last = items.last().map(key_of).unwrap_or_default();
+        list["metadata"]["continue"] =
+            json!(last.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+        list["metadata"]["remainingItemCount"] = json!(remaining);
+    }
+    Ok(())
+}
+
+fn hex_decode(s: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 fn delete_collection(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Outcome {
@@ -779,6 +894,9 @@ fn partial(obj: &Value) -> Value {
 fn table(rt: &ResourceType, items: &[Value], include: Option<&str>) -> Value {
     let col = |name: &str, ty: &str, format: &str| json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0});
     let mut cols = vec![col("Name", "string", "name")];
+    if !rt.printer_columns.is_empty() {
+        return crd_table(rt, items, include);
+    }
     type Cell = fn(&Value) -> Value;
     let extra: Vec<(&str, Cell)> = match rt.kind.as_str() {
         "Deployment" => vec![
@@ -846,6 +964,57 @@ fn table(rt: &ResourceType, items: &[Value], include: Option<&str>) -> Value {
                 Some("Object") => o.clone(),
                 Some("None") => Value::Null,
                 _ => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]}),
+            };
+            json!({"cells": cells, "object": object})
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": cols, "rows": rows})
+}
+
+/// The value at a simple JSONPath (`.spec.size`, `.metadata.labels.app`); anything with
+/// filters or indexes is not evaluated.
+fn simple_json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let rest = path.trim().strip_prefix('.')?;
+    if rest.contains(['[', '?', '@', '*']) {
+        return None;
+    }
+    rest.split('.').try_fold(obj, |cur, seg| cur.get(seg))
+}
+
+/// Table for a custom resource whose CRD declares printer columns (Name plus those,
+/// as the real server prints it).
+fn crd_table(rt: &ResourceType, items: &[Value], include: Option<&str>) -> Value {
+    let mut cols = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
+    ];
+    for (name, ty, _) in &rt.printer_columns {
+        let (ty, format) = if ty == "date" {
+            ("string", "date")
+        } else {
+            (ty.as_str(), "")
+        };
+        cols.push(
+            json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0}),
+        );
+    }
+    let now = util::now_secs();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o["metadata"]["name"].clone()];
+            for (_, ty, path) in &rt.printer_columns {
+                let v = simple_json_path(o, path).cloned().unwrap_or(Value::Null);
+                cells.push(
+                    match (ty.as_str(), v.as_str().and_then(util::parse_rfc3339)) {
+                        ("date", Some(t)) => json!(util::human_age(now - t)),
+                        _ => v,
+                    },
+                );
+            }
+            let object = match include {
+                Some("Object") => o.clone(),
+                Some("None") => Value::Null,
+                _ => partial(o),
             };
             json!({"cells": cells, "object": object})
         })

@@ -252,6 +252,16 @@ fn remove_path(obj: &mut Value, path: &[Pe]) {
     }
 }
 
+/// Whether the path ends in a key field of an associative-list item (`[name="x"].name`).
+fn is_key_field(p: &[Pe]) -> bool {
+    match p {
+        [.., Pe::Key(k), Pe::Field(f)] => {
+            serde_json::from_str::<Map<String, Value>>(k).is_ok_and(|m| m.contains_key(f))
+        }
+        _ => false,
+    }
+}
+
 /// Server-side apply's merge: maps merge, associative lists merge item by item (live
 /// order, new items appended), sets union, atomic lists and scalars are replaced.
 pub fn apply_merge(live: &Value, cfg: &Value, field: &str) -> Value {
@@ -551,8 +561,10 @@ pub fn apply(live: Option<&Value>, cfg: &Value, ctx: &WriteCtx<'_>, force: bool)
     let mut removed: Vec<&Path> = old_set
         .iter()
         .filter(|p| !new_set.contains(*p) && !others.contains(*p))
-        // A list item stays if another manager owns a field inside it.
+        // A list item stays if another manager owns a field inside it ...
         .filter(|p| !others.iter().any(|o| o.len() > p.len() && o.starts_with(p)))
+        // ... and an item that stays keeps its key fields.
+        .filter(|p| !is_key_field(p))
         .collect();
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in removed {
@@ -836,5 +848,55 @@ mod tests {
         let out = applied(apply(Some(&live), &smaller, &ctx("lookctl"), false));
         assert_eq!(out["metadata"]["labels"], json!({"other": "x"}));
         assert_eq!(out["metadata"]["name"], "web");
+    }
+
+    #[test]
+    fn dropped_list_items_go_unless_someone_else_owns_part_of_them() {
+        let two = |second_image: Option<&str>| {
+            let mut d = deploy(1, "nginx:1");
+            if let Some(img) = second_image
+                && let Some(a) = d["spec"]["template"]["spec"]["containers"].as_array_mut()
+            {
+                a.push(json!({"name": "side", "image": img}));
+            }
+            d
+        };
+        let live = applied(apply(None, &two(Some("envoy:1")), &ctx("lookctl"), false));
+        let out = applied(apply(Some(&live), &two(None), &ctx("lookctl"), false));
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+
+        // Another manager changed the sidecar's image: the item stays, with its key.
+        let mut edited = live.clone();
+        edited["spec"]["template"]["spec"]["containers"][1]["image"] = json!("envoy:2");
+        let ectx = WriteCtx {
+            manager: "kubectl-set",
+            api_version: "apps/v1",
+            scope: Scope::Main { has_status: true },
+        };
+        record_update(Some(&live), &mut edited, &ectx);
+        let out = applied(apply(Some(&edited), &two(None), &ctx("lookctl"), false));
+        let side = &out["spec"]["template"]["spec"]["containers"][1];
+        assert_eq!(side, &json!({"name": "side", "image": "envoy:2"}));
+    }
+
+    #[test]
+    fn set_lists_merge_by_value() {
+        let mut a = deploy(1, "nginx:1");
+        a["metadata"]["finalizers"] = json!(["a.example/x"]);
+        let live = applied(apply(None, &a, &ctx("one"), false));
+        let mut b = deploy(1, "nginx:1");
+        b["metadata"]["finalizers"] = json!(["b.example/y"]);
+        let out = applied(apply(Some(&live), &b, &ctx("two"), false));
+        assert_eq!(
+            out["metadata"]["finalizers"],
+            json!(["a.example/x", "b.example/y"])
+        );
+        let f = &out["metadata"]["managedFields"][1]["fieldsV1"]["f:metadata"]["f:finalizers"];
+        assert_eq!(f, &json!({"v:\"b.example/y\"": {}}));
     }
 }

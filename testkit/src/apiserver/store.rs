@@ -11,9 +11,6 @@ use tokio::sync::broadcast;
 /// (group, plural, namespace or "", name)
 pub type Key = (String, String, String, String);
 
-/// How many events a watch can resume from; older resourceVersions get 410 Gone.
-const LOG_CAPACITY: usize = 50_000;
-
 #[derive(Debug, Clone)]
 pub struct Event {
     pub rv: u64,
@@ -29,25 +26,38 @@ pub struct Event {
 pub struct Store {
     pub objects: BTreeMap<Key, Value>,
     rv: u64,
+    /// For uids and allocated IPs: separate from resourceVersions, so a dry run that
+    /// allocates one does not move the resourceVersion clients see.
+    seq: u64,
     log: VecDeque<Arc<Event>>,
     pub tx: broadcast::Sender<Arc<Event>>,
+    history: usize,
     builtins: Vec<ResourceType>,
 }
 
 impl Store {
-    pub fn new() -> Self {
+    /// `history`: how many events a watch can resume from; older resourceVersions get
+    /// 410 Gone.
+    pub fn new(history: usize) -> Self {
         let (tx, _) = broadcast::channel(4096);
         Self {
             objects: BTreeMap::new(),
             rv: 1,
+            seq: 0,
             log: VecDeque::new(),
             tx,
+            history: history.max(1),
             builtins: resources::builtins(),
         }
     }
 
     pub fn current_rv(&self) -> u64 {
         self.rv
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     pub fn next_rv(&mut self) -> u64 {
@@ -84,7 +94,7 @@ impl Store {
             object,
             prev,
         });
-        if self.log.len() >= LOG_CAPACITY {
+        if self.log.len() >= self.history {
             self.log.pop_front();
         }
         self.log.push_back(ev.clone());
@@ -108,11 +118,7 @@ impl Store {
 
     /// Established CRD objects.
     pub fn crds(&self) -> impl Iterator<Item = &Value> {
-        self.objects
-            .iter()
-            .filter(|((g, p, _, _), _)| {
-                g == "apiextensions.k8s.io" && p == "customresourcedefinitions"
-            })
+        self.of_resource("apiextensions.k8s.io", "customresourcedefinitions")
             .map(|(_, v)| v)
             .filter(|crd| {
                 crd["status"]["conditions"].as_array().is_some_and(|cs| {
@@ -171,11 +177,29 @@ impl Store {
 
     /// Objects of one resource, optionally in one namespace.
     pub fn list(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<&Value> {
-        self.objects
-            .iter()
-            .filter(|((g, p, n, _), _)| g == group && p == plural && ns.is_none_or(|ns| ns == n))
+        self.of_resource(group, plural)
+            .filter(|((_, _, n, _), _)| ns.is_none_or(|ns| ns == n))
             .map(|(_, v)| v)
             .collect()
+    }
+
+    /// All objects of one (group, resource), by a range scan: keys sort by group and
+    /// resource first, so this does not walk the whole store.
+    fn of_resource<'a>(
+        &'a self,
+        group: &str,
+        plural: &str,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> {
+        let start: Key = (
+            group.to_string(),
+            plural.to_string(),
+            String::new(),
+            String::new(),
+        );
+        let (group, plural) = (group.to_string(), plural.to_string());
+        self.objects
+            .range(start..)
+            .take_while(move |((g, p, _, _), _)| *g == group && *p == plural)
     }
 }
 

@@ -185,3 +185,44 @@ fn generated_tree_5() -> Result<(), String> {
 fn generated_tree_50() -> Result<(), String> {
     generated_tree(50)
 }
+
+/// YAML 1.1-isms: kubectl reads `defaultMode: 0644` as 420 and keeps `yes`/`on` as
+/// strings; lookctl must hand the same values on (and the oracle must agree).
+#[test]
+fn yaml11_values_read_as_kubernetes_reads_them() -> Result<(), String> {
+    let dir = fixtures().join("yaml11_scalars");
+    let got = kustomize::build(&FsSource::new(None), &dir).map_err(|e| e.to_string())?;
+    let cm = got
+        .iter()
+        .find(|d| d.get("kind").and_then(Value::as_str) == Some("ConfigMap"))
+        .ok_or("no ConfigMap")?;
+    let pod = got
+        .iter()
+        .find(|d| d.get("kind").and_then(Value::as_str) == Some("Pod"))
+        .ok_or("no Pod")?;
+    let mode = pod["spec"]["volumes"][0]["configMap"]["defaultMode"].as_i64();
+    if mode != Some(420) {
+        return Err(format!("defaultMode 0644 should be 420, got {mode:?}"));
+    }
+    for (k, want) in [
+        ("a", "on"),
+        ("b", "yes"),
+        ("c", "off"),
+        ("d", "0644"),
+        ("g", "true"),
+    ] {
+        if cm["data"][k].as_str() != Some(want) {
+            return Err(format!(
+                "data.{k} should be the string {want:?}, got {:?}",
+                cm["data"][k]
+            ));
+        }
+    }
+    if cm["data"]["e"].as_i64() != Some(31) || cm["data"]["i"].as_i64() != Some(10) {
+        return Err(format!(
+            "0x1F and 012 should be 31 and 10: {:?}",
+            cm["data"]
+        ));
+    }
+    assert_same(&dir)
+}

@@ -62,7 +62,19 @@ impl Ctx<'_> {
                 Ok(Parsed::Json(docs.into_iter().next().unwrap_or_default()))
             }
             [] => Err(k.invalid(field, format!("{label}: empty patch"))),
-            d if d.iter().all(Document::is_mapping) => Ok(Parsed::Smp(docs)),
+            d if d.iter().all(Document::is_mapping) => {
+                // kustomize reads strategic merge patches as objects: kind and name needed.
+                for p in d {
+                    let r = Resource::new(p.clone());
+                    if r.kind().is_empty() || r.name().is_empty() {
+                        return Err(k.invalid(
+                            field,
+                            format!("unable to parse SM or JSON patch from {label}: a strategic merge patch needs `kind` and `metadata.name`"),
+                        ));
+                    }
+                }
+                Ok(Parsed::Smp(docs))
+            }
             _ => Err(k.invalid(
                 field,
                 format!("unable to parse SM or JSON patch from {label}"),

@@ -17,18 +17,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = Ui::new(cli.color);
     match run(&cli, &ui) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             ui.error(&err);
             if let Some(hint) = hint(&err) {
                 ui.note(&format!("hint: {hint}"));
             }
-            ExitCode::from(exit_code(&err))
+            ExitCode::from(exit_code(&err, &cli))
         }
     }
 }
 
-fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
+fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
     let env = |k: &str| std::env::var(k).ok();
     let process = Process {
         cwd: std::env::current_dir()?,
@@ -37,18 +37,41 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
     match &cli.command {
         Command::Render(args) => {
             let settings = settings::render(cli, args, &process)?;
-            commands::render::run(&settings, ui)
+            commands::render::run(&settings, ui)?;
+        }
+        Command::Deploy(args) => {
+            let settings = settings::deploy(cli, args, &process)?;
+            commands::deploy::run(&settings, ui)?;
+        }
+        Command::Diff(args) => {
+            let settings = settings::diff(cli, args, &process)?;
+            if commands::deploy::run(&settings, ui)? == commands::deploy::Outcome::Differences {
+                return Ok(1);
+            }
+        }
+        Command::Status(args) => {
+            let config = settings::require_config(cli, &process.cwd)?;
+            commands::status::run(&config, args, ui)?;
         }
         Command::Targets(args) => {
             let config = settings::require_config(cli, &process.cwd)?;
-            commands::targets::run(&config, args.output, ui)
+            commands::targets::run(&config, args.output, ui)?;
         }
-        Command::Completions(args) => commands::completions::run(args),
+        Command::Secrets(command) => {
+            let config = settings::load_config(cli, &process.cwd)?;
+            commands::secrets::run(command, config.as_ref(), ui)?;
+        }
+        Command::Completions(args) => commands::completions::run(args)?,
     }
+    Ok(0)
 }
 
-/// 2 for anything the user must fix in what they asked for or in their files; 1 otherwise.
-fn exit_code(err: &anyhow::Error) -> u8 {
+/// 2 for anything the user must fix in what they asked for or in their files; 1 otherwise
+/// (`lookctl diff` uses 1 for "differences", so its errors are 2 as well).
+fn exit_code(err: &anyhow::Error, cli: &Cli) -> u8 {
+    if matches!(cli.command, Command::Diff(_)) {
+        return 2;
+    }
     let usage = err.chain().any(|e| {
         e.is::<SettingsError>()
             || e.is::<lookctl::config::ConfigError>()

@@ -560,3 +560,163 @@ fn json6902_quirks() {
         How::Json("{kind: Deployment}"),
     );
 }
+
+fn svc(ports_base: &str, ports_patch: &str) -> (String, String) {
+    let head = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n";
+    (
+        format!("{head}{ports_base}"),
+        format!("{head}{ports_patch}"),
+    )
+}
+
+#[test]
+fn multi_key_lists_follow_kyaml() {
+    let cases = [
+        (
+            "same keys",
+            "  - {port: 80, protocol: TCP, name: http}\n",
+            "  - {port: 80, protocol: TCP, name: web}\n",
+        ),
+        (
+            "patch without protocol",
+            "  - {port: 80, protocol: TCP, name: http}\n",
+            "  - {port: 80, name: web}\n",
+        ),
+        (
+            "base without protocol",
+            "  - {port: 80, name: http}\n",
+            "  - {port: 80, protocol: TCP, name: web}\n",
+        ),
+        (
+            "neither has protocol",
+            "  - {port: 80, name: http}\n  - {port: 81, name: x}\n",
+            "  - {port: 82, name: z}\n  - {port: 80, name: web}\n",
+        ),
+        (
+            "merged in base order, new first",
+            "  - {port: 80, protocol: TCP, name: http}\n  - {port: 81, protocol: TCP, name: x}\n",
+            "  - {port: 81, protocol: TCP, name: y}\n  - {port: 82, protocol: TCP, name: z}\n",
+        ),
+        (
+            "same port, two protocols",
+            "  - {port: 53, protocol: TCP, name: a}\n  - {port: 53, protocol: UDP, name: b}\n",
+            "  - {port: 53, protocol: UDP, name: c}\n",
+        ),
+        (
+            "delete by both keys",
+            "  - {port: 53, protocol: TCP, name: a}\n  - {port: 54, protocol: UDP, name: b}\n",
+            "  - {port: 54, protocol: UDP, $patch: delete}\n",
+        ),
+    ];
+    for (name, b, p) in cases {
+        let (base, patch) = svc(b, p);
+        check(name, &base, &patch, How::Smp);
+    }
+}
+
+#[test]
+fn list_edge_cases() {
+    smp(
+        "all containers deleted",
+        "spec:\n  template:\n    spec:\n      imagePullSecrets:\n      - {name: reg1, $patch: delete}\n",
+    );
+    smp(
+        "new associative list with a replace directive",
+        "spec:\n  template:\n    spec:\n      hostAliases:\n      - $patch: replace\n      - {ip: 1.2.3.4, hostnames: [a]}\n",
+    );
+    smp(
+        "duplicate names in the patch",
+        "spec:\n  template:\n    spec:\n      containers:\n      - {name: x, image: x1}\n      - {name: x, image: x2}\n",
+    );
+    smp(
+        "empty list in the patch",
+        "spec:\n  template:\n    spec:\n      containers: []\n      tolerations: []\n",
+    );
+    smp(
+        "null list",
+        "spec:\n  template:\n    spec:\n      imagePullSecrets: null\n",
+    );
+    smp(
+        "env with valueFrom replacing value",
+        "spec:\n  template:\n    spec:\n      containers:\n      - name: a\n        env:\n        - name: E1\n          value: null\n          valueFrom: {secretKeyRef: {name: s, key: k}}\n",
+    );
+    smp(
+        "volume source switch",
+        "spec:\n  template:\n    spec:\n      volumes:\n      - name: cfg\n        configMap: null\n        secret: {secretName: x}\n",
+    );
+    smp(
+        "$patch: merge is a no-op directive",
+        "spec:\n  template:\n    $patch: merge\n    spec:\n      containers:\n      - $patch: merge\n      - {name: a, image: m}\n",
+    );
+}
+
+#[test]
+fn scalar_lists() {
+    let base = "apiVersion: v1\nkind: Node\nmetadata:\n  name: n\n  finalizers: [a, b]\nspec:\n  podCIDRs: [10.0.0.0/24]\n  taints:\n  - {key: k, effect: NoSchedule}\n";
+    let patch = "apiVersion: v1\nkind: Node\nmetadata:\n  name: n\n  finalizers: [c, a]\nspec:\n  podCIDRs: [10.1.0.0/24, 10.0.0.0/24]\n  taints:\n  - {key: j, effect: NoExecute}\n";
+    check("finalizers, podCIDRs, taints", base, patch, How::Smp);
+}
+
+#[test]
+fn kinds_outside_the_schema() {
+    // autoscaling/v2 is newer than kustomize's compiled-in schema: lists are replaced.
+    let base = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\nspec:\n  metrics:\n  - type: Resource\n    resource: {name: cpu}\n  - type: Resource\n    resource: {name: memory}\n";
+    let patch = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\nspec:\n  metrics:\n  - type: Resource\n    resource: {name: gpu}\n";
+    check("autoscaling/v2", base, patch, How::Smp);
+    let base = "apiVersion: example.com/v1\nkind: App\nmetadata:\n  name: a\nspec:\n  template:\n    apiVersion: apps/v1\n    kind: Deployment\n    spec:\n      template:\n        spec:\n          containers:\n          - {name: a, image: a}\n          - {name: b, image: b}\n";
+    let patch = "apiVersion: example.com/v1\nkind: App\nmetadata:\n  name: a\nspec:\n  template:\n    spec:\n      template:\n        spec:\n          containers:\n          - {name: b, image: b2}\n";
+    check(
+        "embedded object with apiVersion/kind",
+        base,
+        patch,
+        How::Smp,
+    );
+}
+
+#[test]
+fn identity_is_kept() {
+    let base = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: ns1\ndata: {a: \"1\"}\n";
+    let patch = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  namespace: ns2\ndata: {b: \"2\"}\n";
+    check(
+        "name/namespace from a targeted patch",
+        base,
+        patch,
+        How::SmpTarget("{kind: ConfigMap}"),
+    );
+    let patch = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: ns1\n$patch: replace\ndata: {b: \"2\"}\n";
+    check("top-level replace", base, patch, How::Smp);
+}
+
+#[test]
+fn json6902_more() {
+    check(
+        "negative index, root replace keeps nothing else",
+        DEPLOY,
+        "- op: remove\n  path: /spec/template/spec/containers/-1\n- op: replace\n  path: /spec/template/spec/containers/0/ports/-2/containerPort\n  value: 8080\n",
+        How::Json("{kind: Deployment}"),
+    );
+    check(
+        "test against a missing key and null",
+        DEPLOY,
+        "- op: test\n  path: /spec/nothing\n  value: null\n- op: add\n  path: /spec/nullable\n  value: null\n",
+        How::Json("{kind: Deployment}"),
+    );
+    check(
+        "move into an array and copy a list",
+        DEPLOY,
+        "- op: move\n  from: /spec/template/spec/containers/1\n  path: /spec/template/spec/initContainers/0\n- op: copy\n  from: /spec/template/spec/tolerations\n  path: /spec/tolerationsCopy\n",
+        How::Json("{kind: Deployment}"),
+    );
+    check(
+        "add to index equal to length",
+        DEPLOY,
+        "- op: add\n  path: /spec/template/spec/containers/2\n  value: {name: c, image: c}\n",
+        How::Json("{kind: Deployment}"),
+    );
+    check(
+        "unknown op",
+        DEPLOY,
+        "- op: frob\n  path: /spec\n",
+        How::Json("{kind: Deployment}"),
+    );
+}

@@ -53,6 +53,11 @@ pub(super) fn strategic_merge(base: &mut Document, patch: &Document) -> Result<(
         .and_then(Value::as_str)
         .map(str::to_owned);
 
+    // kustomize keeps the resource node it merged into; a top-level `$patch: replace` makes
+    // the merge return the patch instead, which kustomize then drops: a no-op.
+    if !base.is_null() && patch.get(DIRECTIVE).and_then(Value::as_str) == Some("replace") {
+        return Ok(());
+    }
     let dest = std::mem::take(base);
     let mut path = Vec::new();
     let merged = walk(Some(dest), Some(patch.clone()), None, false, &mut path)?;

@@ -625,3 +625,177 @@ fn remove_directive_elements(list: &mut Vec<Value>) {
             .is_some_and(|m| m.len() == 1 && m.contains_key(DIRECTIVE))
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y(s: &str) -> Value {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    fn merged(base: &str, patch: &str) -> Value {
+        let mut b = y(base);
+        strategic_merge(&mut b, &y(patch)).unwrap();
+        b
+    }
+
+    const DEP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n";
+
+    fn pod(spec: &str) -> String {
+        format!("{DEP}spec:\n  template:\n    spec: {spec}\n")
+    }
+
+    fn pod_spec(v: &Value) -> &Value {
+        &v["spec"]["template"]["spec"]
+    }
+
+    #[test]
+    fn patch_elements_come_first_then_base_only_ones() {
+        let out = merged(
+            &pod("{containers: [{name: a}, {name: b}]}"),
+            &pod("{containers: [{name: c}, {name: b, image: x}, {name: a}]}"),
+        );
+        assert_eq!(
+            pod_spec(&out)["containers"],
+            y("[{name: c}, {name: b, image: x}, {name: a}]")
+        );
+        let out = merged(
+            &pod("{containers: [{name: a, env: [{name: E1, value: '1'}, {name: E2}]}]}"),
+            &pod("{containers: [{name: a, env: [{name: E3}, {name: E1, value: one}]}]}"),
+        );
+        assert_eq!(
+            pod_spec(&out)["containers"][0]["env"],
+            y("[{name: E3}, {name: E1, value: one}, {name: E2}]")
+        );
+    }
+
+    #[test]
+    fn lists_without_merge_strategy_are_replaced() {
+        let out = merged(
+            &pod("{tolerations: [{key: a}, {key: b}]}"),
+            &pod("{tolerations: [{key: c}]}"),
+        );
+        assert_eq!(pod_spec(&out)["tolerations"], y("[{key: c}]"));
+    }
+
+    #[test]
+    fn custom_kinds_have_no_merge_keys() {
+        let out = merged(
+            "{apiVersion: x.io/v1, kind: W, metadata: {name: w}, items: [{name: a}, {name: b}]}",
+            "{apiVersion: x.io/v1, kind: W, metadata: {name: w}, items: [{name: b, v: 1}]}",
+        );
+        assert_eq!(out["items"], y("[{name: b, v: 1}]"));
+    }
+
+    #[test]
+    fn scalar_merge_lists_dedupe_patch_first() {
+        let out = merged(
+            &format!("{DEP}  finalizers: [a, b]\n")
+                .replace("metadata: {name: d}\n  ", "metadata:\n  name: d\n  "),
+            "{apiVersion: apps/v1, kind: Deployment, metadata: {name: d, finalizers: [c, b, c]}}",
+        );
+        assert_eq!(out["metadata"]["finalizers"], y("[c, b, a]"));
+    }
+
+    #[test]
+    fn nulls_delete_and_vanish_from_new_maps() {
+        let out = merged(
+            &format!("{DEP}spec: {{replicas: 2, paused: true}}\n"),
+            &format!(
+                "{DEP}spec: {{replicas: null, strategy: {{type: null, rollingUpdate: {{maxSurge: 1}}}}}}\n"
+            ),
+        );
+        assert_eq!(
+            out["spec"],
+            y("{paused: true, strategy: {rollingUpdate: {maxSurge: 1}}}")
+        );
+    }
+
+    #[test]
+    fn base_nulls_survive_an_unrelated_patch() {
+        let out = merged(
+            &format!("{DEP}spec: {{replicas: null}}\n"),
+            &format!("{DEP}spec: {{paused: true}}\n"),
+        );
+        assert_eq!(out["spec"], y("{replicas: null, paused: true}"));
+    }
+
+    #[test]
+    fn elements_merging_to_empty_are_removed() {
+        let out = merged(
+            &pod("{containers: [{name: a, env: [{name: E}]}]}"),
+            &pod("{containers: [{name: a, env: [{name: E, $patch: delete}]}]}"),
+        );
+        assert_eq!(pod_spec(&out)["containers"][0]["env"], y("[]"));
+    }
+
+    #[test]
+    fn directives() {
+        let out = merged(
+            &pod("{containers: [{name: a}, {name: b}]}"),
+            &pod("{containers: [{$patch: replace}, {name: z}]}"),
+        );
+        assert_eq!(pod_spec(&out)["containers"], y("[{name: z}]"));
+        let out = merged(
+            &pod("{containers: [{name: a}], volumes: [{name: v}]}"),
+            &pod("{volumes: [{$patch: delete}]}"),
+        );
+        assert!(pod_spec(&out).get("volumes").is_none());
+        let out = merged(
+            &pod("{securityContext: {runAsUser: 1, fsGroup: 2}}"),
+            &pod("{securityContext: {$patch: replace, runAsUser: 3}}"),
+        );
+        assert_eq!(pod_spec(&out)["securityContext"], y("{runAsUser: 3}"));
+    }
+
+    #[test]
+    fn deleting_the_whole_object_leaves_null() {
+        let mut b = y(&pod("{containers: [{name: a}]}"));
+        strategic_merge(&mut b, &y(&format!("{DEP}$patch: delete\n"))).unwrap();
+        assert!(b.is_null());
+    }
+
+    #[test]
+    fn identity_is_restored() {
+        let out = merged(
+            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: n}, data: {x: '1'}}",
+            "{apiVersion: v1, kind: Other, metadata: {name: b, namespace: m}, data: {y: '2'}}",
+        );
+        assert_eq!(
+            out,
+            y(
+                "{apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: n}, data: {x: '1', y: '2'}}"
+            )
+        );
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let mut b = y(&pod("{containers: [{name: a}]}"));
+        let e = strategic_merge(&mut b, &y(&pod("{containers: {name: a}}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.template.spec.containers"), "{e}");
+        let mut b = y(&pod("{containers: [{name: a}]}"));
+        let e = strategic_merge(&mut b, &y(&pod("{containers: [{name: a, $patch: frob}]}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[name=a]") && e.contains("frob"), "{e}");
+    }
+
+    #[test]
+    fn new_fields_are_appended_in_sorted_order() {
+        let out = merged(
+            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {m: '1'}}",
+            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {z: '2', b: '3'}}",
+        );
+        let keys: Vec<&str> = out["data"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(keys, ["m", "b", "z"]);
+    }
+}

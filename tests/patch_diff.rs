@@ -130,12 +130,28 @@ fn check(name: &str, base: &str, patch: &str, how: How) {
             want.sort_by_key(key);
             got.sort_by_key(key);
             // kubectl prints every map with sorted keys, so only list order is comparable.
-            let w = serde_yaml::to_string(&sorted(want)).expect("yaml");
-            let g = serde_yaml::to_string(&sorted(got)).expect("yaml");
-            assert_eq!(
-                g, w,
-                "case {name}: lookctl (left) differs from kubectl kustomize (right)"
-            );
+            let keys = |v: &[Value]| v.iter().map(key).collect::<Vec<_>>();
+            assert_eq!(keys(&got), keys(&want), "case {name}: different objects");
+            for (g, w) in got.into_iter().zip(want) {
+                let id = key(&w);
+                let w = serde_yaml::to_string(&sorted(vec![w])).expect("yaml");
+                let g = serde_yaml::to_string(&sorted(vec![g])).expect("yaml");
+                let input = |text: &str| {
+                    docs(text)
+                        .into_iter()
+                        .filter(|d| key(d) == id)
+                        .map(|d| serde_yaml::to_string(&d).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join("---\n")
+                };
+                assert_eq!(
+                    g,
+                    w,
+                    "case {name}, object {id}: lookctl (left) differs from kubectl kustomize (right)\nbase:\n{}\npatch:\n{}",
+                    input(base),
+                    input(patch)
+                );
+            }
         }
         (Err(_), Err(_)) => {}
         (Ok(want), Err(e)) => panic!(
@@ -718,5 +734,168 @@ fn json6902_more() {
         DEPLOY,
         "- op: frob\n  path: /spec\n",
         How::Json("{kind: Deployment}"),
+    );
+}
+
+/// A small deterministic generator (no extra dependency): xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n as u64)).unwrap_or(0)
+    }
+    fn chance(&mut self, pct: usize) -> bool {
+        self.below(100) < pct
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+fn random_port(r: &mut Rng, patch: bool) -> String {
+    let mut f = vec![format!("containerPort: {}", r.pick(&["80", "81", "82"]))];
+    if r.chance(60) {
+        f.push(format!("protocol: {}", r.pick(&["TCP", "UDP"])));
+    }
+    if r.chance(70) {
+        f.push(format!("name: {}", r.pick(&["p", "q", "r"])));
+    }
+    if patch && r.chance(10) {
+        f.push("$patch: delete".to_owned());
+    }
+    format!("{{{}}}", f.join(", "))
+}
+
+fn random_container(r: &mut Rng, name: &str, patch: bool) -> String {
+    let mut f = vec![format!("name: {name}")];
+    if !patch || r.chance(50) {
+        f.push(format!("image: {}", r.pick(&["i1", "i2", "i3"])));
+    }
+    if r.chance(60) {
+        let mut env = Vec::new();
+        let mut names = vec!["E1", "E2", "E3"];
+        for _ in 0..r.below(3) + usize::from(!patch) {
+            if names.is_empty() {
+                break;
+            }
+            let n = names.remove(r.below(names.len()));
+            let v = if patch && r.chance(20) {
+                "null".to_owned()
+            } else {
+                r.pick(&["a", "b", "c"]).to_owned()
+            };
+            if patch && r.chance(10) {
+                env.push(format!("{{name: {n}, $patch: delete}}"));
+            } else {
+                env.push(format!("{{name: {n}, value: {v}}}"));
+            }
+        }
+        f.push(format!("env: [{}]", env.join(", ")));
+    }
+    if r.chance(40) {
+        let mounts: Vec<String> = (0..r.below(3))
+            .map(|_| {
+                let del = if patch && r.chance(15) {
+                    ", $patch: delete"
+                } else {
+                    ""
+                };
+                format!(
+                    "{{name: {}, mountPath: {}{del}}}",
+                    r.pick(&["v1", "v2"]),
+                    r.pick(&["/a", "/b", "/c"])
+                )
+            })
+            .collect();
+        f.push(format!("volumeMounts: [{}]", mounts.join(", ")));
+    }
+    if r.chance(50) {
+        let ports: Vec<String> = (0..r.below(3) + 1).map(|_| random_port(r, patch)).collect();
+        f.push(format!("ports: [{}]", ports.join(", ")));
+    }
+    if r.chance(30) {
+        f.push(format!("args: [{}]", r.pick(&["x", "x, y", "y, x"])));
+    }
+    if patch && r.chance(8) {
+        f.push("$patch: replace".to_owned());
+    }
+    format!("      - {{{}}}\n", f.join(", "))
+}
+
+fn random_deployment(r: &mut Rng, i: usize, patch: bool) -> String {
+    let mut s = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d{i}\nspec:\n  template:\n    spec:\n      containers:\n"
+    );
+    let mut names = vec!["a", "b", "c", "d"];
+    let n = r.below(3) + 1;
+    if patch && r.chance(5) {
+        s.push_str("      - {$patch: replace}\n");
+    }
+    for _ in 0..n {
+        let name = names.remove(r.below(names.len()));
+        s.push_str(&random_container(r, name, patch));
+    }
+    if r.chance(40) {
+        let mut vols = Vec::new();
+        for n in ["v1", "v2", "v3"] {
+            if r.chance(50) {
+                let src = match r.below(4) {
+                    0 => "emptyDir: {}".to_owned(),
+                    1 if patch => "emptyDir: null, secret: {secretName: s}".to_owned(),
+                    1 => "configMap: {name: c}".to_owned(),
+                    2 if patch => "$patch: delete".to_owned(),
+                    _ => "secret: {secretName: t}".to_owned(),
+                };
+                vols.push(format!("{{name: {n}, {src}}}"));
+            }
+        }
+        s.push_str(&format!("      volumes: [{}]\n", vols.join(", ")));
+    }
+    if r.chance(30) {
+        let t = r.pick(&["[{key: a}]", "[{key: b}, {key: a}]", "[]"]);
+        s.push_str(&format!("      tolerations: {t}\n"));
+    }
+    if patch && !s.contains("volumes:") && r.chance(10) {
+        s.push_str("      volumes: null\n");
+    }
+    if r.chance(40) {
+        let fins: Vec<&str> = (0..r.below(3) + 1)
+            .map(|_| r.pick(&["f1", "f2", "f3"]))
+            .collect();
+        s = s.replacen(
+            &format!("  name: d{i}\n"),
+            &format!("  name: d{i}\n  finalizers: [{}]\n", fins.join(", ")),
+            1,
+        );
+    }
+    s
+}
+
+#[test]
+fn random_patches_agree_with_kustomize() {
+    for seed in [0x9E37_79B9_7F4A_7C15, 0x0123_4567_89AB_CDEF, 42] {
+        random_round(seed);
+    }
+}
+
+fn random_round(seed: u64) {
+    let mut r = Rng(seed);
+    let mut bases = Vec::new();
+    let mut patches = Vec::new();
+    for i in 0..150 {
+        bases.push(random_deployment(&mut r, i, false));
+        patches.push(random_deployment(&mut r, i, true));
+    }
+    check(
+        "150 random deployments",
+        &bases.join("---\n"),
+        &patches.join("---\n"),
+        How::Smp,
     );
 }

@@ -479,7 +479,7 @@ fn walk_associative(
             None => return Ok(Walked::Nil),
         },
     };
-    let origin = origin.unwrap_or_default();
+    let mut origin = origin.unwrap_or_default();
     let elem_schema = schema.and_then(Schema::elements);
 
     if keys.is_empty() {
@@ -509,11 +509,32 @@ fn walk_associative(
         let oi = find_element(&origin, &lk, &lv);
         let de = di.and_then(|i| dest.get(i)).cloned();
         let oe = oi.and_then(|i| origin.get(i)).cloned();
-        // kyaml merges into the base element in place unless the patch replaces it.
-        let in_place = de.as_ref().is_some_and(|d| !d.is_null())
-            && !oe.as_ref().is_some_and(|o| {
-                o.is_null() || o.get(DIRECTIVE).and_then(Value::as_str) == Some("replace")
-            });
+        // kyaml merges into the base element in place unless the patch replaces it. When
+        // the list is the patch's own (alias), both sides are one node: reading the
+        // element's directive removes it from the list even if the element then goes.
+        let in_place = alias
+            || de.as_ref().is_some_and(|d| !d.is_null())
+                && !oe.as_ref().is_some_and(|o| {
+                    o.is_null() || o.get(DIRECTIVE).and_then(Value::as_str) == Some("replace")
+                });
+        // Reading a directive removes it from the patch for good: a tuple visited twice
+        // (kyaml's merged multi-key tuples) sees the element without it the second time.
+        for slot in [
+            oi.and_then(|i| origin.get_mut(i)),
+            di.and_then(|i| dest.get_mut(i)).filter(|_| alias),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Value::Mapping(m) = slot
+                && matches!(
+                    m.get(DIRECTIVE).and_then(Value::as_str),
+                    Some("delete" | "replace" | "merge")
+                )
+            {
+                m.shift_remove(DIRECTIVE);
+            }
+        }
         path.push(format!("[{}]", describe(&lk, &lv)));
         let walked = walk(de, oe, elem_schema, alias, path);
         path.pop();

@@ -899,3 +899,314 @@ fn random_round(seed: u64) {
         How::Smp,
     );
 }
+
+fn random_selector_expr(r: &mut Rng) -> String {
+    let keys = ["app", "tier", "example.com/x"];
+    let vals = ["a", "b", "c"];
+    let n = r.below(3) + 1;
+    (0..n)
+        .map(|_| {
+            let k = r.pick(&keys);
+            match r.below(7) {
+                0 => k.to_owned(),
+                1 => format!("!{k}"),
+                2 => format!("{k}={}", r.pick(&vals)),
+                3 => format!("{k}=={}", r.pick(&vals)),
+                4 => format!("{k}!={}", r.pick(&vals)),
+                5 => format!("{k} in ({}, {})", r.pick(&vals), r.pick(&vals)),
+                _ => format!("{k} notin ({})", r.pick(&vals)),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn random_targets_select_like_kustomize() {
+    let mut r = Rng(7);
+    let kinds = [
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("v1", "ConfigMap"),
+        ("v1", "Namespace"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        ("example.com/v1", "Widget"),
+    ];
+    let mut objects = Vec::new();
+    for i in 0..24 {
+        let (av, kind) = kinds[i % kinds.len()];
+        let ns = match r.below(3) {
+            0 => String::new(),
+            1 => "  namespace: default\n".to_owned(),
+            _ => "  namespace: prod\n".to_owned(),
+        };
+        let mut labels = Vec::new();
+        let mut annotations = vec!["seed: x".to_owned()];
+        for k in ["app", "tier", "example.com/x"] {
+            if r.chance(60) {
+                labels.push(format!("{k}: {}", r.pick(&["a", "b", "c"])));
+            }
+            if r.chance(30) {
+                annotations.push(format!("{k}: {}", r.pick(&["a", "b", "c"])));
+            }
+        }
+        objects.push(format!(
+            "apiVersion: {av}\nkind: {kind}\nmetadata:\n  name: o{i}\n{ns}  labels: {{{}}}\n  annotations: {{{}}}\n",
+            labels.join(", "),
+            annotations.join(", ")
+        ));
+    }
+    let base = objects.join("---\n");
+    let mut targets = Vec::new();
+    for _ in 0..40 {
+        let mut t = Vec::new();
+        if r.chance(30) {
+            t.push(format!(
+                "kind: '{}'",
+                r.pick(&[
+                    "Deployment",
+                    "Service|ConfigMap",
+                    ".*Role",
+                    "Widget",
+                    "Names.*"
+                ])
+            ));
+        }
+        if r.chance(20) {
+            t.push(format!(
+                "group: '{}'",
+                r.pick(&["apps", "", "rbac.*", "example.com"])
+            ));
+        }
+        if r.chance(15) {
+            t.push(format!("version: '{}'", r.pick(&["v1", "v1beta1"])));
+        }
+        if r.chance(25) {
+            t.push(format!(
+                "name: '{}'",
+                r.pick(&["o1", "o1.*", "o[0-9]", "o2[0-3]"])
+            ));
+        }
+        if r.chance(25) {
+            t.push(format!(
+                "namespace: '{}'",
+                r.pick(&["default", "prod", "prod|default"])
+            ));
+        }
+        if r.chance(60) {
+            t.push(format!("labelSelector: '{}'", random_selector_expr(&mut r)));
+        }
+        if r.chance(25) {
+            t.push(format!(
+                "annotationSelector: '{}'",
+                random_selector_expr(&mut r)
+            ));
+        }
+        targets.push(format!("{{{}}}", t.join(", ")));
+    }
+
+    // Oracle: one kustomization, each target adding its own annotation.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("base.yaml"), &base).expect("write base");
+    let mut k = "resources:\n- base.yaml\npatches:\n".to_owned();
+    for (i, t) in targets.iter().enumerate() {
+        k.push_str(&format!(
+            "- target: {t}\n  patch: |-\n    - op: add\n      path: /metadata/annotations/t{i}\n      value: hit\n"
+        ));
+    }
+    std::fs::write(dir.path().join("kustomization.yaml"), k).expect("write kustomization");
+    let want = kubectl_kustomize(dir.path())
+        .map(|s| docs(&s))
+        .expect("kubectl kustomize");
+
+    let hits = |o: &Value| -> Vec<String> {
+        let mut h: Vec<String> = o["metadata"]["annotations"]
+            .as_mapping()
+            .map(|m| {
+                m.keys()
+                    .filter_map(Value::as_str)
+                    .filter(|k| k.starts_with('t') && k[1..].parse::<usize>().is_ok())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        h.sort();
+        h
+    };
+    let selectors: Vec<Selector> = targets
+        .iter()
+        .map(|t| Selector::from_yaml(&serde_yaml::from_str(t).expect("target")).expect("selector"))
+        .collect();
+    let mut total = 0;
+    for obj in docs(&base) {
+        let id = key(&obj);
+        total += selectors.iter().filter(|s| s.matches(&obj)).count();
+        let mut mine: Vec<String> = selectors
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.matches(&obj))
+            .map(|(i, _)| format!("t{i}"))
+            .collect();
+        mine.sort();
+        let theirs = want
+            .iter()
+            .find(|w| key(w) == id)
+            .map(hits)
+            .expect("object in output");
+        let explain: Vec<String> = mine
+            .iter()
+            .chain(&theirs)
+            .filter(|t| !(mine.contains(t) && theirs.contains(t)))
+            .filter_map(|t| t[1..].parse::<usize>().ok())
+            .map(|i| targets[i].clone())
+            .collect();
+        assert_eq!(
+            mine,
+            theirs,
+            "object {id}: {}\ndiffering targets: {explain:?}",
+            serde_yaml::to_string(&obj).unwrap_or_default()
+        );
+    }
+    // The generator must exercise both outcomes.
+    assert!(total > 10 && total < 24 * 40 - 10, "{total} hits");
+}
+
+/// A random subtree where each key has a fixed shape (so base and patch never disagree on
+/// map/list/scalar): `a`/`b` scalars, `m`/`n` maps, `s` a list of scalars, `l` a list of
+/// maps with `name`.
+fn random_tree(r: &mut Rng, depth: usize, patch: bool) -> String {
+    let mut fields = Vec::new();
+    for k in ["a", "b", "m", "n", "s", "l"] {
+        if !r.chance(55) {
+            continue;
+        }
+        if patch && r.chance(15) {
+            fields.push(format!("{k}: null"));
+            continue;
+        }
+        let v = match k {
+            "a" | "b" => r.pick(&["1", "x", "true", "''"]).to_owned(),
+            "m" | "n" if depth > 0 => {
+                let mut t = random_tree(r, depth - 1, patch);
+                if patch && r.chance(10) {
+                    let d = r.pick(&["delete", "replace", "merge"]);
+                    t = if t == "{}" {
+                        format!("{{$patch: {d}}}")
+                    } else {
+                        format!("{{$patch: {d}, {}", &t[1..])
+                    };
+                }
+                t
+            }
+            "m" | "n" => "{}".to_owned(),
+            "s" => format!(
+                "[{}]",
+                (0..r.below(3))
+                    .map(|_| r.pick(&["p", "q"]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => format!(
+                "[{}]",
+                (0..r.below(3))
+                    .map(|_| format!(
+                        "{{name: {}, v: {}}}",
+                        r.pick(&["x", "y"]),
+                        r.pick(&["1", "2"])
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        fields.push(format!("{k}: {v}"));
+    }
+    format!("{{{}}}", fields.join(", "))
+}
+
+#[test]
+fn random_maps_agree_with_kustomize() {
+    for seed in [99, 1234, 0xDEAD_BEEF] {
+        random_maps_round(seed);
+    }
+}
+
+fn random_maps_round(seed: u64) {
+    let mut r = Rng(seed);
+    let mut bases = Vec::new();
+    let mut patches = Vec::new();
+    let head = |i: usize, kind: &str| {
+        let av = if kind == "Widget" {
+            "example.com/v1"
+        } else {
+            "v1"
+        };
+        format!("apiVersion: {av}\nkind: {kind}\nmetadata:\n  name: x{i}\n")
+    };
+    for i in 0..120 {
+        let kind = ["Widget", "ConfigMap", "Service"][i % 3];
+        let (b, p) = match kind {
+            "Widget" => (
+                format!("spec: {}\n", random_tree(&mut r, 2, false)),
+                format!("spec: {}\n", random_tree(&mut r, 2, true)),
+            ),
+            "ConfigMap" => {
+                let data = |patch: bool, r: &mut Rng| {
+                    let mut kv: Vec<String> = Vec::new();
+                    for k in ["k1", "k2", "k3"] {
+                        if r.chance(60) {
+                            let v = if patch && r.chance(30) {
+                                "null"
+                            } else {
+                                r.pick(&["'1'", "v", "''"])
+                            };
+                            kv.push(format!("{k}: {v}"));
+                        }
+                    }
+                    format!("data: {{{}}}\n", kv.join(", "))
+                };
+                (data(false, &mut r), data(true, &mut r))
+            }
+            _ => {
+                let ports = |patch: bool, r: &mut Rng| {
+                    let ps: Vec<String> = (0..r.below(3) + usize::from(!patch))
+                        .map(|_| {
+                            let mut f = vec![format!("port: {}", r.pick(&["80", "443"]))];
+                            if r.chance(50) {
+                                f.push(format!("protocol: {}", r.pick(&["TCP", "UDP"])));
+                            }
+                            if r.chance(60) {
+                                f.push(format!("targetPort: {}", r.pick(&["8080", "http"])));
+                            }
+                            format!("{{{}}}", f.join(", "))
+                        })
+                        .collect();
+                    format!(
+                        "spec: {{ports: [{}], selector: {}}}\n",
+                        ps.join(", "),
+                        if patch && r.chance(30) {
+                            "null"
+                        } else {
+                            "{app: a}"
+                        }
+                    )
+                };
+                (ports(false, &mut r), ports(true, &mut r))
+            }
+        };
+        bases.push(format!("{}{b}", head(i, kind)));
+        patches.push(format!("{}{p}", head(i, kind)));
+    }
+    check(
+        "120 random maps, ConfigMaps and Services",
+        &bases.join("---\n"),
+        &patches.join("---\n"),
+        How::Smp,
+    );
+}
+
+#[test]
+fn replaced_scalars_take_the_base_quoting() {
+    let base = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  labels: {a: \"true\", b: x, c: '5', d: \"\"}\ndata: {k: \"1\"}\n";
+    let patch = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  labels: {a: false, b: 7, c: six, d: 1.5}\ndata: {k: 2}\n";
+    check("quoted base scalars", base, patch, How::Smp);
+}

@@ -279,11 +279,29 @@ fn walk_map(
                 d.insert(name, Value::Null);
             }
             Walked::Val(v) => {
+                let v = match d.get(&name) {
+                    Some(Value::String(old)) if must_have_been_quoted(old) => quoted_style(v),
+                    _ => v,
+                };
                 d.insert(name, v);
             }
         }
     }
     Ok(Walked::Val(dest))
+}
+
+/// Whether a string can only have been written quoted (plain, it would read as another
+/// type). kyaml gives a replaced scalar the quoting style of the value it replaces, so a
+/// number or boolean patched over such a string comes out as a string.
+fn must_have_been_quoted(s: &str) -> bool {
+    s.is_empty() || !matches!(serde_yaml::from_str::<Value>(s), Ok(Value::String(t)) if t == s)
+}
+
+fn quoted_style(v: Value) -> Value {
+    match v {
+        Value::Bool(_) | Value::Number(_) => Value::String(scalar_text(&v)),
+        other => other,
+    }
 }
 
 /// A scalar's text as kyaml compares it (`yaml.Node.Value`); empty for maps and lists.
@@ -803,6 +821,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[name=a]") && e.contains("frob"), "{e}");
+    }
+
+    #[test]
+    fn a_number_over_a_quoted_string_stays_a_string() {
+        let out = merged(
+            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: '1', y: z}}",
+            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: 2, y: 3}}",
+        );
+        assert_eq!(out["data"], y("{x: '2', y: 3}"));
     }
 
     #[test]

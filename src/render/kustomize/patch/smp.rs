@@ -250,20 +250,20 @@ fn walk_map(
         Some(Value::Mapping(m)) => m,
         _ => &empty,
     };
-    let mut names: Vec<Value> = Vec::new();
-    if let Value::Mapping(d) = &dest {
-        names.extend(d.keys().cloned());
+    let mut names: Vec<(String, Value)> = Vec::new();
+    let dest_map = dest.as_mapping();
+    if let Some(d) = dest_map {
+        names.extend(d.keys().map(|k| (scalar_text(k), k.clone())));
     }
     for k in origin_map.keys() {
-        if !names.contains(k) {
-            names.push(k.clone());
+        if !dest_map.is_some_and(|d| d.contains_key(k)) {
+            names.push((scalar_text(k), k.clone()));
         }
     }
     // kyaml visits fields in sorted order, so new fields are appended in that order.
-    names.sort_by_key(scalar_text);
+    names.sort_by(|a, b| a.0.cmp(&b.0));
 
-    for name in names {
-        let key_text = scalar_text(&name);
+    for (key_text, name) in names {
         let child_schema = schema.and_then(|s| s.field(&key_text));
         let dv = dest.get(&name).cloned();
         let ov = origin_map.get(&name).cloned();
@@ -316,6 +316,16 @@ pub(super) fn scalar_text(v: &Value) -> String {
     }
 }
 
+/// `scalar_text(v) == want`, without allocating for strings.
+fn text_is(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s == want,
+        Value::Tagged(t) => text_is(&t.value, want),
+        Value::Sequence(_) | Value::Mapping(_) => want.is_empty(),
+        other => scalar_text(other) == want,
+    }
+}
+
 /// A map field's value as `ElementValuesList` reads it: "" when absent, null or empty.
 fn key_value(elem: &Value, key: &str) -> String {
     match elem.as_mapping().and_then(|m| m.get(key)) {
@@ -331,7 +341,7 @@ fn find_element(list: &[Value], keys: &[&str], values: &[String]) -> Option<usiz
         e.as_mapping().is_some_and(|m| {
             keys.iter()
                 .zip(values)
-                .all(|(k, v)| m.get(*k).is_some_and(|f| scalar_text(f) == *v))
+                .all(|(k, v)| m.get(*k).is_some_and(|f| text_is(f, v)))
         })
     })
 }
@@ -363,11 +373,11 @@ fn element_setter(
         for (j, key) in keys.iter().enumerate() {
             if let Some(want) = values.get(j) {
                 field_found = if key.is_empty() {
-                    scalar_text(&e) == *want
+                    text_is(&e, want)
                 } else {
                     e.as_mapping()
                         .and_then(|m| m.get(*key))
-                        .is_some_and(|f| want.is_empty() || scalar_text(f) == *want)
+                        .is_some_and(|f| want.is_empty() || text_is(f, want))
                 };
             }
             if !field_found {
@@ -504,11 +514,30 @@ fn walk_associative(
         return Ok(Walked::Val(Value::Sequence(merge_scalars(&origin, &dest))));
     }
 
+    if let [key] = keys
+        && let Some(d) = single_key_texts(&dest, key)
+        && let Some(o) = single_key_texts(&origin, key)
+    {
+        return merge_by_single_key(dest, origin, (d, o), key, elem_schema, alias, path);
+    }
+    merge_by_keys(dest, origin, keys, elem_schema, alias, path)
+}
+
+/// kyaml's general associative merge (setAssociativeSequenceElements, v0.18.1).
+fn merge_by_keys(
+    mut dest: Vec<Value>,
+    mut origin: Vec<Value>,
+    keys: &[&str],
+    elem_schema: Option<Schema>,
+    alias: bool,
+    path: &mut Vec<String>,
+) -> Result<Walked, PatchError> {
     // Every key tuple, the patch's elements first, then the base's.
     let mut values: Vec<Vec<String>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for e in origin.iter().chain(dest.iter()) {
         let v: Vec<String> = keys.iter().map(|k| key_value(e, k)).collect();
-        if !values.contains(&v) {
+        if seen.insert(v.clone()) {
             values.push(v);
         }
     }
@@ -602,6 +631,123 @@ fn walk_associative(
             element_setter(&mut items, None, &last_keys, &v);
         }
         element_setter(&mut items, Some(elem), &last_keys, &v);
+    }
+    Ok(Walked::Val(Value::Sequence(items)))
+}
+
+/// Each element's merge key text, when every element is a non-empty map with a non-empty
+/// scalar key: then the general algorithm reduces to the indexed one below.
+fn single_key_texts(list: &[Value], key: &str) -> Option<Vec<String>> {
+    list.iter()
+        .map(|e| {
+            let m = e.as_mapping().filter(|m| !m.is_empty())?;
+            let v = m.get(key)?;
+            if v.is_mapping() || v.is_sequence() {
+                return None;
+            }
+            let t = key_value(e, key);
+            (!t.is_empty()).then_some(t)
+        })
+        .collect()
+}
+
+/// The associative merge for a single merge key (containers, env, volumes...), with
+/// indexes instead of kyaml's list scans; same result as the general path for the lists
+/// [`single_key_texts`] accepts.
+fn merge_by_single_key(
+    dest: Vec<Value>,
+    mut origin: Vec<Value>,
+    (dest_keys, origin_keys): (Vec<String>, Vec<String>),
+    key: &str,
+    elem_schema: Option<Schema>,
+    alias: bool,
+    path: &mut Vec<String>,
+) -> Result<Walked, PatchError> {
+    use std::collections::HashMap;
+
+    let mut dest: Vec<Option<Value>> = dest.into_iter().map(Some).collect();
+    let mut dest_at: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, k) in dest_keys.iter().enumerate() {
+        dest_at.entry(k.as_str()).or_default().push(i);
+    }
+    let mut origin_at: HashMap<&str, usize> = HashMap::new();
+    for (i, k) in origin_keys.iter().enumerate() {
+        origin_at.entry(k.as_str()).or_insert(i);
+    }
+    let mut order: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for k in origin_keys.iter().chain(&dest_keys) {
+        if seen.insert(k.as_str()) {
+            order.push(k);
+        }
+    }
+
+    let mut items: Vec<Value> = Vec::new();
+    let mut item_at: HashMap<&str, usize> = HashMap::new();
+    for k in order {
+        let di = dest_at
+            .get(k)
+            .and_then(|is| is.iter().copied().find(|i| dest[*i].is_some()));
+        let oi = origin_at.get(k).copied();
+        let de = di.and_then(|i| dest[i].clone());
+        let oe = oi.and_then(|i| origin.get(i)).cloned();
+        let in_place = alias
+            || de.is_some()
+                && oe
+                    .as_ref()
+                    .is_none_or(|o| o.get(DIRECTIVE).and_then(Value::as_str) != Some("replace"));
+        let dest_slot = di.and_then(|i| dest[i].as_mut()).filter(|_| alias);
+        for slot in [oi.and_then(|i| origin.get_mut(i)), dest_slot]
+            .into_iter()
+            .flatten()
+        {
+            if let Value::Mapping(m) = slot
+                && matches!(
+                    m.get(DIRECTIVE).and_then(Value::as_str),
+                    Some("delete" | "replace" | "merge")
+                )
+            {
+                m.shift_remove(DIRECTIVE);
+            }
+        }
+        path.push(format!("[{key}={k}]"));
+        let walked = walk(de, oe, elem_schema, alias, path);
+        path.pop();
+        let mut val = match walked?.into_option() {
+            Some(v) if !is_null_or_empty_map(&v) => v,
+            _ => {
+                for i in dest_at.get(k).into_iter().flatten() {
+                    dest[*i] = None;
+                }
+                continue;
+            }
+        };
+        if let Value::Mapping(m) = &mut val
+            && !m.contains_key(key)
+        {
+            let parsed = serde_yaml::from_str(k).unwrap_or_else(|_| Value::from(k));
+            m.insert(Value::from(key), parsed);
+        }
+        if in_place && let Some(slot) = di.and_then(|i| dest.get_mut(i)) {
+            *slot = Some(val.clone());
+        }
+        match item_at.get(k) {
+            Some(&i) => items[i] = val,
+            None => {
+                item_at.insert(k, items.len());
+                items.push(val);
+            }
+        }
+    }
+    for (elem, k) in dest.into_iter().zip(&dest_keys) {
+        let Some(elem) = elem else { continue };
+        match item_at.get(k.as_str()) {
+            Some(&i) => items[i] = elem,
+            None => {
+                item_at.insert(k, items.len());
+                items.push(elem);
+            }
+        }
     }
     Ok(Walked::Val(Value::Sequence(items)))
 }
@@ -830,6 +976,79 @@ mod tests {
             "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: 2, y: 3}}",
         );
         assert_eq!(out["data"], y("{x: '2', y: 3}"));
+    }
+
+    #[test]
+    fn large_maps_and_lists_merge_quickly() {
+        const ENV: usize = 2_000;
+        const DATA: usize = 20_000;
+        let data: String = (0..DATA).map(|i| format!("k{i}: v{i}\n  ")).collect();
+        let env: String = (0..ENV)
+            .map(|i| format!("{{name: E{i}, value: x}}, "))
+            .collect();
+        let base = format!(
+            "{DEP}spec:\n  template:\n    spec:\n      containers: [{{name: a, env: [{env}]}}]\ndata:\n  {data}\n"
+        );
+        let start = std::time::Instant::now();
+        let out = merged(&base, &base);
+        assert_eq!(out, y(&base));
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    fn env_list(patch: bool) -> impl proptest::strategy::Strategy<Value = Vec<Value>> {
+        use proptest::prelude::*;
+        let elem = (
+            "[a-d]",
+            prop_oneof![Just(None), "[x-z]".prop_map(Some)],
+            0..6u8,
+        )
+            .prop_map(move |(name, value, extra)| {
+                let mut m = Mapping::new();
+                m.insert("name".into(), name.into());
+                if let Some(v) = value {
+                    m.insert("value".into(), v.into());
+                }
+                match extra {
+                    0 if patch => {
+                        m.insert(DIRECTIVE.into(), "delete".into());
+                    }
+                    1 if patch => {
+                        m.insert(DIRECTIVE.into(), "replace".into());
+                    }
+                    2 if patch => {
+                        m.insert("value".into(), Value::Null);
+                    }
+                    _ => {}
+                }
+                Value::Mapping(m)
+            });
+        proptest::collection::vec(elem, 0..6)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_indexed_single_key_merge_is_kyamls(
+            dest in env_list(false),
+            origin in env_list(true),
+            alias in proptest::bool::ANY,
+        ) {
+            let env = schema::for_type("v1", "Pod")
+                .and_then(|p| p.field("spec"))
+                .and_then(|s| s.field("containers"))
+                .and_then(Schema::elements)
+                .and_then(|c| c.field("env"))
+                .and_then(Schema::elements);
+            let (d, o) = if alias { (origin.clone(), origin.clone()) } else { (dest.clone(), origin.clone()) };
+            let general = merge_by_keys(d.clone(), o.clone(), &["name"], env, alias, &mut Vec::new())
+                .map(Walked::into_option);
+            let texts = (
+                single_key_texts(&d, "name").unwrap_or_default(),
+                single_key_texts(&o, "name").unwrap_or_default(),
+            );
+            let fast = merge_by_single_key(d, o, texts, "name", env, alias, &mut Vec::new())
+                .map(Walked::into_option);
+            proptest::prop_assert_eq!(format!("{general:?}"), format!("{fast:?}"));
+        }
     }
 
     #[test]

@@ -482,7 +482,7 @@ fn walk_associative(
         Some(Value::Null) => return Ok(Walked::Nil),
         _ => None,
     };
-    let (mut dest, alias) = match dest {
+    let (dest, alias) = match dest {
         Some(Value::Sequence(d)) => {
             // The `$patch` directive of a list is an element `{$patch: x}`.
             let directive = match origin.as_mut() {
@@ -507,7 +507,7 @@ fn walk_associative(
             None => return Ok(Walked::Nil),
         },
     };
-    let mut origin = origin.unwrap_or_default();
+    let origin = origin.unwrap_or_default();
     let elem_schema = schema.and_then(Schema::elements);
 
     if keys.is_empty() {

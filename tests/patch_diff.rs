@@ -153,7 +153,7 @@ fn check(name: &str, base: &str, patch: &str, how: How) {
                 );
             }
         }
-        (Err(_), Err(_)) => {}
+        (Err(e), Err(_)) => panic!("case {name}: kubectl kustomize failed: {e}"),
         (Ok(want), Err(e)) => panic!(
             "case {name}: kubectl kustomize succeeded with\n{}\nbut lookctl failed: {e}",
             serde_yaml::to_string(&want).unwrap_or_default()
@@ -163,6 +163,14 @@ fn check(name: &str, base: &str, patch: &str, how: How) {
             serde_yaml::to_string(&got).unwrap_or_default()
         ),
     }
+}
+
+/// A case kustomize rejects: lookctl must reject it too.
+fn check_error(name: &str, base: &str, patch: &str, how: How) {
+    let want = run_oracle(base, patch, &how);
+    assert!(want.is_err(), "case {name}: kubectl kustomize accepted it");
+    let got = run_ours(base, patch, &how);
+    assert!(got.is_err(), "case {name}: lookctl accepted it: {got:?}");
 }
 
 const DEPLOY: &str = r#"apiVersion: apps/v1
@@ -387,17 +395,21 @@ fn statefulset_cronjob_daemonset_job() {
 
 #[test]
 fn kind_mismatch_is_an_error() {
-    smp(
-        "a list where the base has a map",
-        "spec:\n  template:\n    spec:\n      containers:\n        name: x\n",
+    check_error(
+        "a map where the base has a list",
+        DEPLOY,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n        name: x\n",
+        How::Smp,
     );
 }
 
 #[test]
 fn unknown_directive_is_an_error() {
-    smp(
+    check_error(
         "unknown $patch",
-        "spec:\n  template:\n    $patch: frobnicate\n",
+        DEPLOY,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    $patch: frobnicate\n",
+        How::Smp,
     );
 }
 
@@ -541,25 +553,25 @@ fn json6902_ops() {
 
 #[test]
 fn json6902_failures() {
-    check(
+    check_error(
         "test fails",
         DEPLOY,
         "- op: test\n  path: /metadata/name\n  value: nope\n",
         How::Json("{kind: Deployment}"),
     );
-    check(
+    check_error(
         "remove missing",
         DEPLOY,
         "- op: remove\n  path: /spec/nothing\n",
         How::Json("{kind: Deployment}"),
     );
-    check(
+    check_error(
         "add under missing parent",
         DEPLOY,
         "- op: add\n  path: /spec/missing/x\n  value: 1\n",
         How::Json("{kind: Deployment}"),
     );
-    check(
+    check_error(
         "index out of range",
         DEPLOY,
         "- op: replace\n  path: /spec/template/spec/containers/5/image\n  value: x\n",
@@ -730,6 +742,12 @@ fn json6902_more() {
         How::Json("{kind: Deployment}"),
     );
     check(
+        "test compares numbers by value",
+        DEPLOY,
+        "- op: test\n  path: /spec/replicas\n  value: 1.0\n- op: test\n  path: /spec/template/spec/containers/0/env/0/value\n  value: \"1\"\n",
+        How::Json("{kind: Deployment}"),
+    );
+    check_error(
         "unknown op",
         DEPLOY,
         "- op: frob\n  path: /spec\n",

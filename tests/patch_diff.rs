@@ -1364,3 +1364,45 @@ fn random_json_round(seed: u64) {
     assert_eq!(ours.len(), want.len());
     assert!(applied > 300, "only {applied} operations applied");
 }
+
+#[test]
+fn directives_where_the_base_has_nothing() {
+    let bare = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - {name: a, image: a}\n";
+    let patch = |body: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n{body}"
+        )
+    };
+    check(
+        "delete an element of a list the base lacks",
+        bare,
+        &patch("      imagePullSecrets:\n      - {name: x, $patch: delete}\n      - {name: y}\n"),
+        How::Smp,
+    );
+    check(
+        "replace directive in a list the base lacks",
+        bare,
+        &patch("      hostAliases:\n      - $patch: replace\n      - {ip: 1.1.1.1}\n"),
+        How::Smp,
+    );
+    check(
+        "directive element in a list without merge keys",
+        bare,
+        &patch("      tolerations:\n      - $patch: replace\n      - {key: a}\n"),
+        How::Smp,
+    );
+    check(
+        "delete a map the base lacks",
+        bare,
+        &patch("      affinity:\n        $patch: delete\n"),
+        How::Smp,
+    );
+    check(
+        "nested directives inside a new container",
+        bare,
+        &patch(
+            "      containers:\n      - name: b\n        resources:\n          $patch: replace\n          limits: {cpu: 1}\n        env:\n        - {name: X, $patch: delete}\n        - {name: Y, value: y}\n",
+        ),
+        How::Smp,
+    );
+}

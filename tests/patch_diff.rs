@@ -1224,8 +1224,8 @@ fn random_maps_round(seed: u64) {
 
 #[test]
 fn replaced_scalars_take_the_base_quoting() {
-    let base = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  labels: {a: \"true\", b: x, c: '5', d: \"\"}\ndata: {k: \"1\"}\n";
-    let patch = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  labels: {a: false, b: 7, c: six, d: 1.5}\ndata: {k: 2}\n";
+    let base = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  labels: {a: \"true\", b: x, c: '5', d: \"\", e: '0644', f: yes}\ndata: {k: \"1\"}\n";
+    let patch = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  labels: {a: false, b: 7, c: six, d: 1.5, e: 4, f: 5}\ndata: {k: 2}\n";
     check("quoted base scalars", base, patch, How::Smp);
 }
 

@@ -294,7 +294,9 @@ fn walk_map(
 /// type). kyaml gives a replaced scalar the quoting style of the value it replaces, so a
 /// number or boolean patched over such a string comes out as a string.
 fn must_have_been_quoted(s: &str) -> bool {
-    s.is_empty() || !matches!(serde_yaml::from_str::<Value>(s), Ok(Value::String(t)) if t == s)
+    s.is_empty()
+        || crate::render::yaml::resolve_plain(s).is_some()
+        || !matches!(serde_yaml::from_str::<Value>(s), Ok(Value::String(t)) if t == s)
 }
 
 fn quoted_style(v: Value) -> Value {
@@ -972,10 +974,10 @@ mod tests {
     #[test]
     fn a_number_over_a_quoted_string_stays_a_string() {
         let out = merged(
-            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: '1', y: z}}",
-            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: 2, y: 3}}",
+            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: '1', y: z, z: '0644', w: yes}}",
+            "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: 2, y: 3, z: 4, w: 5}}",
         );
-        assert_eq!(out["data"], y("{x: '2', y: 3}"));
+        assert_eq!(out["data"], y("{x: '2', y: 3, z: '4', w: 5}"));
     }
 
     #[test]

@@ -122,6 +122,7 @@ diff_tests!(
     component_at_top,
     components_basic,
     components_in_overlay_chain,
+    components_transform_parent,
     configmap_generator_sources,
     configurations_custom,
     crd_custom_kinds,
@@ -130,16 +131,23 @@ diff_tests!(
     generator_options_disable_hash,
     generator_options_global,
     generators_builtin_configs,
+    generators_namespaced_and_binary,
     images_variants,
+    kustomization_yml_names,
+    labels_fields_no_create,
     labels_variants,
     multi_doc_and_list,
     nameref_ingress_services,
+    nameref_multi_namespace,
     nameref_rbac,
     nameref_workloads,
     namespace_cluster_scoped,
     namespace_layers,
     nested_overlays,
+    overlay_replicas_images_on_prefixed_base,
+    patch_generated_configmap,
     patch_options_name_change,
+    patch_replace_and_cluster_scoped,
     patches_json6902_targets,
     patches_smp_inline_and_file,
     patches_strategic_merge_legacy,
@@ -148,11 +156,14 @@ diff_tests!(
     replacements_options,
     replacements_select_reject,
     replicas_with_prefix,
+    secret_generator_envs_and_merge_components,
     secret_generator_options,
     sort_fifo,
     sort_legacy_custom,
+    sort_many_kinds,
     transformers_builtin_inline,
     transformers_patch_configs,
+    vars_and_replacements_with_namespace,
     vars_basic,
     yaml11_scalars,
 );
@@ -184,4 +195,45 @@ fn generated_tree_5() -> Result<(), String> {
 #[test]
 fn generated_tree_50() -> Result<(), String> {
     generated_tree(50)
+}
+
+/// YAML 1.1-isms: kubectl reads `defaultMode: 0644` as 420 and keeps `yes`/`on` as
+/// strings; lookctl must hand the same values on (and the oracle must agree).
+#[test]
+fn yaml11_values_read_as_kubernetes_reads_them() -> Result<(), String> {
+    let dir = fixtures().join("yaml11_scalars");
+    let got = kustomize::build(&FsSource::new(None), &dir).map_err(|e| e.to_string())?;
+    let cm = got
+        .iter()
+        .find(|d| d.get("kind").and_then(Value::as_str) == Some("ConfigMap"))
+        .ok_or("no ConfigMap")?;
+    let pod = got
+        .iter()
+        .find(|d| d.get("kind").and_then(Value::as_str) == Some("Pod"))
+        .ok_or("no Pod")?;
+    let mode = pod["spec"]["volumes"][0]["configMap"]["defaultMode"].as_i64();
+    if mode != Some(420) {
+        return Err(format!("defaultMode 0644 should be 420, got {mode:?}"));
+    }
+    for (k, want) in [
+        ("a", "on"),
+        ("b", "yes"),
+        ("c", "off"),
+        ("d", "0644"),
+        ("g", "true"),
+    ] {
+        if cm["data"][k].as_str() != Some(want) {
+            return Err(format!(
+                "data.{k} should be the string {want:?}, got {:?}",
+                cm["data"][k]
+            ));
+        }
+    }
+    if cm["data"]["e"].as_i64() != Some(31) || cm["data"]["i"].as_i64() != Some(10) {
+        return Err(format!(
+            "0x1F and 012 should be 31 and 10: {:?}",
+            cm["data"]
+        ));
+    }
+    assert_same(&dir)
 }

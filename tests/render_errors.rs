@@ -240,3 +240,20 @@ fn object_without_name() -> Result<(), String> {
         &["a.yaml", "missing metadata.name", "ConfigMap"],
     )
 }
+
+#[test]
+fn strategic_merge_patch_needs_a_name() -> Result<(), String> {
+    check(
+        "patch_without_name",
+        &[
+            "`patches`",
+            "unable to parse SM or JSON patch",
+            "metadata.name",
+        ],
+    )
+}
+
+#[test]
+fn empty_kustomization() -> Result<(), String> {
+    check("empty_kustomization", &["kustomization.yaml", "is empty"])
+}

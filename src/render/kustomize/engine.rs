@@ -12,6 +12,8 @@ use super::transformers::{self, Affix, ImageUpdater};
 use super::{KUSTOMIZATION_FILE_NAMES, KustomizeError, nameref, normalize, sort};
 use crate::render::source::{Document, EntryKind, Source};
 
+type IdSet = std::collections::HashSet<(super::resource::Gvk, String, String)>;
+
 /// Resources plus what travels with them up the layers.
 #[derive(Default)]
 pub struct Accumulator {
@@ -38,10 +40,19 @@ impl Accumulator {
         }
     }
 
-    /// Appends resources, refusing an id that is already there.
-    fn append_all(&mut self, file: &Path, more: Vec<Resource>) -> Result<(), KustomizeError> {
-        let mut seen: std::collections::HashSet<_> =
-            self.resources.iter().map(|r| r.cur_id().key()).collect();
+    /// The current ids, for [`Accumulator::append_all`].
+    fn id_set(&self) -> IdSet {
+        self.resources.iter().map(|r| r.cur_id().key()).collect()
+    }
+
+    /// Appends resources, refusing an id that is already there. `seen` holds the ids of
+    /// `self.resources` (kept by the caller so that a long `resources:` list stays linear).
+    fn append_all(
+        &mut self,
+        file: &Path,
+        more: Vec<Resource>,
+        seen: &mut IdSet,
+    ) -> Result<(), KustomizeError> {
         for r in more {
             let id = r.cur_id();
             if !seen.insert(id.key()) {
@@ -393,6 +404,7 @@ impl Ctx<'_> {
         entries: &[String],
         field: &str,
     ) -> Result<(), KustomizeError> {
+        let mut seen = ra.id_set();
         for entry in entries {
             if entry.contains("://")
                 || entry.starts_with("git@")
@@ -422,11 +434,11 @@ impl Ctx<'_> {
                             r.origin = Some(format!("path: {}\n", o.display()));
                         }
                     }
-                    ra.append_all(&k.file, objs)?;
+                    ra.append_all(&k.file, objs, &mut seen)?;
                 }
                 Some(EntryKind::Dir) => {
                     let sub = self.accumulate_dir(k, &path, &k.origin.join(entry))?;
-                    merge_accumulator(k, ra, sub)?;
+                    merge_accumulator(k, ra, sub, &mut seen)?;
                 }
                 None => {
                     return Err(KustomizeError::Missing {
@@ -521,7 +533,8 @@ impl Ctx<'_> {
             let taken = std::mem::take(&mut ra);
             let sub_ra = self.accumulate_target(&sub, taken)?;
             self.stack.pop();
-            merge_accumulator(k, &mut ra, sub_ra)?;
+            let mut seen = IdSet::new();
+            merge_accumulator(k, &mut ra, sub_ra, &mut seen)?;
         }
         self.run_transformers(k, &mut ra)?;
         let mut vars = std::mem::take(&mut ra.vars);
@@ -677,8 +690,19 @@ impl Ctx<'_> {
         k: &Kustomization,
         ra: &mut Accumulator,
     ) -> Result<(), KustomizeError> {
-        let tc = ra.config().clone();
-        let res = &mut ra.resources;
+        let own = ra.config.take();
+        let result = self.run_transformers_with(k, &mut ra.resources, own.as_ref());
+        ra.config = own;
+        result
+    }
+
+    fn run_transformers_with(
+        &mut self,
+        k: &Kustomization,
+        res: &mut Vec<Resource>,
+        tc: Option<&TransformerConfig>,
+    ) -> Result<(), KustomizeError> {
+        let tc = tc.unwrap_or_else(|| TransformerConfig::defaults());
         let err = |field: &'static str| move |e: String| k.invalid(field, e);
 
         if !k.patches_strategic_merge.is_empty() {
@@ -889,8 +913,9 @@ fn merge_accumulator(
     k: &Kustomization,
     ra: &mut Accumulator,
     sub: Accumulator,
+    seen: &mut IdSet,
 ) -> Result<(), KustomizeError> {
-    ra.append_all(&k.file, sub.resources)?;
+    ra.append_all(&k.file, sub.resources, seen)?;
     if let Some(c) = &sub.config {
         ra.merge_config(c);
     }

@@ -43,9 +43,19 @@ pub fn split_path(path: &str) -> Vec<String> {
     out
 }
 
+/// Whether `doc` is of a kind the spec selects (no allocation: this runs for every
+/// object and every spec).
 pub fn gvk_matches(fs_gvk: &Gvk, doc: &Document) -> bool {
-    fs_gvk.group.is_empty() && fs_gvk.version.is_empty() && fs_gvk.kind.is_empty()
-        || Gvk::of(doc).is_selected(fs_gvk)
+    let text = |k: &str| doc.get(k).and_then(Document::as_str).unwrap_or("");
+    if !fs_gvk.kind.is_empty() && fs_gvk.kind != text("kind") {
+        return false;
+    }
+    if fs_gvk.group.is_empty() && fs_gvk.version.is_empty() {
+        return true;
+    }
+    let (group, version) = super::resource::split_api_version(text("apiVersion"));
+    (fs_gvk.group.is_empty() || fs_gvk.group == group)
+        && (fs_gvk.version.is_empty() || fs_gvk.version == version)
 }
 
 pub type Setter<'a> = dyn FnMut(&mut Document) -> Result<(), String> + 'a;

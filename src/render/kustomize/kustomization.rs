@@ -68,12 +68,19 @@ impl Kustomization {
             dir: file.parent().map(Path::to_owned).unwrap_or_default(),
             ..Default::default()
         };
+        let empty = || k.invalid("(document)", "kustomization.yaml is empty");
         let Some(map) = doc.as_mapping() else {
             if doc.is_null() {
-                return Ok(k);
+                return Err(empty());
             }
             return Err(k.invalid("(document)", "a kustomization must be a mapping"));
         };
+        let has_content = map
+            .iter()
+            .any(|(key, v)| !matches!(key.as_str(), Some("apiVersion" | "kind")) && !v.is_null());
+        if !has_content {
+            return Err(empty());
+        }
         for (key, value) in map {
             let field = key.as_str().unwrap_or_default();
             let kf = k.file.clone();
@@ -83,7 +90,18 @@ impl Kustomization {
                 message: m.to_owned(),
             };
             match field {
-                "apiVersion" => {}
+                "apiVersion" => {
+                    let kind = map.get("kind").and_then(Document::as_str).unwrap_or("");
+                    let want = if kind == "Component" {
+                        "kustomize.config.k8s.io/v1alpha1"
+                    } else {
+                        "kustomize.config.k8s.io/v1beta1"
+                    };
+                    let api = value.as_str().unwrap_or("");
+                    if !api.is_empty() && api != want {
+                        return Err(bad(&format!("apiVersion should be {want}")));
+                    }
+                }
                 "metadata" => {}
                 "kind" => match value.as_str().unwrap_or("") {
                     "" | "Kustomization" => {}

@@ -22,13 +22,15 @@ fn s(v: &str) -> Document {
 
 impl Ctx<'_> {
     /// The text of a patch given inline or by `path`, and a label for messages.
-    fn patch_text(
+    /// The documents of a patch given inline or by `path` (files read like every YAML
+    /// file of the tree, templating included), and a label for messages.
+    fn patch_docs(
         &self,
         k: &Kustomization,
         field: &str,
         entry: &Document,
         inline_key: &str,
-    ) -> Result<(String, String), KustomizeError> {
+    ) -> Result<(Vec<Document>, String), KustomizeError> {
         let inline = entry
             .get(inline_key)
             .and_then(Document::as_str)
@@ -38,12 +40,15 @@ impl Ctx<'_> {
         match (inline.is_empty(), path.is_empty()) {
             (true, true) => Err(k.invalid(field, "must specify one of patch and path")),
             (false, false) => Err(k.invalid(field, "patch and path can't be set at the same time")),
-            (false, true) => Ok((inline.to_owned(), format!("[patch: {inline:?}]"))),
+            (false, true) => {
+                let label = format!("[patch: {inline:?}]");
+                let docs = parse_yaml_stream(&k.file, inline)
+                    .map_err(|e| k.invalid(field, format!("{label}: {e}")))?;
+                Ok((docs, label))
+            }
             (true, false) => {
                 let p = self.file_in(k, field, path)?;
-                let bytes = self.source.read_data(&p)?;
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                Ok((text, format!("[path: {path:?}]")))
+                Ok((self.source.read_yaml(&p)?, format!("[path: {path:?}]")))
             }
         }
     }
@@ -52,17 +57,27 @@ impl Ctx<'_> {
         &self,
         k: &Kustomization,
         field: &str,
-        text: &str,
+        docs: Vec<Document>,
         label: &str,
     ) -> Result<Parsed, KustomizeError> {
-        let docs = parse_yaml_stream(&k.file, text)
-            .map_err(|e| k.invalid(field, format!("{label}: {e}")))?;
         match docs.as_slice() {
             [Document::Sequence(_)] => {
                 Ok(Parsed::Json(docs.into_iter().next().unwrap_or_default()))
             }
             [] => Err(k.invalid(field, format!("{label}: empty patch"))),
-            d if d.iter().all(Document::is_mapping) => Ok(Parsed::Smp(docs)),
+            d if d.iter().all(Document::is_mapping) => {
+                // kustomize reads strategic merge patches as objects: kind and name needed.
+                for p in d {
+                    let r = Resource::new(p.clone());
+                    if r.kind().is_empty() || r.name().is_empty() {
+                        return Err(k.invalid(
+                            field,
+                            format!("unable to parse SM or JSON patch from {label}: a strategic merge patch needs `kind` and `metadata.name`"),
+                        ));
+                    }
+                }
+                Ok(Parsed::Smp(docs))
+            }
             _ => Err(k.invalid(
                 field,
                 format!("unable to parse SM or JSON patch from {label}"),
@@ -89,7 +104,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        let (text, label) = self.patch_text(k, field, entry, "patch")?;
+        let (docs, label) = self.patch_docs(k, field, entry, "patch")?;
         let target = selector(k, field, entry.get("target"))?;
         let opt = |name: &str| {
             entry
@@ -99,7 +114,7 @@ impl Ctx<'_> {
                 .unwrap_or(false)
         };
         let (allow_name, allow_kind) = (opt("allowNameChange"), opt("allowKindChange"));
-        match self.parse_patch(k, field, &text, &label)? {
+        match self.parse_patch(k, field, docs, &label)? {
             Parsed::Smp(patches) => match target {
                 Some(sel) => {
                     if patches.len() > 1 {
@@ -181,11 +196,11 @@ impl Ctx<'_> {
         } else {
             "patch"
         };
-        let (text, label) = self.patch_text(k, field, entry, inline_key)?;
+        let (docs, label) = self.patch_docs(k, field, entry, inline_key)?;
         let Some(sel) = selector(k, field, entry.get("target"))? else {
             return Err(k.invalid(field, format!("must specify a target for patch {label}")));
         };
-        let ops = match self.parse_patch(k, field, &text, &label)? {
+        let ops = match self.parse_patch(k, field, docs, &label)? {
             Parsed::Json(ops) => ops,
             Parsed::Smp(_) => {
                 return Err(k.invalid(

@@ -220,6 +220,8 @@ fn json_equal(a: &Value, b: &Value) -> bool {
         (Value::Sequence(x), Value::Sequence(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(v, w)| json_equal(v, w))
         }
+        // evanphx compares compact JSON, where 3 and 3.0 are both `3`.
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
         _ => a == b,
     }
 }
@@ -240,5 +242,71 @@ pub(super) fn sort_keys(v: &mut Value) {
         Value::Sequence(s) => s.iter_mut().for_each(sort_keys),
         Value::Tagged(t) => sort_keys(&mut t.value),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y(s: &str) -> Value {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    fn patched(base: &str, ops: &str) -> Result<Value, PatchError> {
+        let mut b = y(base);
+        apply(&mut b, &y(ops)).map(|()| b)
+    }
+
+    #[test]
+    fn operations() {
+        let out = patched(
+            "{a: [1, 2], b: {c: 1}, x/y: 0, t~: 0}",
+            "[{op: add, path: /a/-, value: 3}, {op: add, path: /a/0, value: 0},
+              {op: remove, path: /b/c}, {op: replace, path: /x~1y, value: 1},
+              {op: copy, from: /a, path: /b/a}, {op: move, from: /t~0, path: /u},
+              {op: test, path: /u, value: 0}]",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            y("{a: [0, 1, 2, 3], b: {a: [0, 1, 2, 3]}, u: 0, x/y: 1}")
+        );
+    }
+
+    #[test]
+    fn evanphx_quirks() {
+        // replace adds a missing key; a path without a leading slash drops its first part.
+        let out = patched(
+            "{a: 1}",
+            "[{op: replace, path: /b, value: 2}, {op: add, path: x/c, value: 3}]",
+        )
+        .unwrap();
+        assert_eq!(out, y("{a: 1, b: 2, c: 3}"));
+        // negative indices count from the end.
+        let out = patched("{a: [1, 2, 3]}", "[{op: remove, path: /a/-1}]").unwrap();
+        assert_eq!(out, y("{a: [1, 2]}"));
+        // every map comes out sorted.
+        let out = patched("{z: 1, a: {y: 1, b: 2}}", "[]").unwrap();
+        assert_eq!(
+            serde_yaml::to_string(&out).unwrap(),
+            "a:\n  b: 2\n  y: 1\nz: 1\n"
+        );
+    }
+
+    #[test]
+    fn failures_name_the_operation() {
+        let e = patched("{a: 1}", "[{op: remove, path: /b}]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("operation 0") && e.contains("remove") && e.contains("/b"),
+            "{e}"
+        );
+        assert!(patched("{a: 1}", "[{op: test, path: /a, value: 2}]").is_err());
+        assert!(patched("{a: 1}", "[{op: add, path: /b/c, value: 2}]").is_err());
+        assert!(patched("{a: [1]}", "[{op: add, path: /a/2, value: 2}]").is_err());
+        assert!(patched("{a: 1}", "[{op: jump, path: /a}]").is_err());
+        assert!(patched("{a: 1}", "[{op: add, value: 1}]").is_err());
     }
 }

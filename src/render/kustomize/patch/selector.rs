@@ -698,3 +698,124 @@ impl fmt::Display for LabelSelector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn label_selector_syntax() {
+        let l = labels(&[("app", "web"), ("tier", "front"), ("n", "5")]);
+        let yes = [
+            "",
+            "app=web",
+            "app==web",
+            "app!=api",
+            "missing!=x",
+            "app in (web, api)",
+            "app notin (api)",
+            "missing notin (x)",
+            "app,tier",
+            "!missing",
+            "n>4,n<6",
+            "app=web , tier in (front)",
+            "example.com/missing notin (a)",
+        ];
+        for s in yes {
+            assert!(LabelSelector::parse(s).unwrap().matches(&l), "{s}");
+        }
+        let no = [
+            "app=api",
+            "app in (api)",
+            "!app",
+            "missing",
+            "n>5",
+            "tier notin (front)",
+        ];
+        for s in no {
+            assert!(!LabelSelector::parse(s).unwrap().matches(&l), "{s}");
+        }
+    }
+
+    #[test]
+    fn label_selector_errors_and_display() {
+        for bad in [
+            "app=",
+            "=x",
+            "a b",
+            "app in web",
+            "app in (a",
+            "a,",
+            "a=b=c",
+            "-a",
+            "n>x",
+            "a=b c",
+        ] {
+            if bad == "app=" {
+                // an empty value is allowed
+                assert!(LabelSelector::parse(bad).is_ok());
+                continue;
+            }
+            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
+        }
+        let s = LabelSelector::parse("z in (b,a), !y, x, w==1, v!=2").unwrap();
+        assert_eq!(s.to_string(), "v!=2,w==1,x,!y,z in (a,b)");
+    }
+
+    fn obj(s: &str) -> Value {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    fn sel(s: &str) -> Selector {
+        Selector::from_yaml(&obj(s)).unwrap()
+    }
+
+    #[test]
+    fn target_regexes_are_anchored() {
+        let d =
+            obj("{apiVersion: apps/v1, kind: Deployment, metadata: {name: web, labels: {a: b}}}");
+        assert!(sel("{kind: Deployment}").matches(&d));
+        assert!(!sel("{kind: Deploy}").matches(&d));
+        assert!(sel("{kind: 'Deploy.*', name: 'w.b'}").matches(&d));
+        assert!(sel("{group: apps, version: v1}").matches(&d));
+        assert!(!sel("{group: batch}").matches(&d));
+        assert!(sel("{namespace: default}").matches(&d));
+        assert!(sel("{labelSelector: a=b}").matches(&d));
+        assert!(!sel("{annotationSelector: a=b}").matches(&d));
+        assert!(sel("{}").matches(&d));
+    }
+
+    #[test]
+    fn cluster_scoped_kinds_have_no_namespace() {
+        let ns = obj("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}");
+        assert!(!sel("{namespace: default}").matches(&ns));
+        assert!(sel("{namespace: _non_namespaceable_}").matches(&ns));
+    }
+
+    #[test]
+    fn target_errors_name_the_field() {
+        let e = Selector::from_yaml(&obj("{kind: '('}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kind"), "{e}");
+        let e = Selector::from_yaml(&obj("{kinds: Deployment}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kinds"), "{e}");
+        assert!(Selector::from_yaml(&obj("{labelSelector: 'a in'}")).is_err());
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let s = sel("{group: apps, kind: Deployment, labelSelector: 'b, a=1'}");
+        let again = sel(&s.to_string());
+        assert_eq!(again.to_string(), s.to_string());
+    }
+}

@@ -127,8 +127,7 @@ impl Selector {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(Value::Number(n)) => Ok(Some(n.to_string())),
-                Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+                // kustomize decodes targets strictly: `name: 5` is not a string.
                 Some(_) => Err(PatchError::InvalidSelector {
                     field: field.to_owned(),
                     message: "expected a string".to_owned(),
@@ -810,6 +809,10 @@ mod tests {
             .to_string();
         assert!(e.contains("kinds"), "{e}");
         assert!(Selector::from_yaml(&obj("{labelSelector: 'a in'}")).is_err());
+        let e = Selector::from_yaml(&obj("{name: 5}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("name") && e.contains("string"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ struct State {
     /// When set, only keys created through the REST create call exist (404 otherwise).
     strict_keys: bool,
     required_token: Option<String>,
+    /// Delays to apply to the next KMS method calls, oldest first.
+    delays: VecDeque<std::time::Duration>,
     issued_token: String,
     requests: Vec<RecordedRequest>,
 }
@@ -76,7 +78,9 @@ pub struct KmsEmulator {
 }
 
 impl KmsEmulator {
-    /// Starts the emulator on the current tokio runtime.
+    /// Starts the emulator on the current tokio runtime. The server then runs on that
+    /// runtime's threads: a blocking client called from a current-thread runtime would
+    /// starve it, so synchronous tests use [`KmsEmulator::start_blocking`].
     pub async fn start() -> io::Result<Self> {
         Self::start_on("127.0.0.1:0".parse().map_err(io::Error::other)?).await
     }
@@ -176,6 +180,15 @@ impl KmsEmulator {
         }
     }
 
+    /// Holds the next `count` KMS method calls for `delay` before answering, to make
+    /// client timeouts fire.
+    pub fn delay_next(&self, count: usize, delay: std::time::Duration) {
+        let mut state = lock(&self.state);
+        for _ in 0..count {
+            state.delays.push_back(delay);
+        }
+    }
+
     /// Flips a byte of the next `count` encrypt/decrypt results after their CRC32C was
     /// computed, as a bit flip in transit would.
     pub fn corrupt_responses(&self, count: usize) {
@@ -241,7 +254,19 @@ fn app(state: Shared) -> Router {
     Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let state = state.clone();
-            async move { handle(&state, &method, &uri, &headers, &body) }
+            async move {
+                record(&state, &method, &uri, &headers, &body);
+                let is_kms_call = uri.path().starts_with("/v1/") && uri.path().contains(':');
+                let delay = if is_kms_call {
+                    lock(&state).delays.pop_front()
+                } else {
+                    None
+                };
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                handle(&state, &method, &uri, &headers, &body)
+            }
         },
     )
 }
@@ -265,6 +290,23 @@ fn api_error(status: StatusCode, code: &'static str, message: &str) -> ApiError 
         code,
         message: message.to_string(),
     }
+}
+
+/// Records a request on arrival, so calls a client abandons (timeouts) still count.
+fn record(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = uri.path();
+    lock(state).requests.push(RecordedRequest {
+        method: method.to_string(),
+        path: uri
+            .path_and_query()
+            .map_or_else(|| path.to_string(), |pq| pq.to_string()),
+        authorization,
+        body: String::from_utf8_lossy(body).into_owned(),
+    });
 }
 
 fn google_error(status: StatusCode, code_name: &str, message: &str) -> Response {
@@ -306,14 +348,6 @@ fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    lock(state).requests.push(RecordedRequest {
-        method: method.to_string(),
-        path: uri
-            .path_and_query()
-            .map_or_else(|| path.to_string(), |pq| pq.to_string()),
-        authorization: authorization.clone(),
-        body: String::from_utf8_lossy(body).into_owned(),
-    });
 
     if path == "/token" && method == Method::POST {
         return token_response(state);

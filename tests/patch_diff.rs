@@ -18,9 +18,12 @@ enum How<'a> {
     Json(&'a str),
 }
 
+/// Parses like the engine does (go-yaml v3 scalar rules), so cases see what the engine
+/// would hand the patch functions.
 fn docs(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
+    lookctl::render::yaml::parse_stream(text)
+        .expect("valid YAML")
+        .into_iter()
         .filter(|v: &Value| !v.is_null())
         .collect()
 }

@@ -4,6 +4,23 @@
 //!
 //! Pure functions on [`Document`]s. Which resources a patch applies to, reading patch files
 //! and keeping original names for selection are the engine's business, not this module's.
+//!
+//! Checked against `kubectl kustomize` (tests/patch_diff.rs), kustomize behaviours that
+//! surprise:
+//! - merge keys come only from kustomize's compiled-in v1.21.2 schema, by exact
+//!   apiVersion/kind: custom kinds and newer API versions (autoscaling/v2) get none, so all
+//!   their lists are replaced (no `name` inference);
+//! - multi-key lists (ports: containerPort+protocol) follow kyaml: a patch element missing a
+//!   key that the base has (or the reverse) is dropped, and merged elements keep base order
+//!   after the patch-only ones;
+//! - a top-level `$patch: replace` changes nothing;
+//! - a number or boolean patched over a string that must have been quoted stays a string;
+//! - after a JSON 6902 patch every map has sorted keys.
+//!
+//! Known differences, because a [`Document`] does not keep how a scalar was written: a
+//! scalar patched over a quoted string that would read the same unquoted (`"x"`) keeps its
+//! type here but becomes a string in kustomize; JSON 6902 `value:`s go through YAML 1.1 in
+//! kustomize, so a plain `yes`/`no`/`on`/`off` there is a boolean (here a string).
 
 mod json6902;
 mod schema;

@@ -13,13 +13,14 @@ use super::PatchError;
 /// namespace, plus label and annotation selectors. Empty parts match everything.
 #[derive(Debug, Clone)]
 pub struct Selector {
-    pub group: Option<String>,
-    pub version: Option<String>,
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    pub label_selector: Option<LabelSelector>,
-    pub annotation_selector: Option<LabelSelector>,
+    group: Option<String>,
+    version: Option<String>,
+    kind: Option<String>,
+    name: Option<String>,
+    namespace: Option<String>,
+    label_selector: Option<LabelSelector>,
+    annotation_selector: Option<LabelSelector>,
+    /// The compiled forms of the five patterns above, in that order.
     regexes: [Option<Regex>; 5],
 }
 
@@ -127,8 +128,7 @@ impl Selector {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(Value::Number(n)) => Ok(Some(n.to_string())),
-                Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+                // kustomize decodes targets strictly: `name: 5` is not a string.
                 Some(_) => Err(PatchError::InvalidSelector {
                     field: field.to_owned(),
                     message: "expected a string".to_owned(),
@@ -183,31 +183,72 @@ impl Selector {
         })
     }
 
+    /// The patterns as written (`None` when absent or empty): group, version, kind, name,
+    /// namespace.
+    pub fn patterns(&self) -> [Option<&str>; 5] {
+        [
+            self.group.as_deref(),
+            self.version.as_deref(),
+            self.kind.as_deref(),
+            self.name.as_deref(),
+            self.namespace.as_deref(),
+        ]
+    }
+
+    pub fn label_selector(&self) -> Option<&LabelSelector> {
+        self.label_selector.as_ref()
+    }
+
+    pub fn annotation_selector(&self) -> Option<&LabelSelector> {
+        self.annotation_selector.as_ref()
+    }
+
     /// Whether the object is a target. The namespace is compared as kustomize does:
     /// an empty namespace is `default`, cluster-scoped kinds have none.
     pub fn matches(&self, obj: &Value) -> bool {
+        let name = str_at(obj, &["metadata", "name"]);
+        let namespace = str_at(obj, &["metadata", "namespace"]);
+        self.matches_ids(obj, &[name], &[namespace])
+    }
+
+    /// kustomize's `ResMap.Select`: like [`Selector::matches`], but the name may match any
+    /// of `names` and the namespace any of `namespaces` (a resource's current and original
+    /// ones; "" is no namespace). Kind, group, version, labels and annotations are the
+    /// object's own.
+    pub fn matches_ids(&self, obj: &Value, names: &[&str], namespaces: &[&str]) -> bool {
         let api_version = str_at(obj, &["apiVersion"]);
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", api_version),
         };
         let kind = str_at(obj, &["kind"]);
-        let name = str_at(obj, &["metadata", "name"]);
-        let namespace = if is_cluster_scoped(group, version, kind) {
-            NOT_A_NAMESPACE
-        } else {
-            match str_at(obj, &["metadata", "namespace"]) {
-                "" => "default",
-                ns => ns,
+        let cluster_scoped = is_cluster_scoped(group, version, kind);
+        let effective = |ns: &str| -> String {
+            if cluster_scoped {
+                NOT_A_NAMESPACE.to_owned()
+            } else if ns.is_empty() {
+                "default".to_owned()
+            } else {
+                ns.to_owned()
             }
         };
-        let values = [group, version, kind, name, namespace];
-        for (re, value) in self.regexes.iter().zip(values) {
-            if let Some(re) = re
-                && !re.is_match(value)
-            {
-                return false;
-            }
+        let [g, v, k, n, ns] = &self.regexes;
+        let fixed = [(g, group), (v, version), (k, kind)];
+        if fixed
+            .iter()
+            .any(|(re, value)| re.as_ref().is_some_and(|re| !re.is_match(value)))
+        {
+            return false;
+        }
+        if let Some(re) = n
+            && !names.iter().any(|name| re.is_match(name))
+        {
+            return false;
+        }
+        if let Some(re) = ns
+            && !namespaces.iter().any(|x| re.is_match(&effective(x)))
+        {
+            return false;
         }
         let meta = obj.get("metadata");
         if let Some(sel) = &self.label_selector
@@ -793,6 +834,16 @@ mod tests {
     }
 
     #[test]
+    fn original_names_and_namespaces_also_match() {
+        let d =
+            obj("{apiVersion: apps/v1, kind: Deployment, metadata: {name: p-web, namespace: x}}");
+        let s = sel("{name: web, namespace: default}");
+        assert!(!s.matches(&d));
+        assert!(!s.matches_ids(&d, &["p-web", "web"], &["x"]));
+        assert!(s.matches_ids(&d, &["p-web", "web"], &["x", ""]));
+    }
+
+    #[test]
     fn cluster_scoped_kinds_have_no_namespace() {
         let ns = obj("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}");
         assert!(!sel("{namespace: default}").matches(&ns));
@@ -810,6 +861,10 @@ mod tests {
             .to_string();
         assert!(e.contains("kinds"), "{e}");
         assert!(Selector::from_yaml(&obj("{labelSelector: 'a in'}")).is_err());
+        let e = Selector::from_yaml(&obj("{name: 5}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("name") && e.contains("string"), "{e}");
     }
 
     #[test]

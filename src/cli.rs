@@ -33,8 +33,61 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the branch/tag -> target table from deploy.toml.
     Targets(TargetsArgs),
+    /// Encrypt or decrypt files with Cloud KMS (replaces `gcloud kms encrypt/decrypt`).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+/// How Cloud KMS is reached.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KmsArgs {
+    /// Cloud KMS key for `X.enc` files (projects/P/locations/L/keyRings/R/cryptoKeys/K);
+    /// overrides deploy.toml.
+    #[arg(long, value_name = "KEY")]
+    pub kms_key: Option<String>,
+    /// A file holding an OAuth access token for Cloud KMS (for CI; like gcloud's
+    /// --access-token-file).
+    #[arg(long, value_name = "PATH")]
+    pub access_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Encrypt FILE with Cloud KMS into FILE.enc (raw ciphertext, as `gcloud kms encrypt`).
+    Encrypt(EncryptArgs),
+    /// Decrypt FILE.enc with Cloud KMS into the file named by -o (`-o -` for stdout).
+    Decrypt(DecryptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The plaintext file.
+    pub file: PathBuf,
+    /// Where to write the ciphertext (default FILE.enc).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The ciphertext file.
+    pub file: PathBuf,
+    /// Where to write the plaintext; `-` for stdout. Required: plaintext is only written
+    /// where you ask, and never into a git-tracked file.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
 }
 
 /// How the target and the build variables are chosen.
@@ -72,6 +125,8 @@ pub struct RenderArgs {
     /// Do not apply build-variable templating (render exactly like `kustomize build`).
     #[arg(long)]
     pub no_template: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,10 @@
 //! Parse → settings → run; maps errors to exit codes (0 ok, 1 failure, 2 usage/config).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -37,6 +42,10 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Targets(args) => {
             let config = settings::require_config(cli, &process.cwd)?;
             commands::targets::run(&config, args.output, ui)
+        }
+        Command::Secrets(command) => {
+            let config = settings::load_config(cli, &process.cwd)?;
+            commands::secrets::run(command, config.as_ref(), ui)
         }
         Command::Completions(args) => commands::completions::run(args),
     }

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, RenderArgs, SelectArgs};
+use crate::cli::{Cli, KmsArgs, RenderArgs, SelectArgs};
 use crate::config::{Config, ConfigError, SelectError, Selection};
+use crate::deploy::SecretsSettings;
 use crate::vars::{self, BuildVars, Env, VarsError};
 
 /// Problems with what the user asked for; all of them exit with code 2.
@@ -23,6 +24,10 @@ pub enum SettingsError {
         "--show-secrets with --output would write secret values to disk; print to stdout instead"
     )]
     SecretsToDisk,
+    #[error(
+        "no Cloud KMS key: pass --kms-key projects/P/locations/L/keyRings/R/cryptoKeys/K or set [secrets] kms_key in deploy.toml"
+    )]
+    NoKmsKey,
 }
 
 /// What the process runs in: its working directory and environment.
@@ -43,6 +48,7 @@ pub struct RenderSettings {
     pub show_secrets: bool,
     pub output: Option<PathBuf>,
     pub config: Option<Config>,
+    pub secrets: SecretsSettings,
 }
 
 /// Loads deploy.toml: `--config`, else found from `start` upwards.
@@ -122,6 +128,7 @@ pub fn render(
         let config_vars = config.as_ref().map_or(&empty, |c| &c.vars);
         build.template_vars(config_vars, target.as_deref())
     });
+    let secrets = secrets(&args.kms, config.as_ref(), target.as_deref());
     Ok(RenderSettings {
         dir,
         target,
@@ -129,5 +136,23 @@ pub fn render(
         show_secrets: args.show_secrets,
         output: args.output.as_ref().map(|o| process.cwd.join(o)),
         config,
+        secrets,
     })
+}
+
+/// The KMS key: `--kms-key` > the target's `kms_key` > `[secrets] kms_key`.
+pub fn secrets(kms: &KmsArgs, config: Option<&Config>, target: Option<&str>) -> SecretsSettings {
+    let target_key = config
+        .zip(target)
+        .and_then(|(c, t)| c.targets.iter().find(|x| x.name == t))
+        .and_then(|t| t.kms_key.clone());
+    SecretsSettings {
+        kms_key: kms
+            .kms_key
+            .clone()
+            .or(target_key)
+            .or_else(|| config.and_then(|c| c.secrets.kms_key.clone())),
+        kms_endpoint: config.and_then(|c| c.secrets.kms_endpoint.clone()),
+        access_token_file: kms.access_token_file.clone(),
+    }
 }

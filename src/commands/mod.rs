@@ -2,4 +2,5 @@
 
 pub mod completions;
 pub mod render;
+pub mod secrets;
 pub mod targets;

@@ -5,29 +5,25 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
+use crate::deploy;
+use crate::render::Document;
 use crate::render::output::{mask_secret, to_yaml_stream};
-use crate::render::{Document, FsSource, Templater, kustomize};
 use crate::settings::RenderSettings;
 use crate::ui::Ui;
 
-/// Renders the objects of `settings` (Secret values not yet masked).
-pub fn render_objects(
-    settings: &RenderSettings,
-) -> Result<Vec<Document>, crate::render::KustomizeError> {
-    let templater = settings.template_vars.clone().map(Templater::new);
-    let source = FsSource::new(templater.as_ref());
-    kustomize::build(&source, &settings.dir)
-}
-
 pub fn run(settings: &RenderSettings, ui: &Ui) -> Result<()> {
-    let mut objects = render_objects(settings)?;
+    let mut objects = deploy::render(&deploy::RenderRequest {
+        dir: &settings.dir,
+        template_vars: settings.template_vars.as_ref(),
+        secrets: &settings.secrets,
+    })?;
     if !settings.show_secrets {
         objects.iter_mut().for_each(mask_secret);
     }
     match &settings.output {
-        None => ui.out(&to_yaml_stream(&objects)?)?,
+        None => ui.out(&to_yaml_stream(&objects))?,
         Some(path) if path.is_dir() => write_per_object(path, &objects)?,
-        Some(path) => std::fs::write(path, to_yaml_stream(&objects)?)
+        Some(path) => std::fs::write(path, to_yaml_stream(&objects))
             .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(())
@@ -46,7 +42,7 @@ fn write_per_object(dir: &Path, objects: &[Document]) -> Result<()> {
         let api_version = field("apiVersion").replace('/', "_");
         let file = format!("{api_version}_{}_{name}.yaml", field("kind")).to_lowercase();
         let path = dir.join(file);
-        std::fs::write(&path, to_yaml_stream(std::slice::from_ref(obj))?)
+        std::fs::write(&path, to_yaml_stream(std::slice::from_ref(obj)))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -5,6 +5,7 @@ pub mod kustomize;
 pub mod output;
 pub mod source;
 pub mod template;
+pub mod yaml;
 
 pub use kustomize::KustomizeError;
 pub use source::{DataHook, Document, FsSource, Source, SourceError};

@@ -26,15 +26,15 @@ pub fn mask_secret(doc: &mut Document) {
 }
 
 /// Serialises objects as one YAML stream, `---` between documents (kustomize's layout).
-pub fn to_yaml_stream(docs: &[Document]) -> Result<String, serde_yaml::Error> {
+pub fn to_yaml_stream(docs: &[Document]) -> String {
     let mut out = String::new();
     for (i, doc) in docs.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_yaml::to_string(doc)?);
+        out.push_str(&super::yaml::to_string(doc));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -52,7 +52,7 @@ mod tests {
                 .expect("yaml");
         mask_secret(&mut secret);
         mask_secret(&mut cm);
-        let text = to_yaml_stream(&[secret, cm]).expect("serialises");
+        let text = to_yaml_stream(&[secret, cm]);
         assert!(
             !text.contains("c2VjcmV0") && !text.contains(": secret"),
             "{text}"

@@ -132,29 +132,14 @@ impl Source for FsSource<'_> {
     }
 }
 
-/// Parses a multi-document YAML stream; empty documents are dropped.
+/// Parses a multi-document YAML stream (go-yaml v3 scalar rules, see [`super::yaml`]);
+/// empty documents are dropped.
 pub fn parse_yaml_stream(path: &Path, text: &str) -> Result<Vec<Document>, SourceError> {
-    use serde::Deserialize as _;
-    let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(text) {
-        let doc = Document::deserialize(de).map_err(|e| SourceError::Yaml {
-            path: path.to_owned(),
-            line: e.location().map_or(1, |l| l.line()),
-            message: strip_location(&e.to_string()),
-        })?;
-        if !doc.is_null() {
-            docs.push(doc);
-        }
-    }
-    Ok(docs)
-}
-
-/// serde_yaml appends " at line L column C"; the line is already in our prefix.
-fn strip_location(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
+    super::yaml::parse_stream(text).map_err(|e| SourceError::Yaml {
+        path: path.to_owned(),
+        line: e.line,
+        message: e.message,
+    })
 }
 
 #[cfg(test)]

@@ -200,7 +200,19 @@ fn kubectl_apply_server_side_creates_and_reapply_is_a_no_op() -> R {
     assert_eq!(mf["manager"], "kubectl");
     assert_eq!(mf["operation"], "Apply");
     assert!(mf["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"].is_object());
-    let rv = obj["metadata"]["resourceVersion"].clone();
+    // The simulated controller writes status once; after that the object is at rest.
+    c.ok(
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deploy/web",
+            "--timeout=20s",
+        ],
+        "",
+    )?;
+    let rv =
+        c.object("apps/v1", "Deployment", Some("default"), "web")?["metadata"]["resourceVersion"]
+            .clone();
 
     c.ok(&["apply", "--server-side", "-f", "-"], &manifest)?;
     let again = c.object("apps/v1", "Deployment", Some("default"), "web")?;
@@ -732,6 +744,108 @@ fn kubectl_retries_through_injected_429s() -> R {
     assert!(c.server.request_count() > before);
     assert!(
         r.code == 0 || r.stderr.contains("Internal error") || r.stderr.contains("unable to handle"),
+        "{}",
+        r.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn kubectl_scale_and_client_side_apply() -> R {
+    let c = Cluster::start()?;
+    // Client-side apply: create, then a strategic merge patch computed by kubectl.
+    let r = c.ok(
+        &["apply", "-f", "-"],
+        &deployment("web", 1, "nginx:1", None),
+    )?;
+    assert!(
+        r.stdout.contains("deployment.apps/web created"),
+        "{}",
+        r.stdout
+    );
+    let r = c.ok(
+        &["apply", "-f", "-"],
+        &deployment("web", 1, "nginx:2", Some("tier: front")),
+    )?;
+    assert!(
+        r.stdout.contains("deployment.apps/web configured"),
+        "{}",
+        r.stdout
+    );
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(
+        obj["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:2"
+    );
+    assert_eq!(obj["metadata"]["labels"]["tier"], "front");
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["manager"],
+        "kubectl-client-side-apply"
+    );
+    assert_eq!(obj["metadata"]["generation"], 2);
+
+    let r = c.ok(&["scale", "deploy/web", "--replicas=4"], "")?;
+    assert!(
+        r.stdout.contains("deployment.apps/web scaled"),
+        "{}",
+        r.stdout
+    );
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(obj["spec"]["replicas"], 4);
+    assert!(
+        c.server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/deployments/web/scale"))
+    );
+    Ok(())
+}
+
+#[test]
+fn kubectl_moves_from_client_side_to_server_side_apply_without_conflicts() -> R {
+    let c = Cluster::start()?;
+    c.ok(
+        &["apply", "-f", "-"],
+        &deployment("web", 2, "nginx:1", None),
+    )?;
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["manager"],
+        "kubectl-client-side-apply"
+    );
+    assert_eq!(obj["metadata"]["managedFields"][0]["operation"], "Update");
+    // The real server lets manager "kubectl" take over what last-applied set; kubectl
+    // then rewrites the managedFields (a JSON patch) so the old manager is gone.
+    c.ok(
+        &["apply", "--server-side", "-f", "-"],
+        &deployment("web", 3, "nginx:1", None),
+    )?;
+    let obj = c.object("apps/v1", "Deployment", Some("default"), "web")?;
+    assert_eq!(obj["spec"]["replicas"], 3);
+    let managers: Vec<(String, String)> = obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| (e["manager"].to_string(), e["operation"].to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        managers.contains(&("\"kubectl\"".into(), "\"Apply\"".into())),
+        "{managers:?}"
+    );
+    assert!(
+        !managers.iter().any(|(m, _)| m.contains("client-side")),
+        "{managers:?}"
+    );
+    // Another manager still conflicts.
+    let r = c.kubectl_in(
+        &["apply", "--server-side", "--field-manager", "ci", "-f", "-"],
+        &deployment("web", 5, "nginx:1", None),
+    )?;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(r#"conflict with "kubectl""#),
         "{}",
         r.stderr
     );

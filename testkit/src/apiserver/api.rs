@@ -724,12 +724,13 @@ fn commit(
     let rv = store.next_rv();
     new["metadata"]["resourceVersion"] = json!(rv.to_string());
     store.objects.insert(key.clone(), new.clone());
-    store.emit(
+    store.emit_with_prev(
         if old.is_some() { "MODIFIED" } else { "ADDED" },
         &rt.group,
         &rt.plural,
         rv,
         new.clone(),
+        old.cloned(),
     );
 
     let mut effects = vec![];
@@ -930,9 +931,6 @@ pub fn create(
         obj["metadata"] = json!({});
     }
     obj["metadata"]["name"] = json!(name);
-    if let Some(m) = obj["metadata"].as_object_mut() {
-        m.remove("managedFields");
-    }
     let scope = Scope::Main {
         has_status: rt.has_status,
     };
@@ -1035,6 +1033,13 @@ pub fn patch(
                 "apiVersion and kind must be set in an apply configuration",
             ));
         }
+        // A resourceVersion in the apply body is a precondition, as in an update.
+        if let (Some(want), Some(live)) = (meta_str(&cfg, "resourceVersion"), old.as_ref())
+            && !want.is_empty()
+            && Some(want) != meta_str(live, "resourceVersion")
+        {
+            return Err(ApiError::conflict(rt, name));
+        }
         if let Some(n) = meta_str(&cfg, "name")
             && n != name
         {
@@ -1045,7 +1050,17 @@ pub fn patch(
         if old.is_none() && sub.is_some() {
             return Err(ApiError::not_found(rt, name));
         }
-        let outcome = ssa::apply(old.as_ref(), &cfg, &ctx, opts.force);
+        let mut outcome = ssa::apply(old.as_ref(), &cfg, &ctx, opts.force);
+        // kubectl switching from client-side to server-side apply takes over what its
+        // last-applied annotation set, without conflicts (manager "kubectl" only).
+        if let (ApplyOutcome::Conflicts(cs), Some(live)) = (&outcome, old.as_ref())
+            && opts.manager == "kubectl"
+        {
+            let allowed = ssa::allowed_by_last_applied(live, scope);
+            if !allowed.is_empty() && cs.iter().all(|c| allowed.contains(&c.raw)) {
+                outcome = ssa::apply(Some(live), &cfg, &ctx, true);
+            }
+        }
         let merged = match outcome {
             ApplyOutcome::Applied(v) => v,
             ApplyOutcome::Conflicts(cs) => {
@@ -1130,7 +1145,14 @@ pub fn delete(
         let rv = store.next_rv();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         store.objects.insert(key.clone(), new.clone());
-        store.emit("MODIFIED", &rt.group, &rt.plural, rv, new.clone());
+        store.emit_with_prev(
+            "MODIFIED",
+            &rt.group,
+            &rt.plural,
+            rv,
+            new.clone(),
+            Some(obj.clone()),
+        );
         if is_ns {
             return Ok((
                 present(rt, &new),
@@ -1261,4 +1283,132 @@ pub fn establish(store: &mut Store, key: &Key) {
     {
         controller_status_write(store, &rt.clone(), key, status);
     }
+}
+
+/// Whether the kind has a `/scale` subresource (what `kubectl scale` and HPAs use).
+pub fn has_scale(rt: &ResourceType) -> bool {
+    rt.group == "apps"
+        && matches!(
+            rt.kind.as_str(),
+            "Deployment" | "StatefulSet" | "ReplicaSet"
+        )
+}
+
+/// The `autoscaling/v1` Scale view of a workload.
+fn to_scale(obj: &Value) -> Value {
+    let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")},
+    })
+}
+
+pub fn get_scale(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
+    store
+        .get(&store::key(rt, ns, name))
+        .map(to_scale)
+        .ok_or_else(|| ApiError::not_found(rt, name))
+}
+
+/// PUT or PATCH (merge, JSON, strategic) of `/scale`: only `spec.replicas` moves.
+pub fn write_scale(
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    put: bool,
+    (content_type, body): (&str, &[u8]),
+    opts: &WriteOpts,
+) -> Result<Written, ApiError> {
+    let key = store::key(rt, ns, name);
+    let old = store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(rt, name))?;
+    let scale = to_scale(&old);
+    let invalid = |e: patch::PatchError| ApiError::new(422, "Invalid", e.to_string());
+    let body = parse_body(body, content_type.starts_with("application/apply-patch"))?;
+    let new_scale = if put {
+        body
+    } else {
+        match content_type.split(';').next().unwrap_or_default().trim() {
+            "application/json-patch+json" => patch::json_patch(&scale, &body).map_err(invalid)?,
+            "application/strategic-merge-patch+json" => {
+                patch::strategic_merge_patch(&scale, &body).map_err(invalid)?
+            }
+            _ => patch::merge_patch(&scale, &body),
+        }
+    };
+    let Some(replicas) = new_scale["spec"]["replicas"].as_i64() else {
+        return Err(ApiError::bad_request("spec.replicas must be an integer"));
+    };
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = new_scale["metadata"]["resourceVersion"].as_str() {
+        new["metadata"]["resourceVersion"] = json!(rv);
+    }
+    let av = rt.api_version();
+    let scope = Scope::Main {
+        has_status: rt.has_status,
+    };
+    ssa::record_update(
+        Some(&old),
+        &mut new,
+        &WriteCtx {
+            manager: &opts.manager,
+            api_version: &av,
+            scope,
+        },
+    );
+    let (obj, effects) = commit(store, rt, &key, Some(&old), new, opts, scope)?;
+    Ok((to_scale(&obj), effects))
+}
+
+/// DeleteOptions preconditions: the delete only happens to the object the client saw.
+pub fn check_preconditions(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    (uid, rv): (Option<&str>, Option<&str>),
+) -> Result<(), ApiError> {
+    let Some(obj) = store.get(&store::key(rt, ns, name)) else {
+        return Ok(());
+    };
+    for (label, want, field) in [
+        ("UID", uid, "uid"),
+        ("ResourceVersion", rv, "resourceVersion"),
+    ] {
+        let have = meta_str(obj, field).unwrap_or_default();
+        if let Some(want) = want.filter(|w| *w != have) {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"
+                ),
+            )
+            .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural})));
+        }
+    }
+    Ok(())
 }

@@ -48,6 +48,22 @@ impl ResourceType {
             "shortNames": self.short_names,
             "categories": self.categories,
         })];
+        if self.group == "apps"
+            && matches!(
+                self.kind.as_str(),
+                "Deployment" | "StatefulSet" | "ReplicaSet"
+            )
+        {
+            entries.push(json!({
+                "name": format!("{}/scale", self.plural),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if self.has_status {
             entries.push(json!({
                 "name": format!("{}/status", self.plural),

@@ -254,6 +254,11 @@ impl Ctx {
         matches!(self.q(k), Some("true" | "1"))
     }
 
+    /// `Accept: ...;as=PartialObjectMetadata` (kube-rs `get_metadata`, `list_metadata`).
+    fn wants_metadata(&self) -> bool {
+        !self.wants_table() && self.accept.contains("as=PartialObjectMetadata")
+    }
+
     fn wants_table(&self) -> bool {
         self.accept.contains("as=Table")
     }
@@ -549,6 +554,16 @@ async fn resource(
     let result = match (&ctx.method, name) {
         (&Method::GET, None) if watch => return start_watch(sh, ctx, &rt, ns).await,
         (&Method::GET, None) => list(sh, ctx, &rt, ns),
+        (&Method::GET, Some(n)) if sub == Some("scale") && api::has_scale(&rt) => {
+            api::get_scale(&lock(&sh.store), &rt, ns, n).map(|s| (StatusCode::OK, s))
+        }
+        (&Method::PUT | &Method::PATCH, Some(n)) if sub == Some("scale") && api::has_scale(&rt) => {
+            let put = ctx.method == Method::PUT;
+            write(sh, ctx, |store, opts, _| {
+                api::write_scale(store, &rt, ns, n, put, (&ctx.content_type, &ctx.body), opts)
+                    .map(|w| (StatusCode::OK, w))
+            })
+        }
         (&Method::GET, Some(n)) => match sub {
             None | Some("status") if sub.is_none() || rt.has_status => {
                 let store = lock(&sh.store);
@@ -582,7 +597,11 @@ async fn resource(
         }),
         (&Method::DELETE, Some(n)) => {
             let (propagation, dry_run) = delete_options(ctx);
+            let body: Value = serde_json::from_slice(&ctx.body).unwrap_or(Value::Null);
+            let pre = &body["preconditions"];
+            let (uid, rv) = (pre["uid"].as_str(), pre["resourceVersion"].as_str());
             write(sh, ctx, |store, _, _| {
+                api::check_preconditions(store, &rt, ns, n, (uid, rv))?;
                 api::delete(store, &rt, ns, n, propagation.as_deref(), dry_run).map(|w| {
                     let pending = w.0["metadata"].get("deletionTimestamp").is_some()
                         && store.get(&super::store::key(&rt, ns, n)).is_some();
@@ -697,6 +716,16 @@ fn list(sh: &Arc<Shared>, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> Out
         t["metadata"] = l["metadata"].clone();
         return Ok((StatusCode::OK, t));
     }
+    if ctx.wants_metadata() {
+        let items: Vec<Value> = l["items"]
+            .as_array()
+            .map(|a| a.iter().map(partial).collect())
+            .unwrap_or_default();
+        return Ok((
+            StatusCode::OK,
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": l["metadata"], "items": items}),
+        ));
+    }
     Ok((StatusCode::OK, l))
 }
 
@@ -734,9 +763,16 @@ fn render_one(ctx: &Ctx, rt: &ResourceType, obj: Value, store: &Store) -> Value 
         let mut t = table(rt, std::slice::from_ref(&obj), ctx.q("includeObject"));
         t["metadata"] = json!({"resourceVersion": store.current_rv().to_string()});
         t
+    } else if ctx.wants_metadata() {
+        partial(&obj)
     } else {
         obj
     }
+}
+
+/// The metadata-only view of an object.
+fn partial(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
 }
 
 /// The server-side printing kubectl asks for (`Accept: ...;as=Table`).
@@ -841,15 +877,30 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
-    fn matches(&self, ev: &Event) -> bool {
-        ev.group == self.group
-            && ev.plural == self.plural
-            && self
-                .ns
-                .as_deref()
-                .is_none_or(|ns| ev.object["metadata"]["namespace"].as_str() == Some(ns))
-            && self.labels.matches_object(&ev.object)
-            && self.fields.matches_object(&ev.object)
+    fn selects(&self, obj: &Value) -> bool {
+        self.ns
+            .as_deref()
+            .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
+            && self.labels.matches_object(obj)
+            && self.fields.matches_object(obj)
+    }
+
+    /// The event type this watch sees for `ev`, if any: a modification that moves an
+    /// object into or out of the selection is an ADDED or a DELETED.
+    fn view(&self, ev: &Event) -> Option<&'static str> {
+        if ev.group != self.group || ev.plural != self.plural {
+            return None;
+        }
+        let now = self.selects(&ev.object);
+        match (ev.kind, &ev.prev) {
+            ("MODIFIED", Some(prev)) => match (self.selects(prev), now) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            },
+            (kind, _) => now.then_some(kind),
+        }
     }
 }
 
@@ -896,6 +947,8 @@ async fn start_watch(
     let table_mode = ctx
         .wants_table()
         .then(|| ctx.q("includeObject").map(str::to_string));
+    let meta = ctx.wants_metadata();
+    let shape = move |o: Value| if meta { partial(&o) } else { o };
     let rv_param = ctx.q("resourceVersion").unwrap_or_default().to_string();
     let send_initial = ctx.flag("sendInitialEvents");
     let bookmarks = ctx.flag("allowWatchBookmarks");
@@ -923,7 +976,7 @@ async fn start_watch(
                 &filter.fields,
             );
             for item in l["items"].as_array().cloned().unwrap_or_default() {
-                first.push(event_line("ADDED", &item, rt, present_mode));
+                first.push(event_line("ADDED", &shape(item), rt, present_mode));
             }
             last_rv = store.current_rv();
             if send_initial {
@@ -936,10 +989,10 @@ async fn start_watch(
             match rv_param.parse::<u64>() {
                 Ok(rv) if rv >= store.oldest_resumable() => {
                     for ev in store.events_since(rv) {
-                        if filter.matches(&ev) {
+                        if let Some(kind) = filter.view(&ev) {
                             first.push(event_line(
-                                ev.kind,
-                                &api::present(rt, &ev.object),
+                                kind,
+                                &shape(api::present(rt, &ev.object)),
                                 rt,
                                 present_mode,
                             ));
@@ -994,11 +1047,14 @@ async fn start_watch(
                 }
                 ev = sub.recv() => match ev {
                     Ok(ev) => {
-                        if ev.rv <= last_rv || !filter.matches(&ev) {
+                        if ev.rv <= last_rv {
                             continue;
                         }
+                        let Some(kind) = filter.view(&ev) else {
+                            continue;
+                        };
                         last_rv = ev.rv;
-                        if tx.send(event_line(ev.kind, &api::present(&rt, &ev.object), &rt, present_mode)).await.is_err() {
+                        if tx.send(event_line(kind, &shape(api::present(&rt, &ev.object)), &rt, present_mode)).await.is_err() {
                             return;
                         }
                     }

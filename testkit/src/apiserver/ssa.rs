@@ -468,6 +468,7 @@ pub struct Conflict {
     pub manager_display: String,
     pub manager_sort_key: String,
     pub path: String,
+    pub raw: Path,
 }
 
 /// The outcome of an apply: the merged object (managedFields updated) or conflicts.
@@ -520,6 +521,7 @@ pub fn apply(live: Option<&Value>, cfg: &Value, ctx: &WriteCtx<'_>, force: bool)
                     manager_display: e.display(),
                     manager_sort_key: format!("{}\u{0}{}", e.manager, e.operation),
                     path: path_string(p),
+                    raw: p.clone(),
                 });
                 conflicting.entry(i).or_default().insert(p.clone());
             }
@@ -655,8 +657,17 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &WriteCtx<'_>) {
         })
         .cloned()
         .collect();
-    // Managers come from the stored object, never from what the client sent.
-    let mut entries = read_entries(old_v);
+    // Like the real server, a client that sends managedFields different from the stored
+    // ones overwrites them (kubectl does this to migrate client-side to server-side
+    // apply); an empty list means "not sent", and `[{}]` clears them.
+    let sent = &new["metadata"]["managedFields"];
+    let overwrite = sent.as_array().is_some_and(|a| !a.is_empty())
+        && *sent != old_v["metadata"]["managedFields"];
+    let mut entries = if overwrite {
+        read_entries(new)
+    } else {
+        read_entries(old_v)
+    };
     let sub = ctx.subresource();
     for e in entries.iter_mut() {
         e.fields.retain(|p| !changed.contains(p));
@@ -684,6 +695,25 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &WriteCtx<'_>) {
     }
     retain_existing(&mut entries, new);
     write_entries(new, &entries);
+}
+
+/// Fields a `kubectl` server-side apply may take over from client-side apply without a
+/// conflict: those the last-applied-configuration annotation set and the live object
+/// still has with the same value (the real server's lastAppliedManager upgrade path).
+pub fn allowed_by_last_applied(live: &Value, scope: Scope) -> FieldSet {
+    let Some(last) =
+        live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    else {
+        return FieldSet::new();
+    };
+    let last_t = trackable(&last, scope);
+    let live_t = trackable(live, scope);
+    field_set(&last_t)
+        .into_iter()
+        .filter(|p| get_path(&live_t, p).is_some() && get_path(&live_t, p) == get_path(&last_t, p))
+        .collect()
 }
 
 /// The message of the real server's 409 for apply conflicts.

@@ -21,6 +21,9 @@ pub struct Event {
     pub group: String,
     pub plural: String,
     pub object: Value,
+    /// The object before a MODIFIED event, so watches with selectors can tell an object
+    /// entering or leaving their selection (sent as ADDED / DELETED, like the real cache).
+    pub prev: Option<Value>,
 }
 
 pub struct Store {
@@ -61,12 +64,25 @@ impl Store {
     }
 
     pub fn emit(&mut self, kind: &'static str, group: &str, plural: &str, rv: u64, object: Value) {
+        self.emit_with_prev(kind, group, plural, rv, object, None);
+    }
+
+    pub fn emit_with_prev(
+        &mut self,
+        kind: &'static str,
+        group: &str,
+        plural: &str,
+        rv: u64,
+        object: Value,
+        prev: Option<Value>,
+    ) {
         let ev = Arc::new(Event {
             rv,
             kind,
             group: group.to_string(),
             plural: plural.to_string(),
             object,
+            prev,
         });
         if self.log.len() >= LOG_CAPACITY {
             self.log.pop_front();

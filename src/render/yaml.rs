@@ -1,0 +1,656 @@
+//! YAML in and out, the way Kubernetes tooling reads and writes it.
+//!
+//! Parsing resolves plain scalars like go-yaml v3 (which kustomize and kubectl use), not
+//! like serde_yaml: `defaultMode: 0644` is the octal number 420, `0x10` is 16, `1_000` is
+//! 1000, `yes`/`on` stay strings, and a whole-number float is an integer, as after
+//! kustomize's JSON round trip. Quoted scalars are always strings, which serde_yaml's
+//! `Value` cannot tell apart — hence this module on top of an event parser.
+//!
+//! Emitting follows kustomize's output layout (keys sorted, two-space indent, sequences
+//! not indented under their key, multi-line strings as literal blocks) and double-quotes
+//! every string that a YAML 1.1 reader such as `kubectl apply -f` would read as something
+//! else (`"on"`, `"yes"`, `"0644"`, `"1e3"`, `"~"`).
+
+use std::fmt::Write as _;
+
+use serde_yaml::{Mapping, Number, Value};
+use yaml_rust2::parser::{Event, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A parse failure with the 1-based line it happened on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses a multi-document stream into values; empty documents are dropped.
+pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut builder = Builder::default();
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| YamlError {
+            line: e.marker().line(),
+            message: e.info().to_owned(),
+        })?;
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.event(event, mark)?;
+    }
+    Ok(builder.docs)
+}
+
+enum Frame {
+    Seq(Vec<Value>, usize),
+    /// The mapping, its anchor, a pending key (with its line) and keys from `<<` merges
+    /// that explicit keys may still override.
+    Map(Mapping, usize, Option<(Value, usize)>, Vec<Value>),
+}
+
+#[derive(Default)]
+struct Builder {
+    docs: Vec<Value>,
+    stack: Vec<Frame>,
+    anchors: std::collections::HashMap<usize, Value>,
+}
+
+impl Builder {
+    fn event(&mut self, event: Event, mark: Marker) -> Result<(), YamlError> {
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let v = resolve_scalar(text, style, tag.as_ref());
+                self.value(v, anchor, mark)
+            }
+            Event::Alias(id) => {
+                let v = self.anchors.get(&id).cloned().ok_or(YamlError {
+                    line: mark.line(),
+                    message: "unknown anchor".into(),
+                })?;
+                self.value(v, 0, mark)
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Seq(Vec::new(), anchor));
+                Ok(())
+            }
+            Event::MappingStart(anchor, _) => {
+                self.stack
+                    .push(Frame::Map(Mapping::new(), anchor, None, Vec::new()));
+                Ok(())
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (v, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq(items, a)) => (Value::Sequence(items), a),
+                    Some(Frame::Map(map, a, _, _)) => (Value::Mapping(map), a),
+                    None => return Ok(()),
+                };
+                self.value(v, anchor, mark)
+            }
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd
+            | Event::Nothing => Ok(()),
+        }
+    }
+
+    fn value(&mut self, v: Value, anchor: usize, mark: Marker) -> Result<(), YamlError> {
+        if anchor > 0 {
+            self.anchors.insert(anchor, v.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if !v.is_null() {
+                    self.docs.push(v);
+                }
+                Ok(())
+            }
+            Some(Frame::Seq(items, _)) => {
+                items.push(v);
+                Ok(())
+            }
+            Some(Frame::Map(map, _, pending, merged)) => match pending.take() {
+                None => {
+                    *pending = Some((v, mark.line()));
+                    Ok(())
+                }
+                Some((key, line)) => insert(map, merged, key, v, line),
+            },
+        }
+    }
+}
+
+fn insert(
+    map: &mut Mapping,
+    merged: &mut Vec<Value>,
+    key: Value,
+    v: Value,
+    line: usize,
+) -> Result<(), YamlError> {
+    if key.as_str() == Some("<<") {
+        // Merge keys: the merged mappings supply keys the mapping does not set itself.
+        let sources = match v {
+            Value::Mapping(m) => vec![m],
+            Value::Sequence(items) => items
+                .into_iter()
+                .filter_map(|i| match i {
+                    Value::Mapping(m) => Some(m),
+                    _ => None,
+                })
+                .collect(),
+            _ => {
+                return Err(YamlError {
+                    line,
+                    message: "`<<` must merge a mapping or a list of mappings".into(),
+                });
+            }
+        };
+        for source in sources {
+            for (k, val) in source {
+                if !map.contains_key(&k) {
+                    merged.push(k.clone());
+                    map.insert(k, val);
+                }
+            }
+        }
+        return Ok(());
+    }
+    if map.contains_key(&key) {
+        if let Some(pos) = merged.iter().position(|k| *k == key) {
+            merged.swap_remove(pos);
+        } else {
+            return Err(YamlError {
+                line,
+                message: format!("mapping key {} already defined", scalar_display(&key)),
+            });
+        }
+    }
+    map.insert(key, v);
+    Ok(())
+}
+
+fn scalar_display(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("`{s}`"),
+        other => serde_yaml::to_string(other)
+            .map(|s| format!("`{}`", s.trim_end()))
+            .unwrap_or_default(),
+    }
+}
+
+/// The value of a scalar: quoted and block scalars are strings; plain ones are resolved
+/// like go-yaml v3 resolves them into `interface{}`; explicit `!!` tags win.
+fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
+    if let Some(tag) = tag
+        && tag.handle == "tag:yaml.org,2002:"
+    {
+        return match tag.suffix.as_str() {
+            "str" | "binary" | "timestamp" => Value::String(text),
+            "null" => Value::Null,
+            "bool" => resolve_plain(&text)
+                .filter(Value::is_bool)
+                .unwrap_or(Value::String(text)),
+            "int" | "float" => resolve_plain(&text)
+                .filter(Value::is_number)
+                .unwrap_or(Value::String(text)),
+            _ => resolve_plain(&text).unwrap_or(Value::String(text)),
+        };
+    }
+    if style != TScalarStyle::Plain {
+        return Value::String(text);
+    }
+    resolve_plain(&text).unwrap_or(Value::String(text))
+}
+
+/// go-yaml v3's resolution of a plain scalar; `None` means "a string".
+pub fn resolve_plain(s: &str) -> Option<Value> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Some(Value::Number(Number::from(f64::INFINITY)));
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Number(Number::from(f64::NEG_INFINITY))),
+        ".nan" | ".NaN" | ".NAN" => return Some(Value::Number(Number::from(f64::NAN))),
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+        return None;
+    }
+    let plain = s.replace('_', "");
+    if let Some(i) = parse_go_int(&plain) {
+        return Some(Value::Number(i));
+    }
+    if is_yaml_float(&plain)
+        && let Ok(f) = plain.parse::<f64>()
+    {
+        return Some(Value::Number(float_number(f)));
+    }
+    None
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` (then ParseUint): sign, `0x`/`0o`/`0b` prefixes and
+/// the leading-zero octal form.
+fn parse_go_int(s: &str) -> Option<Number> {
+    let (neg, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, body) = if let Some(r) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        (16, r)
+    } else if let Some(r) = digits
+        .strip_prefix("0o")
+        .or_else(|| digits.strip_prefix("0O"))
+    {
+        (8, r)
+    } else if let Some(r) = digits
+        .strip_prefix("0b")
+        .or_else(|| digits.strip_prefix("0B"))
+    {
+        (2, r)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(body, radix).ok()?;
+    if neg {
+        let v = i64::try_from(magnitude)
+            .map(|m| -m)
+            .ok()
+            .or((magnitude == 1u64 << 63).then_some(i64::MIN))?;
+        Some(Number::from(v))
+    } else if let Ok(v) = i64::try_from(magnitude) {
+        Some(Number::from(v))
+    } else {
+        Some(Number::from(magnitude))
+    }
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
+fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// A float as kustomize's JSON round trip leaves it: whole numbers become integers.
+fn float_number(f: f64) -> Number {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
+        Number::from(f as i64)
+    } else {
+        Number::from(f)
+    }
+}
+
+// ---- emitting --------------------------------------------------------------------------
+
+/// Serialises one document the way kustomize prints it.
+pub fn to_string(doc: &Value) -> String {
+    let mut out = String::new();
+    match doc {
+        Value::Mapping(m) if !m.is_empty() => emit_map(&mut out, m, 0),
+        Value::Sequence(s) if !s.is_empty() => emit_seq(&mut out, s, 0),
+        other => {
+            out.push_str(&inline(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn indent(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+fn sorted(m: &Mapping) -> Vec<(&Value, &Value)> {
+    let mut entries: Vec<_> = m.iter().collect();
+    entries.sort_by(|(a, _), (b, _)| key_text(a).cmp(&key_text(b)));
+    entries
+}
+
+fn key_text(k: &Value) -> std::borrow::Cow<'_, str> {
+    match k {
+        Value::String(s) => std::borrow::Cow::Borrowed(s),
+        other => std::borrow::Cow::Owned(inline(other)),
+    }
+}
+
+fn emit_map(out: &mut String, m: &Mapping, level: usize) {
+    for (k, v) in sorted(m) {
+        indent(out, level);
+        out.push_str(&scalar_key(k));
+        out.push(':');
+        emit_child(out, v, level, true);
+    }
+}
+
+fn emit_seq(out: &mut String, items: &[Value], level: usize) {
+    for item in items {
+        indent(out, level);
+        out.push('-');
+        match item {
+            Value::Mapping(m) if !m.is_empty() => {
+                // The first key goes on the dash's line, the rest aligned under it.
+                let mut first = true;
+                for (k, v) in sorted(m) {
+                    if first {
+                        out.push(' ');
+                        first = false;
+                    } else {
+                        indent(out, level + 2);
+                    }
+                    out.push_str(&scalar_key(k));
+                    out.push(':');
+                    emit_child(out, v, level + 2, true);
+                }
+            }
+            Value::Sequence(s) if !s.is_empty() => {
+                out.push('\n');
+                emit_seq(out, s, level + 2);
+            }
+            other => emit_child(out, other, level, false),
+        }
+    }
+}
+
+/// Writes what follows `key:` or `-`: a nested block on the next lines, or ` scalar\n`.
+fn emit_child(out: &mut String, v: &Value, level: usize, in_map: bool) {
+    match v {
+        Value::Mapping(m) if !m.is_empty() => {
+            out.push('\n');
+            emit_map(out, m, level + 2);
+        }
+        Value::Sequence(s) if !s.is_empty() => {
+            out.push('\n');
+            // kustomize (go-yaml) does not indent a sequence under its mapping key.
+            emit_seq(out, s, if in_map { level } else { level + 2 });
+        }
+        Value::String(s) if s.contains('\n') && literal_ok(s) => {
+            let chomp = if !s.ends_with('\n') {
+                "-"
+            } else if s.ends_with("\n\n") {
+                "+"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, " |{chomp}");
+            let body = s.strip_suffix('\n').unwrap_or(s);
+            for line in body.split('\n') {
+                if !line.is_empty() {
+                    indent(out, level + 2);
+                    out.push_str(line);
+                }
+                out.push('\n');
+            }
+            if chomp == "+" {
+                // The trailing newline of `body` was already written as an empty line.
+            }
+        }
+        Value::Tagged(t) => emit_child(out, &t.value, level, in_map),
+        other => {
+            out.push(' ');
+            out.push_str(&inline(other));
+            out.push('\n');
+        }
+    }
+}
+
+/// A multi-line string can be a literal block when every line is printable, it does not
+/// start with a space (that would need an indentation indicator) and no line has trailing
+/// blanks (go-yaml falls back to double quotes there).
+fn literal_ok(s: &str) -> bool {
+    !s.starts_with(' ')
+        && !s.starts_with('\n')
+        && s.split('\n')
+            .all(|l| !l.ends_with(' ') && !l.ends_with('\t'))
+        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+}
+
+fn scalar_key(k: &Value) -> String {
+    inline(k)
+}
+
+/// A scalar (or empty collection) on one line.
+fn inline(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => number_text(n),
+        Value::String(s) => quote(s),
+        Value::Sequence(s) if s.is_empty() => "[]".into(),
+        Value::Mapping(m) if m.is_empty() => "{}".into(),
+        Value::Tagged(t) => inline(&t.value),
+        // Non-empty collections never reach here (handled as blocks); keep a JSON form.
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn number_text(n: &Number) -> String {
+    if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+        if f.is_nan() {
+            return ".nan".into();
+        }
+        if f.is_infinite() {
+            return if f > 0.0 {
+                ".inf".into()
+            } else {
+                "-.inf".into()
+            };
+        }
+        return serde_json::Number::from_f64(f)
+            .map(|j| j.to_string())
+            .unwrap_or_else(|| f.to_string());
+    }
+    n.to_string()
+}
+
+/// Strings a YAML 1.1 reader takes for booleans.
+fn is_old_bool(s: &str) -> bool {
+    matches!(
+        s,
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
+}
+
+/// YAML 1.1 sexagesimal numbers such as `1:20`.
+fn is_base60(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    body.contains(':')
+        && body.split(':').enumerate().all(|(i, p)| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || (c == '.' && i > 0))
+        })
+}
+
+/// Quotes a string only where it must: double quotes for strings that would read as
+/// another type, single quotes for text that cannot be plain, double quotes with escapes
+/// for control characters.
+fn quote(s: &str) -> String {
+    let needs_double = s.chars().any(|c| c.is_control() && c != '\t') || s.contains('\n');
+    if needs_double {
+        return double_quoted(s);
+    }
+    if resolve_plain_for_quote(s) || is_old_bool(s) || is_base60(s) {
+        return format!("\"{s}\"");
+    }
+    if plain_ok(s) {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn resolve_plain_for_quote(s: &str) -> bool {
+    s.is_empty() || resolve_plain(s).is_some()
+}
+
+fn plain_ok(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
+        return false;
+    }
+    if "[]{},#&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    if matches!(first, '-' | '?' | ':') && (s.len() == 1 || s[1..].starts_with(' ')) {
+        return false;
+    }
+    if s.starts_with("---") || s.starts_with("...") {
+        return false;
+    }
+    !(s.contains(": ") || s.contains(" #") || s.contains('\t'))
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Value {
+        parse_stream(text).expect("parses").remove(0)
+    }
+
+    #[test]
+    fn plain_scalars_resolve_like_go_yaml_v3() {
+        let v = one(
+            "a: 0644\nb: 0x10\nc: 1_000\nd: yes\ne: on\nf: 1e3\ng: 012345678\nh: ~\ni: True\nj: '0644'\nk: \"1\"\nl: 1.5\nm: -7\nn: 0o17\n",
+        );
+        let n = |k: &str| v[k].clone();
+        assert_eq!(n("a"), Value::Number(420.into()));
+        assert_eq!(n("b"), Value::Number(16.into()));
+        assert_eq!(n("c"), Value::Number(1000.into()));
+        assert_eq!(n("d"), Value::String("yes".into()));
+        assert_eq!(n("e"), Value::String("on".into()));
+        assert_eq!(n("f"), Value::Number(1000.into()));
+        assert_eq!(n("g"), Value::Number(12345678.into()));
+        assert_eq!(n("h"), Value::Null);
+        assert_eq!(n("i"), Value::Bool(true));
+        assert_eq!(n("j"), Value::String("0644".into()));
+        assert_eq!(n("k"), Value::String("1".into()));
+        assert_eq!(n("l"), Value::Number(Number::from(1.5)));
+        assert_eq!(n("m"), Value::Number((-7).into()));
+        assert_eq!(n("n"), Value::Number(15.into()));
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let v = one("base: &b {x: 1, y: 2}\nuse: *b\nmerged:\n  <<: *b\n  y: 3\n");
+        assert_eq!(v["use"]["x"], Value::Number(1.into()));
+        assert_eq!(v["merged"]["x"], Value::Number(1.into()));
+        assert_eq!(v["merged"]["y"], Value::Number(3.into()));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_with_the_line() {
+        let e = parse_stream("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("`a`"), "{}", e.message);
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let e = parse_stream("a: 1\nb: [1, 2\nc: 3\n").expect_err("bad");
+        assert!(e.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn multi_document_streams_drop_empty_documents() {
+        assert_eq!(
+            parse_stream("---\na: 1\n---\n---\nb: 2\n")
+                .expect("ok")
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn emits_like_kustomize() {
+        let v = one(
+            "kind: ConfigMap\napiVersion: v1\nmetadata: {name: x, annotations: {a: 'on', b: '0644', c: '{{ x }}', d: '', e: 'a: b'}}\ndata:\n  script: |\n    echo hi\n    exit 0\n  list: []\nspec:\n  ports:\n  - port: 80\n    name: http\n",
+        );
+        let text = to_string(&v);
+        let expected = "apiVersion: v1\ndata:\n  list: []\n  script: |\n    echo hi\n    exit 0\nkind: ConfigMap\nmetadata:\n  annotations:\n    a: \"on\"\n    b: \"0644\"\n    c: '{{ x }}'\n    d: \"\"\n    e: 'a: b'\n  name: x\nspec:\n  ports:\n  - name: http\n    port: 80\n";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn emitted_text_parses_back_to_the_same_value() {
+        let src = "a: [1, 'two', {b: [x, '', 'yes', \"tab\\there\", \"nl\\n\", \"end\\n\\n\", 'no-nl\\nx']}]\nc: {}\nd: -1.5\ne: '- x'\nf: \"#x\"\ng: [[1, 2], [3]]\n";
+        let v = one(src);
+        let back = one(&to_string(&v));
+        assert_eq!(v, back, "{}", to_string(&v));
+    }
+}

@@ -866,3 +866,176 @@ async fn an_unwritable_inventory_is_reported_with_the_objects() {
         "{err}"
     );
 }
+
+const WORKLOADS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: "registry.example/db:IMAGE"}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: "registry.example/agent:v1"}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {job: migrate}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: "registry.example/migrate:IMAGE"}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulsets_daemonsets_and_jobs_are_waited_for() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let report = cluster::apply(
+        &client,
+        &docs(&WORKLOADS.replace("IMAGE", "v1")),
+        &opts("staging"),
+        &NoProgress,
+    )
+    .await
+    .expect("apply");
+    report.check().expect("applied");
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait runs");
+    let kinds: Vec<(String, WaitOutcome)> = waited
+        .results
+        .iter()
+        .map(|(o, w)| (o.kind.clone(), w.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("StatefulSet".to_owned(), WaitOutcome::Ready),
+            ("DaemonSet".to_owned(), WaitOutcome::Ready),
+            ("Job".to_owned(), WaitOutcome::Ready),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_names_its_condition_and_its_pods_reason() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let report = cluster::apply(
+        &client,
+        &docs(&WORKLOADS.replace("IMAGE", "missing")),
+        &opts("staging"),
+        &NoProgress,
+    )
+    .await
+    .expect("apply");
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait runs");
+    let err = waited
+        .check()
+        .expect_err("the Job and the StatefulSet fail")
+        .to_string();
+    assert!(
+        err.starts_with("2 workloads did not become ready:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Job shop/migrate: BackoffLimitExceeded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("StatefulSet shop/db: ImagePullBackOff"),
+        "{err}"
+    );
+    assert!(!err.contains("DaemonSet"), "{err}");
+}
+
+const IMMUTABLE: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec:
+  clusterIP: CLUSTER_IP
+  selector: {app: db}
+  ports: [{port: 5432}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: SELECTOR}}
+  template:
+    metadata: {labels: {app: SELECTOR}}
+    spec: {containers: [{name: web, image: "registry.example/web:v1"}]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_immutable_field_rejection_is_reported_naming_object_and_field() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let first = IMMUTABLE
+        .replace("CLUSTER_IP", "10.96.0.10")
+        .replace("SELECTOR", "web");
+    cluster::apply(&client, &docs(&first), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply")
+        .check()
+        .expect("applied");
+    let second = IMMUTABLE
+        .replace("CLUSTER_IP", "10.96.0.11")
+        .replace("SELECTOR", "web2");
+    let report = cluster::apply(&client, &docs(&second), &opts("staging"), &NoProgress)
+        .await
+        .expect("runs");
+    let failures: Vec<String> = report.failures().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        failures.len(),
+        2,
+        "both failures reported, not only the first: {failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("Service shop/db: immutable field") && f.contains("clusterIP")),
+        "{failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("Deployment shop/web: immutable field")
+                && f.contains("spec.selector")),
+        "{failures:?}"
+    );
+}

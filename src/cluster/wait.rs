@@ -245,6 +245,19 @@ pub fn pod_problem(pods: &[Value]) -> Option<(bool, String)> {
     found
 }
 
+/// A workload's own health plus what its Pods report: a fatal Pod reason fails a
+/// rollout; a failed workload names its Pods' reason too.
+fn combine(health: Health, problem: Option<(bool, String)>) -> Health {
+    match (health, problem) {
+        (Health::Progressing(_), Some((true, reason))) => Health::Failed(reason),
+        (Health::Progressing(msg), Some((false, reason))) => {
+            Health::Progressing(format!("{msg}; {reason}"))
+        }
+        (Health::Failed(msg), Some((_, reason))) => Health::Failed(format!("{msg}; {reason}")),
+        (health, _) => health,
+    }
+}
+
 /// A label selector string for a workload's Pods.
 fn pod_selector(v: &Value) -> Option<String> {
     let labels = v
@@ -335,34 +348,28 @@ async fn wait_loop(
             Ok(Some(obj)) => {
                 let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
                 let health = workload_health(&id.kind, &v);
-                match health {
-                    Health::Progressing(msg) => {
-                        let problem = match pod_selector(&v) {
-                            Some(selector) => {
-                                let lp = ListParams::default().labels(&selector);
-                                match client.call(Some(id), progress, || pods.list(&lp)).await {
-                                    Ok(list) => {
-                                        let values: Vec<Value> = list
-                                            .items
-                                            .iter()
-                                            .filter_map(|p| serde_json::to_value(p).ok())
-                                            .collect();
-                                        pod_problem(&values)
-                                    }
-                                    Err(_) => None,
+                if health == Health::Ready {
+                    Health::Ready
+                } else {
+                    // The Pods say why a rollout is stuck or a Job failed.
+                    let problem = match pod_selector(&v) {
+                        Some(selector) => {
+                            let lp = ListParams::default().labels(&selector);
+                            match client.call(Some(id), progress, || pods.list(&lp)).await {
+                                Ok(list) => {
+                                    let values: Vec<Value> = list
+                                        .items
+                                        .iter()
+                                        .filter_map(|p| serde_json::to_value(p).ok())
+                                        .collect();
+                                    pod_problem(&values)
                                 }
+                                Err(_) => None,
                             }
-                            None => None,
-                        };
-                        match problem {
-                            Some((true, reason)) => Health::Failed(reason),
-                            Some((false, reason)) => {
-                                Health::Progressing(format!("{msg}; {reason}"))
-                            }
-                            None => Health::Progressing(msg),
                         }
-                    }
-                    other => other,
+                        None => None,
+                    };
+                    combine(health, problem)
                 }
             }
             Ok(None) | Err(Failure::NotFound) => Health::Progressing("not found".to_owned()),

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lookctl::cluster::{
-    self, ApplyAction, ApplyOptions, ClusterClient, ClusterError, NoProgress, ObjectError,
-    PlanAction, ProgressEvent, WaitOutcome,
+    self, ApplyAction, ApplyOptions, ClusterClient, ClusterError, LockOptions, NoProgress,
+    ObjectError, PlanAction, ProgressEvent, WaitOutcome,
 };
 use serde_json::Value;
 use testkit::apiserver::{Config, FakeApiServer};
@@ -1037,5 +1037,69 @@ async fn every_immutable_field_rejection_is_reported_naming_object_and_field() {
             .any(|f| f.starts_with("Deployment shop/web: immutable field")
                 && f.contains("spec.selector")),
         "{failures:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_is_renewed_past_its_duration_and_dropping_it_releases_it() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let short = LockOptions {
+        lease_duration: Duration::from_secs(1),
+        renew_every: Duration::from_millis(200),
+        poll_every: Duration::from_millis(50),
+    };
+    let lock = cluster::acquire_lock_with(
+        &client,
+        "staging",
+        "default",
+        "alice",
+        Duration::from_secs(1),
+        short.clone(),
+        &NoProgress,
+    )
+    .await
+    .expect("acquired");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = cluster::acquire_lock_with(
+        &client,
+        "staging",
+        "default",
+        "bob",
+        Duration::from_millis(300),
+        short.clone(),
+        &NoProgress,
+    )
+    .await
+    .expect_err("renewed, so still held");
+    assert!(err.to_string().contains("held by alice"), "{err}");
+    drop(lock);
+    let again = cluster::acquire_lock_with(
+        &client,
+        "staging",
+        "default",
+        "bob",
+        Duration::from_secs(5),
+        short,
+        &NoProgress,
+    )
+    .await
+    .expect("dropping the lock released it");
+    again.release().await.expect("released");
+
+    let missing = cluster::acquire_lock(
+        &client,
+        "staging",
+        "nowhere",
+        "carol",
+        Duration::from_secs(1),
+    )
+    .await
+    .expect_err("no such namespace");
+    assert!(
+        missing
+            .to_string()
+            .contains("namespace \"nowhere\" does not exist"),
+        "{missing}"
     );
 }

@@ -636,9 +636,16 @@ async fn crd_and_custom_resource_apply_in_one_run() {
 async fn injected_server_errors_and_throttling_still_converge() {
     let env = Env::start().await;
     let client = env.client().await;
+    let mut text = APP.to_owned();
+    for i in 0..40 {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: extra-{i}}}\ndata: {{i: \"{i}\"}}\n"
+        ));
+    }
+    // 20% of requests answered 500/503/429 (with Retry-After), 2% dropped connections.
     env.server.set_faults(Duration::from_millis(2), 0.2, 0.02);
     let events = Events::default();
-    let report = cluster::apply(&client, &docs(APP), &opts("staging"), &events)
+    let report = cluster::apply(&client, &docs(&text), &opts("staging"), &events)
         .await
         .expect("apply despite faults");
     report.check().expect("every object applied despite faults");
@@ -649,16 +656,39 @@ async fn injected_server_errors_and_throttling_still_converge() {
         .iter()
         .filter(|e| matches!(e, ProgressEvent::Retrying { .. }))
         .count();
+    assert!(retries > 0, "faults were injected and retried");
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(30),
+        &NoProgress,
+    )
+    .await
+    .expect("wait despite faults");
+    waited.check().expect("ready despite faults");
+    let plan = cluster::plan(&client, &docs(&text), &opts("staging"))
+        .await
+        .expect("plan despite faults");
+    assert!(plan.failures().is_empty(), "{:?}", plan.failures());
+    assert!(
+        !plan.has_changes(),
+        "{}",
+        cluster::render_diff(&plan, false)
+    );
+    // Prune under faults too.
+    let report = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply despite faults");
+    report.check().expect("applied and pruned despite faults");
+    assert_eq!(report.pruned.len(), 40);
+
     env.server.set_faults(Duration::ZERO, 0.0, 0.0);
     assert!(env.get(&["deployment", "web", "-n", "shop"]).is_some());
+    assert!(env.get(&["configmap", "extra-0", "-n", "shop"]).is_none());
     assert!(
         env.get(&["configmap", "lookctl-inventory-staging", "-n", "shop"])
             .is_some()
     );
-    let plan = cluster::plan(&client, &docs(APP), &opts("staging"))
-        .await
-        .expect("plan");
-    assert!(!plan.has_changes(), "converged; retries seen: {retries}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

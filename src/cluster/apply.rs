@@ -658,15 +658,26 @@ pub async fn apply(
     } else if !opts.prune {
         report.prune_skipped = Some("pruning is disabled".to_owned());
     } else {
-        for id in prune_candidates(
+        let candidates = prune_candidates(
             old_inventory.as_ref(),
             &new_set,
             &opts.target,
             &prepared.inventory_namespace,
-        ) {
-            if let Some(result) = prune_one(client, &id, opts, progress).await {
-                report.pruned.push(result);
-            }
+        );
+        // Reverse stage order (workloads before their namespaces), concurrent within a stage.
+        for stage in Stage::ALL.iter().rev() {
+            let futures: Vec<_> = candidates
+                .iter()
+                .filter(|id| Stage::of(id) == *stage)
+                .map(|id| prune_one(client, id, opts, progress))
+                .collect();
+            let mut results: Vec<PruneResult> = bounded(futures, concurrency)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            results.sort_by(|a, b| a.object.cmp(&b.object));
+            report.pruned.extend(results);
         }
     }
 

@@ -582,16 +582,6 @@ pub async fn apply(
             stage,
             objects: items.len(),
         });
-        if crds_applied {
-            // Custom resources of CRDs established in this run: discovery must learn them.
-            let mut unknown = false;
-            for (_, m) in &items {
-                unknown |= client.resolve(&m.id).await?.is_none();
-            }
-            if unknown {
-                client.refresh_discovery().await?;
-            }
-        }
         let mut futures = Vec::with_capacity(items.len());
         for (i, m) in items {
             let pending = &pending;
@@ -631,6 +621,7 @@ pub async fn apply(
                     });
                 }
             }
+            // Custom resources of CRDs established in this run: discovery must learn them.
             client.refresh_discovery().await?;
         }
     }

@@ -63,7 +63,8 @@ impl Default for ApplyOptions {
 }
 
 /// What applying one object did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ApplyAction {
     Created,
     Configured,
@@ -73,22 +74,24 @@ pub enum ApplyAction {
 }
 
 /// The outcome for one object.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ObjectResult {
     pub object: ObjectRef,
+    #[serde(flatten, serialize_with = "super::error::serialize_outcome")]
     pub outcome: Result<ApplyAction, ObjectError>,
 }
 
 /// The outcome of pruning one object.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PruneResult {
     pub object: ObjectRef,
+    #[serde(flatten, serialize_with = "super::error::serialize_outcome")]
     pub outcome: Result<(), ObjectError>,
 }
 
 /// Everything an apply did. Per-object failures are collected here, not returned as the
 /// first error: use [`ApplyReport::check`] to turn them into one error listing them all.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ApplyReport {
     pub dry_run: bool,
     /// Every rendered object, in input order.
@@ -155,7 +158,8 @@ impl ApplyReport {
 }
 
 /// What a plan says about one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PlanAction {
     Create,
     Update,
@@ -170,7 +174,7 @@ pub enum PlanAction {
 
 /// One object of a plan: live and dry-run state, server-owned fields stripped, Secret
 /// values masked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanEntry {
     pub object: ObjectRef,
     pub action: PlanAction,
@@ -178,11 +182,12 @@ pub struct PlanEntry {
     pub old: Option<Value>,
     /// The object as the server would store it (None for prune and errors).
     pub new: Option<Value>,
+    #[serde(serialize_with = "super::error::serialize_error_opt")]
     pub error: Option<ObjectError>,
 }
 
 /// The result of a server-side dry run of a deploy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Plan {
     /// The rendered objects (input order), then the objects to prune.
     pub entries: Vec<PlanEntry>,
@@ -1026,6 +1031,41 @@ mod tests {
         let out = prune_candidates(Some(&inv), &new_set, "t", "ns");
         assert_eq!(out, vec![id("Deployment", "web"), id("Namespace", "ns")]);
         assert!(prune_candidates(None, &new_set, "t", "ns").is_empty());
+    }
+
+    #[test]
+    fn reports_serialize_to_json_for_machine_output() {
+        let ok = ObjectResult {
+            object: id("ConfigMap", "a"),
+            outcome: Ok(ApplyAction::Created),
+        };
+        let failed = ObjectResult {
+            object: id("ConfigMap", "b"),
+            outcome: Err(ObjectError::Conflict(vec![super::super::FieldConflict {
+                manager: "other".into(),
+                field: ".data.x".into(),
+            }])),
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap_or_default(),
+            serde_json::json!({"object": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ns", "name": "a"}, "action": "created"})
+        );
+        let failed = serde_json::to_value(&failed).unwrap_or_default();
+        assert!(
+            failed["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(".data.x (owned by \"other\")"),
+            "{failed}"
+        );
+        let pruned = PruneResult {
+            object: id("ConfigMap", "c"),
+            outcome: Ok(()),
+        };
+        assert_eq!(
+            serde_json::to_value(&pruned).unwrap_or_default(),
+            serde_json::json!({"object": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ns", "name": "c"}})
+        );
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub use wait::{Health, WaitOutcome, WaitReport, is_workload, wait};
 use retry::{Failure, RateLimiter, with_retry};
 
 /// What happened, for the caller to show (progress bars, plain lines, JSON events).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum ProgressEvent {
     /// A stage starts with this many objects.
     Stage { stage: Stage, objects: usize },

@@ -23,7 +23,8 @@ const FATAL_POD_REASONS: &[&str] = &[
 ];
 
 /// The health of one workload at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "message", rename_all = "snake_case")]
 pub enum Health {
     Ready,
     /// Still rolling out; what it waits for.
@@ -33,7 +34,8 @@ pub enum Health {
 }
 
 /// How waiting for one workload ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum WaitOutcome {
     Ready,
     Failed(String),
@@ -41,7 +43,7 @@ pub enum WaitOutcome {
 }
 
 /// The result of a wait, per workload.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WaitReport {
     pub results: Vec<(ObjectRef, WaitOutcome)>,
 }

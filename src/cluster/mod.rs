@@ -34,6 +34,7 @@ mod diff;
 mod error;
 mod inventory;
 mod lock;
+mod namespace;
 mod object;
 mod retry;
 mod status;
@@ -55,6 +56,10 @@ pub use diff::render_diff;
 pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
 pub use inventory::{Inventory, inventory_name};
 pub use lock::{DeployLock, LockOptions, acquire_lock, acquire_lock_with};
+pub use namespace::{
+    apply_namespace, delete_namespace, ensure_namespace, find_inventory_namespaces, get_namespace,
+    list_namespaces,
+};
 pub use object::{
     ANNOTATION_REPLACE, FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_TARGET, ObjectRef,
     Stage,

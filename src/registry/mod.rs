@@ -7,6 +7,8 @@
 //! credentials), or Basic credentials. Google registries (`gcr.io`, `*.gcr.io`,
 //! `*-docker.pkg.dev`) take a Google access token as the password of the user
 //! `oauth2accesstoken`; the token comes from a [`TokenSource`] the caller supplies.
+//! Basic credentials may come from a docker config file
+//! ([`Credentials::from_docker_config`]).
 //!
 //! Registries on loopback addresses are spoken to in plain HTTP (as docker treats
 //! local registries); every other registry, and every token realm that receives
@@ -17,6 +19,7 @@
 //! or through `tokio::task::spawn_blocking`. It knows nothing of deploy.toml or commits.
 
 mod challenge;
+mod docker_config;
 mod reference;
 
 use std::collections::BTreeMap;
@@ -119,6 +122,11 @@ pub enum RegistryError {
         url: String,
         #[source]
         source: reqwest::Error,
+    },
+    #[error("{path}: unreadable docker config: {reason}")]
+    DockerConfig {
+        path: std::path::PathBuf,
+        reason: String,
     },
     #[error("cannot set up the HTTP client for registry checks")]
     Client(#[source] reqwest::Error),

@@ -6,6 +6,16 @@
 //! clock passed in ([`plan_up`], [`plan_gc`]), and the `review list` table and JSON. It
 //! talks to no cluster and no registry: the `review` commands fetch the namespaces, ask
 //! these functions what to do, and do it through the cluster module.
+//!
+//! How `review up` composes them (under a lock per project, so the cap holds when two
+//! `up`s race): [`ReviewName::resolve`] → list namespaces with [`label_selector`] and
+//! read them with [`ReviewEnv::from_namespace`] (skipping the errors: not ours) →
+//! [`plan_up`] and [`UpPlan::into_result`] → delete the evicted namespaces → if the
+//! rendered namespace exists, [`ReviewEnv::check_owner`] → apply
+//! [`ReviewEnv::deployed`]`(..).to_namespace()` first (stamping `last-deployed`, which
+//! keeps a racing `gc` away), then the overlay, wait, print the URL. `review gc` is
+//! [`plan_gc`] with each candidate re-read and re-checked with [`is_collectable`] right
+//! before it is deleted.
 
 mod env;
 mod list;

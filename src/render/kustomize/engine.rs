@@ -138,6 +138,9 @@ fn copy_merge_meta(res: &mut Resource, old: &Resource) {
     res.needs_hash = old.needs_hash && res.needs_hash;
     res.behavior = old.behavior;
     res.ref_vars = old.ref_vars.clone();
+    if old.origin.is_some() {
+        res.origin = old.origin.clone();
+    }
 }
 
 fn merge_string_map_field(doc: &mut Document, old: &Document, field: &str) {
@@ -152,17 +155,33 @@ fn merge_string_map_field(doc: &mut Document, old: &Document, field: &str) {
 pub struct Ctx<'a> {
     pub source: &'a dyn Source,
     stack: Vec<PathBuf>,
+    /// Whether origins are tracked (the top kustomization has `buildMetadata`).
+    track_origin: bool,
 }
 
 pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, KustomizeError> {
     let mut ctx = Ctx {
         source,
         stack: Vec::new(),
+        track_origin: false,
     };
-    let k = ctx.load_kustomization(dir)?;
-    if k.is_component {
-        return Err(k.invalid("kind", "a Component cannot be built on its own"));
+    let k = ctx.load_kustomization(dir, Path::new(""))?;
+    let mut origin_annotations = false;
+    let mut managed_by = false;
+    for m in &k.build_metadata {
+        match m.as_str() {
+            "originAnnotations" => origin_annotations = true,
+            "managedByLabel" => managed_by = true,
+            "transformerAnnotations" => {
+                return Err(KustomizeError::Unsupported {
+                    file: k.file.clone(),
+                    field: "buildMetadata (transformerAnnotations)".into(),
+                });
+            }
+            other => return Err(k.invalid("buildMetadata", format!("unknown option {other:?}"))),
+        }
     }
+    ctx.track_origin = !k.build_metadata.is_empty();
     ctx.stack.push(dir.to_owned());
     let mut ra = ctx.accumulate_target(&k, Accumulator::default())?;
     ctx.stack.pop();
@@ -185,8 +204,25 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
             .map_err(|e| fail("vars", e))?;
     }
     sort_output(&k, &mut ra.resources)?;
+    for r in ra.resources.iter_mut() {
+        if managed_by {
+            super::resource::set_at(
+                &mut r.doc,
+                &["metadata", "labels", "app.kubernetes.io/managed-by"],
+                Document::String("kustomize-(devel)".into()),
+            );
+        }
+        if origin_annotations && let Some(o) = r.origin.take() {
+            super::resource::set_at(
+                &mut r.doc,
+                &["metadata", "annotations", "config.kubernetes.io/origin"],
+                Document::String(o),
+            );
+        }
+    }
     let mut out: Vec<Document> = ra.resources.into_iter().map(|r| r.doc).collect();
     for d in out.iter_mut() {
+        stringify_annotations(d);
         normalize_document(d);
     }
     Ok(out)
@@ -232,6 +268,20 @@ fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
     }
 }
 
+/// kustomize rewrites every non-empty annotation map through a string map at the end
+/// (removing its build annotations), so annotation values always come out as strings.
+fn stringify_annotations(d: &mut Document) {
+    if let Some(Document::Mapping(m)) = d.get_mut("metadata").and_then(|m| m.get_mut("annotations"))
+        && !m.is_empty()
+    {
+        for v in m.values_mut() {
+            if !v.is_string() {
+                *v = Document::String(scalar_string(v).unwrap_or_default());
+            }
+        }
+    }
+}
+
 /// Normalises values the way kustomize's JSON round trip does: mapping keys sorted,
 /// integral floats written as integers.
 fn normalize_document(d: &mut Document) {
@@ -269,7 +319,11 @@ fn key_text(k: &Document) -> String {
 }
 
 impl Ctx<'_> {
-    fn load_kustomization(&self, dir: &Path) -> Result<Kustomization, KustomizeError> {
+    fn load_kustomization(
+        &self,
+        dir: &Path,
+        origin: &Path,
+    ) -> Result<Kustomization, KustomizeError> {
         let file = KUSTOMIZATION_FILE_NAMES
             .iter()
             .map(|name| dir.join(name))
@@ -283,7 +337,9 @@ impl Ctx<'_> {
         } else {
             docs.swap_remove(0)
         };
-        Kustomization::parse(&file, &doc)
+        let mut k = Kustomization::parse(&file, &doc)?;
+        k.origin = origin.to_owned();
+        Ok(k)
     }
 
     /// A file path named by `field` of `k`, checked to exist inside `k`'s directory.
@@ -357,11 +413,17 @@ impl Ctx<'_> {
                             root: k.dir.clone(),
                         });
                     }
-                    let objs = self.read_objects(k, &path)?;
+                    let mut objs = self.read_objects(k, &path)?;
+                    if self.track_origin {
+                        let o = normalize(&k.origin.join(entry));
+                        for r in objs.iter_mut() {
+                            r.origin = Some(format!("path: {}\n", o.display()));
+                        }
+                    }
                     ra.append_all(&k.file, objs)?;
                 }
                 Some(EntryKind::Dir) => {
-                    let sub = self.accumulate_dir(k, &path, false)?;
+                    let sub = self.accumulate_dir(k, &path, &k.origin.join(entry))?;
                     merge_accumulator(k, ra, sub)?;
                 }
                 None => {
@@ -392,11 +454,11 @@ impl Ctx<'_> {
         &mut self,
         parent: &Kustomization,
         dir: &Path,
-        component: bool,
+        origin: &Path,
     ) -> Result<Accumulator, KustomizeError> {
         self.enter(parent, dir)?;
-        let sub = self.load_kustomization(dir)?;
-        if !component && sub.is_component {
+        let sub = self.load_kustomization(dir, &normalize(origin))?;
+        if sub.is_component {
             return Err(parent.invalid(
                 "resources",
                 format!("expected kind != 'Component' for path '{}'", dir.display()),
@@ -443,7 +505,7 @@ impl Ctx<'_> {
                 });
             }
             self.enter(k, &path)?;
-            let sub = self.load_kustomization(&path)?;
+            let sub = self.load_kustomization(&path, &normalize(&k.origin.join(c)))?;
             if !sub.is_component {
                 return Err(k.invalid(
                     "components",
@@ -460,7 +522,10 @@ impl Ctx<'_> {
             merge_accumulator(k, &mut ra, sub_ra)?;
         }
         self.run_transformers(k, &mut ra)?;
-        ra.vars.extend(k.vars.iter().cloned());
+        let mut vars = std::mem::take(&mut ra.vars);
+        super::engine_vars::merge(&mut ra.resources, &mut vars, &k.vars)
+            .map_err(|e| k.invalid("vars", e))?;
+        ra.vars = vars;
         Ok(ra)
     }
 
@@ -477,7 +542,12 @@ impl Ctx<'_> {
             for args in list {
                 let mut args = args.clone();
                 args.options = std::mem::take(&mut args.options).merge_global(global);
-                self.generate_one(k, field, &args, ra)?;
+                let kind = if field == "secretGenerator" {
+                    "SecretGenerator"
+                } else {
+                    "ConfigMapGenerator"
+                };
+                self.generate_one(k, field, &args, ra, kind, None)?;
             }
         }
         if !k.generators.is_empty() {
@@ -503,7 +573,12 @@ impl Ctx<'_> {
                         });
                     }
                 };
-                self.generate_one(k, &field, &args, ra)?;
+                let name = doc
+                    .get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Document::as_str)
+                    .map(str::to_owned);
+                self.generate_one(k, &field, &args, ra, &kind, name)?;
             }
         }
         Ok(())
@@ -515,6 +590,8 @@ impl Ctx<'_> {
         field: &str,
         args: &GeneratorArgs,
         ra: &mut Accumulator,
+        plugin_kind: &str,
+        plugin_name: Option<String>,
     ) -> Result<(), KustomizeError> {
         struct Ldr<'b, 'c> {
             ctx: &'b Ctx<'c>,
@@ -542,7 +619,7 @@ impl Ctx<'_> {
             err: None,
         };
         let res = generators::generate(args, &mut ldr);
-        let res = match res {
+        let mut res = match res {
             Ok(r) => r,
             Err(e) => {
                 return Err(ldr.err.take().unwrap_or_else(|| {
@@ -550,6 +627,21 @@ impl Ctx<'_> {
                 }));
             }
         };
+        if self.track_origin {
+            let file = k
+                .file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut o = format!(
+                "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {plugin_kind}\n",
+                normalize(&k.origin.join(file)).display()
+            );
+            if let Some(n) = plugin_name {
+                o.push_str(&format!("  name: {n}\n"));
+            }
+            res.origin = Some(o);
+        }
         ra.absorb(res).map_err(|e| k.invalid(field, e))
     }
 

@@ -23,6 +23,9 @@ pub struct LabelEntry {
 pub struct Kustomization {
     pub file: PathBuf,
     pub dir: PathBuf,
+    /// This kustomization's directory relative to the one being built (kustomize's
+    /// origin path, `..` kept).
+    pub origin: PathBuf,
     pub is_component: bool,
     pub resources: Vec<String>,
     pub components: Vec<String>,

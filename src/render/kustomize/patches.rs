@@ -172,7 +172,7 @@ impl Ctx<'_> {
     pub(super) fn patch_json6902_entry(
         &mut self,
         k: &Kustomization,
-        res: &mut Vec<Resource>,
+        res: &mut [Resource],
         entry: &Document,
         field: &str,
     ) -> Result<(), KustomizeError> {

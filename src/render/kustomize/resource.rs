@@ -208,6 +208,8 @@ pub struct Resource {
     pub behavior: Behavior,
     /// Vars whose objRef selected this resource (for `vars:` resolution).
     pub ref_vars: Vec<String>,
+    /// kustomize's origin annotation text (`buildMetadata: [originAnnotations]`).
+    pub origin: Option<String>,
 }
 
 impl Resource {
@@ -220,6 +222,7 @@ impl Resource {
             needs_hash: false,
             behavior: Behavior::Unspecified,
             ref_vars: Vec::new(),
+            origin: None,
         }
     }
 

@@ -78,7 +78,9 @@ pub struct KmsEmulator {
 }
 
 impl KmsEmulator {
-    /// Starts the emulator on the current tokio runtime.
+    /// Starts the emulator on the current tokio runtime. The server then runs on that
+    /// runtime's threads: a blocking client called from a current-thread runtime would
+    /// starve it, so synchronous tests use [`KmsEmulator::start_blocking`].
     pub async fn start() -> io::Result<Self> {
         Self::start_on("127.0.0.1:0".parse().map_err(io::Error::other)?).await
     }

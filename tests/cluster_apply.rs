@@ -1133,3 +1133,30 @@ async fn a_held_lock_is_renewed_past_its_duration_and_dropping_it_releases_it() 
         "{missing}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_helpers_retry_through_injected_faults() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    env.server.set_faults(Duration::ZERO, 0.3, 0.0);
+    for _ in 0..3 {
+        cluster::ensure_namespace(&client, "review-abc1234")
+            .await
+            .expect("created or present");
+    }
+    let ns = cluster::get_namespace(&client, "review-abc1234")
+        .await
+        .expect("get");
+    assert!(ns.is_some());
+    assert!(
+        cluster::get_namespace(&client, "absent")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    cluster::delete_namespace(&client, "review-abc1234", Duration::from_secs(20))
+        .await
+        .expect("deleted");
+    env.server.set_faults(Duration::ZERO, 0.0, 0.0);
+    assert!(env.get(&["namespace", "review-abc1234"]).is_none());
+}

@@ -334,6 +334,11 @@ async fn plan_diffs_changes_and_masks_secret_values() {
             !format!("{plan:?}").contains(secret),
             "secret {secret} leaked into the plan"
         );
+        let json = serde_json::to_string(&plan).expect("plan serializes");
+        assert!(
+            !json.contains(secret),
+            "secret {secret} leaked into the plan's JSON"
+        );
     }
     // The dry run changed nothing.
     let cm = env

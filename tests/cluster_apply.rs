@@ -1165,3 +1165,46 @@ async fn namespace_helpers_retry_through_injected_faults() {
     env.server.set_faults(Duration::ZERO, 0.0, 0.0);
     assert!(env.get(&["namespace", "review-abc1234"]).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_after_an_update_waits_for_the_new_generation_not_the_old_status() {
+    let env = Env::with(Config {
+        rollout_delay: Duration::from_millis(800),
+        ..Config::default()
+    })
+    .await;
+    let client = env.client().await;
+    let report = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply");
+    cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait")
+    .check()
+    .expect("v1 ready");
+    let v2 = APP.replace("web:v1", "web:v2");
+    let report = cluster::apply(&client, &docs(&v2), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply v2");
+    report.check().expect("v2 applied");
+    let started = Instant::now();
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait");
+    waited.check().expect("v2 ready");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "returned on the old generation's status after {:?}",
+        started.elapsed()
+    );
+}

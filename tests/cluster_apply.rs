@@ -1208,3 +1208,50 @@ async fn wait_after_an_update_waits_for_the_new_generation_not_the_old_status() 
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_never_prunes_and_keeps_the_old_set_in_the_inventory() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply")
+        .check()
+        .expect("applied");
+    let mut broken: String = APP
+        .split("---")
+        .filter(|d| !d.contains("kind: Service"))
+        .collect::<Vec<_>>()
+        .join("---");
+    broken.push_str("---\napiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n");
+    let report = cluster::apply(&client, &docs(&broken), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply runs");
+    let failures: Vec<String> = report.failures().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        failures,
+        vec![
+            "Gadget g: the API server does not serve example.com/v1 Gadget; is its CRD installed?"
+                .to_owned()
+        ]
+    );
+    assert!(report.pruned.is_empty());
+    assert_eq!(
+        report.prune_skipped.as_deref(),
+        Some("some objects failed to apply")
+    );
+    assert!(
+        env.get(&["service", "web", "-n", "shop"]).is_some(),
+        "not pruned"
+    );
+    let inventory = env
+        .get(&["configmap", "lookctl-inventory-staging", "-n", "shop"])
+        .expect("inventory");
+    assert!(
+        inventory["data"]["objects"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"Service\""),
+        "the Service stays in the inventory for a later prune"
+    );
+}

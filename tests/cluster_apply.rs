@@ -438,6 +438,28 @@ async fn conflicts_with_another_manager_are_reported_and_force_conflicts_wins() 
     );
     assert!(ok, "kubectl apply: {err}");
 
+    // The plan shows the conflict too, with the diff text naming the other manager.
+    let plan = cluster::plan(
+        &client,
+        &docs(&CM.replace("VALUE", "three")),
+        &opts("staging"),
+    )
+    .await
+    .expect("plan");
+    let conflicted: Vec<_> = plan
+        .entries
+        .iter()
+        .filter(|e| e.action == PlanAction::Error)
+        .collect();
+    assert_eq!(conflicted.len(), 1, "{:?}", plan.entries);
+    assert!(matches!(
+        conflicted[0].error,
+        Some(ObjectError::Conflict(_))
+    ));
+    let diff = cluster::render_diff(&plan, false);
+    assert!(diff.contains("ConfigMap shop/settings (error)"), "{diff}");
+    assert!(diff.contains("owned by \"other\""), "{diff}");
+
     let report = cluster::apply(
         &client,
         &docs(&CM.replace("VALUE", "three")),

@@ -228,6 +228,10 @@ impl ClusterClient {
         config.read_timeout = Some(settings.request_timeout);
         config.write_timeout = Some(settings.request_timeout);
         config.reset_reader_on_write = true;
+        // One retry layer, ours: bounded in attempts and delay, honouring the server's
+        // retryAfterSeconds, and visible to the caller as Retrying events. kube's own
+        // layer would nest inside it with up to 15 attempts of its own per try.
+        config.default_retry = false;
         let default_namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|source| ClusterError::Client {
             context: context.to_owned(),

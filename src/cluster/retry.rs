@@ -2,8 +2,9 @@
 //! backoff with full jitter, and a client-side token bucket that only bites when a caller
 //! runs away (a healthy server is never throttled to a crawl).
 //!
-//! kube's own HTTP-level retry already honours `Retry-After` on 429/503/504; this layer
-//! adds 500/502, dropped connections and request timeouts, per operation.
+//! This is the only retry layer (kube's built-in one is switched off in `connect_with`):
+//! 429, 5xx, dropped connections and request timeouts are retried per operation, waiting
+//! at least the server's `retryAfterSeconds` when it gives one.
 
 use std::future::Future;
 use std::sync::Mutex;

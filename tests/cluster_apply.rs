@@ -1277,3 +1277,25 @@ async fn a_failed_apply_never_prunes_and_keeps_the_old_set_in_the_inventory() {
         "the Service stays in the inventory for a later prune"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_keeps_failing_is_given_up_on_within_bounded_time() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    env.server.set_faults(Duration::ZERO, 1.0, 0.0);
+    let started = Instant::now();
+    let err = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect_err("nothing can succeed");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, ClusterError::Discovery(_)), "{err}");
+    let requests = env.server.request_count();
+    assert!(
+        (2..=20).contains(&requests),
+        "bounded attempts, got {requests}"
+    );
+}

@@ -25,6 +25,8 @@ pub struct SecretsSettings {
     pub kms_endpoint: Option<String>,
     /// `--access-token-file`: a bare OAuth access token, for CI.
     pub access_token_file: Option<PathBuf>,
+    /// `[secrets] age_key_file`: age identities for SOPS when `SOPS_AGE_KEY_FILE` is unset.
+    pub age_key_file: Option<PathBuf>,
 }
 
 impl SecretsSettings {
@@ -89,7 +91,21 @@ impl Decryptor for SecretsHook<'_> {
     }
 }
 
+impl SecretsHook<'_> {
+    fn sops_keys(&self) -> SopsKeys<'_> {
+        let mut keys = SopsKeys::from_env(Some(self));
+        if keys.age.key_file.is_none() {
+            keys.age.key_file = self.settings.age_key_file.clone();
+        }
+        keys
+    }
+}
+
 impl DataHook for SecretsHook<'_> {
+    fn can_provide(&self, path: &Path) -> bool {
+        secrets::enc_path(path).is_file()
+    }
+
     fn missing_input(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError> {
         secrets::open_generator_input(path, self.settings.kms_key.as_deref(), self)
             .map(|p| p.map(|p| p.expose().to_vec()))
@@ -97,7 +113,7 @@ impl DataHook for SecretsHook<'_> {
     }
 
     fn input(&self, path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, SourceError> {
-        let keys = SopsKeys::from_env(Some(self));
+        let keys = self.sops_keys();
         match sops::open_sops_input(path, &bytes, &keys) {
             Ok(Some(plaintext)) => Ok(plaintext.expose().to_vec()),
             Ok(None) => Ok(bytes),
@@ -109,7 +125,7 @@ impl DataHook for SecretsHook<'_> {
         if !docs.iter().any(sops::is_sops_document) {
             return Ok(docs);
         }
-        let keys = SopsKeys::from_env(Some(self));
+        let keys = self.sops_keys();
         sops::decrypt_documents(docs, path, &keys).map_err(|e| data_error(path, &e))
     }
 }

@@ -298,6 +298,7 @@ pub fn secrets(kms: &KmsArgs, config: Option<&Config>, target: Option<&str>) -> 
             .or_else(|| config.and_then(|c| c.secrets.kms_key.clone())),
         kms_endpoint: config.and_then(|c| c.secrets.kms_endpoint.clone()),
         access_token_file: kms.access_token_file.clone(),
+        age_key_file: config.and_then(|c| c.secrets.age_key_file.as_ref().map(|f| c.root.join(f))),
     }
 }
 

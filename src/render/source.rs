@@ -55,11 +55,19 @@ pub trait Source: Sync {
     fn read_data(&self, path: &Path) -> Result<Vec<u8>, SourceError>;
     /// Whether `path` is a file or a directory, `None` when it does not exist.
     fn kind(&self, path: &Path) -> Option<EntryKind>;
+    /// Whether [`Source::read_data`] can produce `path` although it is not on disk.
+    fn can_provide(&self, _path: &Path) -> bool {
+        false
+    }
 }
 
 /// Produces a generator input that does not exist on disk (e.g. decrypts `X.enc`).
 /// Returns `Ok(None)` when it has nothing for that path.
 pub trait DataHook: Sync {
+    /// Whether it can produce `path`, which is not on disk (e.g. `path.enc` exists).
+    fn can_provide(&self, _path: &Path) -> bool {
+        false
+    }
     fn missing_input(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError>;
     /// Sees every generator input read from disk (e.g. decrypts SOPS files).
     fn input(&self, _path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, SourceError> {
@@ -135,6 +143,10 @@ impl Source for FsSource<'_> {
                 source,
             }),
         }
+    }
+
+    fn can_provide(&self, path: &Path) -> bool {
+        self.hook.is_some_and(|h| h.can_provide(path))
     }
 
     fn kind(&self, path: &Path) -> Option<EntryKind> {

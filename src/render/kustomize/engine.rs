@@ -361,6 +361,8 @@ impl Ctx<'_> {
         }
         match self.source.kind(&path) {
             Some(EntryKind::File) => Ok(path),
+            // An input that exists only in encrypted form (`X.enc`), read through the hook.
+            None if self.source.can_provide(&path) => Ok(path),
             _ => Err(KustomizeError::Missing {
                 file: k.file.clone(),
                 field: field.to_owned(),

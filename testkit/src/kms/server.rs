@@ -58,6 +58,9 @@ struct State {
     delays: VecDeque<std::time::Duration>,
     issued_token: String,
     requests: Vec<RecordedRequest>,
+    /// When set, key material is derived from this seed and the key name instead of
+    /// drawn at random, so ciphertext survives restarts (the example app's demo files).
+    seed: Option<String>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -140,9 +143,25 @@ impl KmsEmulator {
         })
     }
 
+    /// Derives key material from `seed` and the key name from now on (keys already in
+    /// use keep theirs), so files encrypted by one emulator decrypt with another.
+    pub fn set_seed(&self, seed: &str) {
+        lock(&self.state).seed = Some(seed.to_owned());
+    }
+
     /// Serves until the process is killed; used by the `kms-emulator` binary.
     pub async fn serve_forever(listener: tokio::net::TcpListener) -> io::Result<()> {
-        axum::serve(listener, app(new_state())).await
+        Self::serve_forever_seeded(listener, None).await
+    }
+
+    /// [`KmsEmulator::serve_forever`] with derived key material (see [`KmsEmulator::set_seed`]).
+    pub async fn serve_forever_seeded(
+        listener: tokio::net::TcpListener,
+        seed: Option<String>,
+    ) -> io::Result<()> {
+        let state = new_state();
+        lock(&state).seed = seed;
+        axum::serve(listener, app(state)).await
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -461,7 +480,8 @@ fn handle(
                     &format!("CryptoKey {name} already exists."),
                 );
             }
-            guard.keys.insert(name.clone(), random_key());
+            let material = key_material(guard.seed.as_deref(), &name);
+            guard.keys.insert(name.clone(), material);
             axum::Json(key_resource(&name)).into_response()
         }
         (
@@ -539,6 +559,21 @@ fn token_response(state: &Shared) -> Response {
         .into_response()
 }
 
+/// Random material, or SHA-256(seed, 0, key name) for a seeded emulator.
+fn key_material(seed: Option<&str>, key_name: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    match seed {
+        Some(seed) => {
+            let mut h = sha2::Sha256::new();
+            h.update(seed.as_bytes());
+            h.update([0u8]);
+            h.update(key_name.as_bytes());
+            h.finalize().into()
+        }
+        None => random_key(),
+    }
+}
+
 fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     // The emulator is test-only; an all-zero key on RNG failure still round-trips.
@@ -596,7 +631,7 @@ fn key_for(state: &Shared, name: &str, permission: &str) -> Result<(String, [u8;
             &format!("{key_name} not found."),
         ));
     }
-    let material = random_key();
+    let material = key_material(guard.seed.as_deref(), key_name);
     guard.keys.insert(key_name.to_string(), material);
     Ok((key_name.to_string(), material))
 }

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lookctl::cluster::{
-    self, ApplyAction, ApplyOptions, ClusterClient, ClusterError, NoProgress, ObjectError,
-    PlanAction, ProgressEvent, WaitOutcome,
+    self, ApplyAction, ApplyOptions, ClusterClient, ClusterError, LockOptions, NoProgress,
+    ObjectError, PlanAction, ProgressEvent, WaitOutcome,
 };
 use serde_json::Value;
 use testkit::apiserver::{Config, FakeApiServer};
@@ -334,6 +334,11 @@ async fn plan_diffs_changes_and_masks_secret_values() {
             !format!("{plan:?}").contains(secret),
             "secret {secret} leaked into the plan"
         );
+        let json = serde_json::to_string(&plan).expect("plan serializes");
+        assert!(
+            !json.contains(secret),
+            "secret {secret} leaked into the plan's JSON"
+        );
     }
     // The dry run changed nothing.
     let cm = env
@@ -432,6 +437,28 @@ async fn conflicts_with_another_manager_are_reported_and_force_conflicts_wins() 
         Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {mode: two}\n"),
     );
     assert!(ok, "kubectl apply: {err}");
+
+    // The plan shows the conflict too, with the diff text naming the other manager.
+    let plan = cluster::plan(
+        &client,
+        &docs(&CM.replace("VALUE", "three")),
+        &opts("staging"),
+    )
+    .await
+    .expect("plan");
+    let conflicted: Vec<_> = plan
+        .entries
+        .iter()
+        .filter(|e| e.action == PlanAction::Error)
+        .collect();
+    assert_eq!(conflicted.len(), 1, "{:?}", plan.entries);
+    assert!(matches!(
+        conflicted[0].error,
+        Some(ObjectError::Conflict(_))
+    ));
+    let diff = cluster::render_diff(&plan, false);
+    assert!(diff.contains("ConfigMap shop/settings (error)"), "{diff}");
+    assert!(diff.contains("owned by \"other\""), "{diff}");
 
     let report = cluster::apply(
         &client,
@@ -636,9 +663,16 @@ async fn crd_and_custom_resource_apply_in_one_run() {
 async fn injected_server_errors_and_throttling_still_converge() {
     let env = Env::start().await;
     let client = env.client().await;
+    let mut text = APP.to_owned();
+    for i in 0..40 {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: extra-{i}}}\ndata: {{i: \"{i}\"}}\n"
+        ));
+    }
+    // 20% of requests answered 500/503/429 (with Retry-After), 2% dropped connections.
     env.server.set_faults(Duration::from_millis(2), 0.2, 0.02);
     let events = Events::default();
-    let report = cluster::apply(&client, &docs(APP), &opts("staging"), &events)
+    let report = cluster::apply(&client, &docs(&text), &opts("staging"), &events)
         .await
         .expect("apply despite faults");
     report.check().expect("every object applied despite faults");
@@ -649,16 +683,39 @@ async fn injected_server_errors_and_throttling_still_converge() {
         .iter()
         .filter(|e| matches!(e, ProgressEvent::Retrying { .. }))
         .count();
+    assert!(retries > 0, "faults were injected and retried");
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(30),
+        &NoProgress,
+    )
+    .await
+    .expect("wait despite faults");
+    waited.check().expect("ready despite faults");
+    let plan = cluster::plan(&client, &docs(&text), &opts("staging"))
+        .await
+        .expect("plan despite faults");
+    assert!(plan.failures().is_empty(), "{:?}", plan.failures());
+    assert!(
+        !plan.has_changes(),
+        "{}",
+        cluster::render_diff(&plan, false)
+    );
+    // Prune under faults too.
+    let report = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply despite faults");
+    report.check().expect("applied and pruned despite faults");
+    assert_eq!(report.pruned.len(), 40);
+
     env.server.set_faults(Duration::ZERO, 0.0, 0.0);
     assert!(env.get(&["deployment", "web", "-n", "shop"]).is_some());
+    assert!(env.get(&["configmap", "extra-0", "-n", "shop"]).is_none());
     assert!(
         env.get(&["configmap", "lookctl-inventory-staging", "-n", "shop"])
             .is_some()
     );
-    let plan = cluster::plan(&client, &docs(APP), &opts("staging"))
-        .await
-        .expect("plan");
-    assert!(!plan.has_changes(), "converged; retries seen: {retries}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -864,5 +921,381 @@ async fn an_unwritable_inventory_is_reported_with_the_objects() {
         err.to_string()
             .contains("ConfigMap nowhere/lookctl-inventory-staging"),
         "{err}"
+    );
+}
+
+const WORKLOADS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: "registry.example/db:IMAGE"}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: "registry.example/agent:v1"}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {job: migrate}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: "registry.example/migrate:IMAGE"}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulsets_daemonsets_and_jobs_are_waited_for() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let report = cluster::apply(
+        &client,
+        &docs(&WORKLOADS.replace("IMAGE", "v1")),
+        &opts("staging"),
+        &NoProgress,
+    )
+    .await
+    .expect("apply");
+    report.check().expect("applied");
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait runs");
+    let kinds: Vec<(String, WaitOutcome)> = waited
+        .results
+        .iter()
+        .map(|(o, w)| (o.kind.clone(), w.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("StatefulSet".to_owned(), WaitOutcome::Ready),
+            ("DaemonSet".to_owned(), WaitOutcome::Ready),
+            ("Job".to_owned(), WaitOutcome::Ready),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_names_its_condition_and_its_pods_reason() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let report = cluster::apply(
+        &client,
+        &docs(&WORKLOADS.replace("IMAGE", "missing")),
+        &opts("staging"),
+        &NoProgress,
+    )
+    .await
+    .expect("apply");
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait runs");
+    let err = waited
+        .check()
+        .expect_err("the Job and the StatefulSet fail")
+        .to_string();
+    assert!(
+        err.starts_with("2 workloads did not become ready:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Job shop/migrate: BackoffLimitExceeded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("StatefulSet shop/db: ImagePullBackOff"),
+        "{err}"
+    );
+    assert!(!err.contains("DaemonSet"), "{err}");
+}
+
+const IMMUTABLE: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec:
+  clusterIP: CLUSTER_IP
+  selector: {app: db}
+  ports: [{port: 5432}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: SELECTOR}}
+  template:
+    metadata: {labels: {app: SELECTOR}}
+    spec: {containers: [{name: web, image: "registry.example/web:v1"}]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_immutable_field_rejection_is_reported_naming_object_and_field() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let first = IMMUTABLE
+        .replace("CLUSTER_IP", "10.96.0.10")
+        .replace("SELECTOR", "web");
+    cluster::apply(&client, &docs(&first), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply")
+        .check()
+        .expect("applied");
+    let second = IMMUTABLE
+        .replace("CLUSTER_IP", "10.96.0.11")
+        .replace("SELECTOR", "web2");
+    let report = cluster::apply(&client, &docs(&second), &opts("staging"), &NoProgress)
+        .await
+        .expect("runs");
+    let failures: Vec<String> = report.failures().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        failures.len(),
+        2,
+        "both failures reported, not only the first: {failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("Service shop/db: immutable field") && f.contains("clusterIP")),
+        "{failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("Deployment shop/web: immutable field")
+                && f.contains("spec.selector")),
+        "{failures:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_is_renewed_past_its_duration_and_dropping_it_releases_it() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let short = LockOptions {
+        lease_duration: Duration::from_secs(1),
+        renew_every: Duration::from_millis(200),
+        poll_every: Duration::from_millis(50),
+    };
+    let lock = cluster::acquire_lock_with(
+        &client,
+        "staging",
+        "default",
+        "alice",
+        Duration::from_secs(1),
+        short.clone(),
+        &NoProgress,
+    )
+    .await
+    .expect("acquired");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = cluster::acquire_lock_with(
+        &client,
+        "staging",
+        "default",
+        "bob",
+        Duration::from_millis(300),
+        short.clone(),
+        &NoProgress,
+    )
+    .await
+    .expect_err("renewed, so still held");
+    assert!(err.to_string().contains("held by alice"), "{err}");
+    drop(lock);
+    let again = cluster::acquire_lock_with(
+        &client,
+        "staging",
+        "default",
+        "bob",
+        Duration::from_secs(5),
+        short,
+        &NoProgress,
+    )
+    .await
+    .expect("dropping the lock released it");
+    again.release().await.expect("released");
+
+    let missing = cluster::acquire_lock(
+        &client,
+        "staging",
+        "nowhere",
+        "carol",
+        Duration::from_secs(1),
+    )
+    .await
+    .expect_err("no such namespace");
+    assert!(
+        missing
+            .to_string()
+            .contains("namespace \"nowhere\" does not exist"),
+        "{missing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_helpers_retry_through_injected_faults() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    env.server.set_faults(Duration::ZERO, 0.3, 0.0);
+    for _ in 0..3 {
+        cluster::ensure_namespace(&client, "review-abc1234")
+            .await
+            .expect("created or present");
+    }
+    let ns = cluster::get_namespace(&client, "review-abc1234")
+        .await
+        .expect("get");
+    assert!(ns.is_some());
+    assert!(
+        cluster::get_namespace(&client, "absent")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    cluster::delete_namespace(&client, "review-abc1234", Duration::from_secs(20))
+        .await
+        .expect("deleted");
+    env.server.set_faults(Duration::ZERO, 0.0, 0.0);
+    assert!(env.get(&["namespace", "review-abc1234"]).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_after_an_update_waits_for_the_new_generation_not_the_old_status() {
+    let env = Env::with(Config {
+        rollout_delay: Duration::from_millis(800),
+        ..Config::default()
+    })
+    .await;
+    let client = env.client().await;
+    let report = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply");
+    cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait")
+    .check()
+    .expect("v1 ready");
+    let v2 = APP.replace("web:v1", "web:v2");
+    let report = cluster::apply(&client, &docs(&v2), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply v2");
+    report.check().expect("v2 applied");
+    let started = Instant::now();
+    let waited = cluster::wait(
+        &client,
+        &report.applied(),
+        Duration::from_secs(20),
+        &NoProgress,
+    )
+    .await
+    .expect("wait");
+    waited.check().expect("v2 ready");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "returned on the old generation's status after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_never_prunes_and_keeps_the_old_set_in_the_inventory() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply")
+        .check()
+        .expect("applied");
+    let mut broken: String = APP
+        .split("---")
+        .filter(|d| !d.contains("kind: Service"))
+        .collect::<Vec<_>>()
+        .join("---");
+    broken.push_str("---\napiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n");
+    let report = cluster::apply(&client, &docs(&broken), &opts("staging"), &NoProgress)
+        .await
+        .expect("apply runs");
+    let failures: Vec<String> = report.failures().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        failures,
+        vec![
+            "Gadget g: the API server does not serve example.com/v1 Gadget; is its CRD installed?"
+                .to_owned()
+        ]
+    );
+    assert!(report.pruned.is_empty());
+    assert_eq!(
+        report.prune_skipped.as_deref(),
+        Some("some objects failed to apply")
+    );
+    assert!(
+        env.get(&["service", "web", "-n", "shop"]).is_some(),
+        "not pruned"
+    );
+    let inventory = env
+        .get(&["configmap", "lookctl-inventory-staging", "-n", "shop"])
+        .expect("inventory");
+    assert!(
+        inventory["data"]["objects"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"Service\""),
+        "the Service stays in the inventory for a later prune"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_keeps_failing_is_given_up_on_within_bounded_time() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    env.server.set_faults(Duration::ZERO, 1.0, 0.0);
+    let started = Instant::now();
+    let err = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
+        .await
+        .expect_err("nothing can succeed");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, ClusterError::Discovery(_)), "{err}");
+    let requests = env.server.request_count();
+    assert!(
+        (2..=20).contains(&requests),
+        "bounded attempts, got {requests}"
     );
 }

@@ -63,7 +63,8 @@ impl Default for ApplyOptions {
 }
 
 /// What applying one object did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ApplyAction {
     Created,
     Configured,
@@ -73,22 +74,24 @@ pub enum ApplyAction {
 }
 
 /// The outcome for one object.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ObjectResult {
     pub object: ObjectRef,
+    #[serde(flatten, serialize_with = "super::error::serialize_outcome")]
     pub outcome: Result<ApplyAction, ObjectError>,
 }
 
 /// The outcome of pruning one object.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PruneResult {
     pub object: ObjectRef,
+    #[serde(flatten, serialize_with = "super::error::serialize_outcome")]
     pub outcome: Result<(), ObjectError>,
 }
 
 /// Everything an apply did. Per-object failures are collected here, not returned as the
 /// first error: use [`ApplyReport::check`] to turn them into one error listing them all.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ApplyReport {
     pub dry_run: bool,
     /// Every rendered object, in input order.
@@ -155,7 +158,8 @@ impl ApplyReport {
 }
 
 /// What a plan says about one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PlanAction {
     Create,
     Update,
@@ -170,7 +174,7 @@ pub enum PlanAction {
 
 /// One object of a plan: live and dry-run state, server-owned fields stripped, Secret
 /// values masked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanEntry {
     pub object: ObjectRef,
     pub action: PlanAction,
@@ -178,11 +182,12 @@ pub struct PlanEntry {
     pub old: Option<Value>,
     /// The object as the server would store it (None for prune and errors).
     pub new: Option<Value>,
+    #[serde(serialize_with = "super::error::serialize_error_opt")]
     pub error: Option<ObjectError>,
 }
 
 /// The result of a server-side dry run of a deploy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Plan {
     /// The rendered objects (input order), then the objects to prune.
     pub entries: Vec<PlanEntry>,
@@ -582,16 +587,6 @@ pub async fn apply(
             stage,
             objects: items.len(),
         });
-        if crds_applied {
-            // Custom resources of CRDs established in this run: discovery must learn them.
-            let mut unknown = false;
-            for (_, m) in &items {
-                unknown |= client.resolve(&m.id).await?.is_none();
-            }
-            if unknown {
-                client.refresh_discovery().await?;
-            }
-        }
         let mut futures = Vec::with_capacity(items.len());
         for (i, m) in items {
             let pending = &pending;
@@ -631,6 +626,7 @@ pub async fn apply(
                     });
                 }
             }
+            // Custom resources of CRDs established in this run: discovery must learn them.
             client.refresh_discovery().await?;
         }
     }
@@ -658,15 +654,26 @@ pub async fn apply(
     } else if !opts.prune {
         report.prune_skipped = Some("pruning is disabled".to_owned());
     } else {
-        for id in prune_candidates(
+        let candidates = prune_candidates(
             old_inventory.as_ref(),
             &new_set,
             &opts.target,
             &prepared.inventory_namespace,
-        ) {
-            if let Some(result) = prune_one(client, &id, opts, progress).await {
-                report.pruned.push(result);
-            }
+        );
+        // Reverse stage order (workloads before their namespaces), concurrent within a stage.
+        for stage in Stage::ALL.iter().rev() {
+            let futures: Vec<_> = candidates
+                .iter()
+                .filter(|id| Stage::of(id) == *stage)
+                .map(|id| prune_one(client, id, opts, progress))
+                .collect();
+            let mut results: Vec<PruneResult> = bounded(futures, concurrency)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            results.sort_by(|a, b| a.object.cmp(&b.object));
+            report.pruned.extend(results);
         }
     }
 
@@ -1024,6 +1031,41 @@ mod tests {
         let out = prune_candidates(Some(&inv), &new_set, "t", "ns");
         assert_eq!(out, vec![id("Deployment", "web"), id("Namespace", "ns")]);
         assert!(prune_candidates(None, &new_set, "t", "ns").is_empty());
+    }
+
+    #[test]
+    fn reports_serialize_to_json_for_machine_output() {
+        let ok = ObjectResult {
+            object: id("ConfigMap", "a"),
+            outcome: Ok(ApplyAction::Created),
+        };
+        let failed = ObjectResult {
+            object: id("ConfigMap", "b"),
+            outcome: Err(ObjectError::Conflict(vec![super::super::FieldConflict {
+                manager: "other".into(),
+                field: ".data.x".into(),
+            }])),
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap_or_default(),
+            serde_json::json!({"object": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ns", "name": "a"}, "action": "created"})
+        );
+        let failed = serde_json::to_value(&failed).unwrap_or_default();
+        assert!(
+            failed["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(".data.x (owned by \"other\")"),
+            "{failed}"
+        );
+        let pruned = PruneResult {
+            object: id("ConfigMap", "c"),
+            outcome: Ok(()),
+        };
+        assert_eq!(
+            serde_json::to_value(&pruned).unwrap_or_default(),
+            serde_json::json!({"object": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ns", "name": "c"}})
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::object::ObjectRef;
 
 /// One field another manager owns, from a 409 `FieldManagerConflict` cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldConflict {
     /// The field manager that owns the field (e.g. `kubectl`, `helm`).
     pub manager: String,
@@ -62,15 +62,52 @@ pub(crate) fn humanize(d: Duration) -> String {
 }
 
 /// An object together with what went wrong with it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ObjectFailure {
     pub object: ObjectRef,
+    #[serde(serialize_with = "serialize_error")]
     pub error: ObjectError,
 }
 
 impl fmt::Display for ObjectFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.object, self.error)
+    }
+}
+
+/// JSON shape of a per-object outcome: `{"action": ...}` / `{}` or `{"error": "..."}`.
+pub(crate) fn serialize_outcome<T: serde::Serialize, S: serde::Serializer>(
+    outcome: &Result<T, ObjectError>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(None)?;
+    match outcome {
+        Ok(value) => {
+            let value = serde_json::to_value(value).map_err(serde::ser::Error::custom)?;
+            if !value.is_null() {
+                map.serialize_entry("action", &value)?;
+            }
+        }
+        Err(error) => map.serialize_entry("error", &error.to_string())?,
+    }
+    map.end()
+}
+
+pub(crate) fn serialize_error<S: serde::Serializer>(
+    error: &ObjectError,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&error.to_string())
+}
+
+pub(crate) fn serialize_error_opt<S: serde::Serializer>(
+    error: &Option<ObjectError>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match error {
+        Some(error) => serializer.serialize_str(&error.to_string()),
+        None => serializer.serialize_none(),
     }
 }
 

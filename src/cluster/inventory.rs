@@ -14,7 +14,7 @@ use super::retry::Failure;
 use super::{ClusterClient, Progress};
 
 /// What the last deploy of a target recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Inventory {
     pub target: String,
     pub project: String,

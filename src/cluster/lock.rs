@@ -266,10 +266,16 @@ pub async fn acquire_lock_with(
         };
         match attempt {
             Ok(_) => break,
-            // Lost a race (409 AlreadyExists / Conflict): look again.
+            // Lost a race (409 AlreadyExists / Conflict): look again, within the wait.
             Err(Failure::Permanent(ObjectError::Rejected { code: 409, .. }))
-            | Err(Failure::NotFound) => {
+                if started.elapsed() < wait + options.poll_every =>
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(Failure::NotFound) => {
+                return Err(object_error(ObjectError::Other(format!(
+                    "namespace {namespace:?} does not exist; the deploy lock needs an existing namespace"
+                ))));
             }
             Err(f) => return Err(object_error(f.into_object_error())),
         }

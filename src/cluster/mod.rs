@@ -6,6 +6,28 @@
 //!
 //! It does not render manifests, decrypt secrets or print anything: objects come in as
 //! rendered YAML values, and progress goes out through the caller's [`Progress`].
+//!
+//! A deploy, as `deploy.rs` composes it:
+//! ```no_run
+//! # async fn demo(objects: Vec<serde_yaml::Value>) -> Result<(), lookctl::cluster::ClusterError> {
+//! use lookctl::cluster::{self, ApplyOptions, ClusterClient, NoProgress};
+//! use std::time::Duration;
+//! let client = ClusterClient::connect(None, "gke_acme_us-east1-d_staging").await?;
+//! let opts = ApplyOptions { target: "staging".into(), project: "shop".into(),
+//!     namespace_default: Some("shop".into()), commit: "abc123".into(),
+//!     identity: "alice".into(), ..ApplyOptions::default() };
+//! // --dry-run / `lookctl diff`: a server-side dry run and a masked, coloured diff.
+//! let plan = cluster::plan(&client, &objects, &opts).await?;
+//! let _text = cluster::render_diff(&plan, true);
+//! // deploy: lock the target, apply in stages, prune, wait for the rollout.
+//! let lock = cluster::acquire_lock(&client, "staging", "default", "alice", Duration::from_secs(60)).await?;
+//! let report = cluster::apply(&client, &objects, &opts, &NoProgress).await?;
+//! report.check()?; // every failed object, not only the first
+//! let waited = cluster::wait(&client, &report.applied(), Duration::from_secs(300), &NoProgress).await?;
+//! waited.check()?;
+//! lock.release().await?;
+//! # Ok(()) }
+//! ```
 
 mod apply;
 mod diff;
@@ -49,7 +71,8 @@ pub use wait::{Health, WaitOutcome, WaitReport, is_workload, wait};
 use retry::{Failure, RateLimiter, with_retry};
 
 /// What happened, for the caller to show (progress bars, plain lines, JSON events).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum ProgressEvent {
     /// A stage starts with this many objects.
     Stage { stage: Stage, objects: usize },
@@ -205,6 +228,10 @@ impl ClusterClient {
         config.read_timeout = Some(settings.request_timeout);
         config.write_timeout = Some(settings.request_timeout);
         config.reset_reader_on_write = true;
+        // One retry layer, ours: bounded in attempts and delay, honouring the server's
+        // retryAfterSeconds, and visible to the caller as Retrying events. kube's own
+        // layer would nest inside it with up to 15 attempts of its own per try.
+        config.default_retry = false;
         let default_namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|source| ClusterError::Client {
             context: context.to_owned(),

@@ -1,5 +1,6 @@
 //! Namespaces a deploy needs before its lock can be taken, and finding where a target's
-//! inventory lives when the caller does not know its namespace.
+//! inventory lives when the caller does not know its namespace. Every request goes
+//! through the client's rate limit and transient-error retries.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{ListParams, PostParams};
@@ -8,7 +9,8 @@ use kube::core::ObjectMeta;
 use super::error::ClusterError;
 use super::inventory::inventory_name;
 use super::object::{LABEL_MANAGED_BY, LABEL_TARGET, ObjectRef};
-use super::{ClusterClient, ObjectError};
+use super::retry::Failure;
+use super::{ClusterClient, NoProgress, ObjectError};
 
 fn namespace_ref(name: &str) -> ObjectRef {
     ObjectRef {
@@ -19,10 +21,10 @@ fn namespace_ref(name: &str) -> ObjectRef {
     }
 }
 
-fn object_error(object: ObjectRef, e: &kube::Error) -> ClusterError {
+fn object_error(object: ObjectRef, f: Failure) -> ClusterError {
     ClusterError::Object {
         object,
-        error: ObjectError::Other(e.to_string()),
+        error: f.into_object_error(),
     }
 }
 
@@ -31,10 +33,14 @@ fn object_error(object: ObjectRef, e: &kube::Error) -> ClusterError {
 /// exist before the first deploy can take the lock.
 pub async fn ensure_namespace(client: &ClusterClient, name: &str) -> Result<(), ClusterError> {
     let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
-    match api.get_opt(name).await {
+    let id = namespace_ref(name);
+    match client
+        .call(Some(&id), &NoProgress, || api.get_opt(name))
+        .await
+    {
         Ok(Some(_)) => return Ok(()),
-        Ok(None) => {}
-        Err(e) => return Err(object_error(namespace_ref(name), &e)),
+        Ok(None) | Err(Failure::NotFound) => {}
+        Err(f) => return Err(object_error(id, f)),
     }
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -43,11 +49,15 @@ pub async fn ensure_namespace(client: &ClusterClient, name: &str) -> Result<(), 
         },
         ..Namespace::default()
     };
-    match api.create(&PostParams::default(), &ns).await {
+    let post = PostParams::default();
+    match client
+        .call(Some(&id), &NoProgress, || api.create(&post, &ns))
+        .await
+    {
         Ok(_) => Ok(()),
-        // Another deploy created it in the meantime.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(object_error(namespace_ref(name), &e)),
+        // Another deploy created it in the meantime (or a retried create already did).
+        Err(Failure::Permanent(ObjectError::Rejected { code: 409, .. })) => Ok(()),
+        Err(f) => Err(object_error(id, f)),
     }
 }
 
@@ -63,17 +73,16 @@ pub async fn find_inventory_namespaces(
         .labels(&format!(
             "{LABEL_MANAGED_BY}=lookctl,{LABEL_TARGET}={target}"
         ));
-    let list = api.list(&params).await.map_err(|e| {
-        object_error(
-            ObjectRef {
-                api_version: "v1".to_owned(),
-                kind: "ConfigMap".to_owned(),
-                namespace: None,
-                name: inventory_name(target),
-            },
-            &e,
-        )
-    })?;
+    let id = ObjectRef {
+        api_version: "v1".to_owned(),
+        kind: "ConfigMap".to_owned(),
+        namespace: None,
+        name: inventory_name(target),
+    };
+    let list = client
+        .call(Some(&id), &NoProgress, || api.list(&params))
+        .await
+        .map_err(|f| object_error(id.clone(), f))?;
     let mut namespaces: Vec<String> = list
         .items
         .into_iter()
@@ -94,10 +103,12 @@ pub async fn list_namespaces(
     label_selector: &str,
 ) -> Result<Vec<serde_json::Value>, ClusterError> {
     let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
-    let list = api
-        .list(&ListParams::default().labels(label_selector))
+    let params = ListParams::default().labels(label_selector);
+    let id = namespace_ref(label_selector);
+    let list = client
+        .call(Some(&id), &NoProgress, || api.list(&params))
         .await
-        .map_err(|e| object_error(namespace_ref(label_selector), &e))?;
+        .map_err(|f| object_error(id.clone(), f))?;
     Ok(list.items.iter().map(to_json).collect())
 }
 
@@ -107,10 +118,15 @@ pub async fn get_namespace(
     name: &str,
 ) -> Result<Option<serde_json::Value>, ClusterError> {
     let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
-    api.get_opt(name)
+    let id = namespace_ref(name);
+    match client
+        .call(Some(&id), &NoProgress, || api.get_opt(name))
         .await
-        .map(|ns| ns.as_ref().map(to_json))
-        .map_err(|e| object_error(namespace_ref(name), &e))
+    {
+        Ok(ns) => Ok(ns.as_ref().map(to_json)),
+        Err(Failure::NotFound) => Ok(None),
+        Err(f) => Err(object_error(id, f)),
+    }
 }
 
 /// Server-side applies a Namespace object (its labels and annotations) as `lookctl`.
@@ -125,10 +141,13 @@ pub async fn apply_namespace(
         .to_owned();
     let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
     let params = kube::api::PatchParams::apply(super::FIELD_MANAGER).force();
-    api.patch(&name, &params, &kube::api::Patch::Apply(namespace))
+    let patch = kube::api::Patch::Apply(namespace);
+    let id = namespace_ref(&name);
+    client
+        .call(Some(&id), &NoProgress, || api.patch(&name, &params, &patch))
         .await
         .map(|_| ())
-        .map_err(|e| object_error(namespace_ref(&name), &e))
+        .map_err(|f| object_error(id.clone(), f))
 }
 
 /// Deletes a namespace and waits until it is gone (the API server empties it first).
@@ -139,13 +158,15 @@ pub async fn delete_namespace(
     timeout: std::time::Duration,
 ) -> Result<(), ClusterError> {
     let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
-    match api
-        .delete(name, &kube::api::DeleteParams::background())
+    let id = namespace_ref(name);
+    let params = kube::api::DeleteParams::background();
+    match client
+        .call(Some(&id), &NoProgress, || api.delete(name, &params))
         .await
     {
         Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-        Err(e) => return Err(object_error(namespace_ref(name), &e)),
+        Err(Failure::NotFound) => return Ok(()),
+        Err(f) => return Err(object_error(id, f)),
     }
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

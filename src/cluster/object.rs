@@ -132,7 +132,8 @@ fn describe(yaml: &serde_yaml::Value) -> String {
 }
 
 /// Apply stages, in order. Objects of one stage are applied concurrently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stage {
     Namespaces,
     CustomResourceDefinitions,

@@ -2,8 +2,9 @@
 //! backoff with full jitter, and a client-side token bucket that only bites when a caller
 //! runs away (a healthy server is never throttled to a crawl).
 //!
-//! kube's own HTTP-level retry already honours `Retry-After` on 429/503/504; this layer
-//! adds 500/502, dropped connections and request timeouts, per operation.
+//! This is the only retry layer (kube's built-in one is switched off in `connect_with`):
+//! 429, 5xx, dropped connections and request timeouts are retried per operation, waiting
+//! at least the server's `retryAfterSeconds` when it gives one.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -173,12 +174,10 @@ pub(crate) fn classify_status(
         409 if message.contains("conflict with \"") => {
             Failure::Permanent(ObjectError::Conflict(conflicts_from_message(message)))
         }
-        422 if message.contains("immutable")
-            || causes.iter().any(|c| c.message.contains("immutable")) =>
-        {
+        422 if immutable_text(message) || causes.iter().any(|c| immutable_text(&c.message)) => {
             let mut fields: Vec<String> = causes
                 .iter()
-                .filter(|c| c.message.contains("immutable") && !c.field.is_empty())
+                .filter(|c| immutable_text(&c.message) && !c.field.is_empty())
                 .map(|c| c.field.clone())
                 .collect();
             if fields.is_empty() {
@@ -196,6 +195,12 @@ pub(crate) fn classify_status(
             message: message.to_owned(),
         }),
     }
+}
+
+/// How the API server words an immutable-field rejection (`field is immutable`, and
+/// Service clusterIP's `may not change once set`).
+fn immutable_text(message: &str) -> bool {
+    message.contains("immutable") || message.contains("may not change once set")
 }
 
 /// `conflict with "kubectl" using apps/v1: .spec.replicas` -> `kubectl`.
@@ -365,6 +370,13 @@ mod tests {
         match classify_status(422, "Invalid", "invalid", Some(&d)) {
             Failure::Permanent(ObjectError::Immutable { fields, .. }) => {
                 assert_eq!(fields, vec!["spec.selector".to_owned()]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = "Service \"db\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set";
+        match classify_status(422, "Invalid", msg, None) {
+            Failure::Permanent(ObjectError::Immutable { fields, .. }) => {
+                assert_eq!(fields, vec!["spec.clusterIPs[0]".to_owned()]);
             }
             other => panic!("unexpected {other:?}"),
         }

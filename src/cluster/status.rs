@@ -11,7 +11,7 @@ use super::wait::{Health, is_workload, workload_health};
 use super::{ClusterClient, NoProgress};
 
 /// Health of one workload of the inventory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WorkloadStatus {
     pub object: ObjectRef,
     /// `None` when the object is missing from the cluster.
@@ -19,7 +19,7 @@ pub struct WorkloadStatus {
 }
 
 /// The state of one target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct StatusReport {
     pub target: String,
     pub namespace: String,

@@ -23,7 +23,8 @@ const FATAL_POD_REASONS: &[&str] = &[
 ];
 
 /// The health of one workload at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "message", rename_all = "snake_case")]
 pub enum Health {
     Ready,
     /// Still rolling out; what it waits for.
@@ -33,7 +34,8 @@ pub enum Health {
 }
 
 /// How waiting for one workload ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum WaitOutcome {
     Ready,
     Failed(String),
@@ -41,7 +43,7 @@ pub enum WaitOutcome {
 }
 
 /// The result of a wait, per workload.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WaitReport {
     pub results: Vec<(ObjectRef, WaitOutcome)>,
 }
@@ -245,6 +247,19 @@ pub fn pod_problem(pods: &[Value]) -> Option<(bool, String)> {
     found
 }
 
+/// A workload's own health plus what its Pods report: a fatal Pod reason fails a
+/// rollout; a failed workload names its Pods' reason too.
+fn combine(health: Health, problem: Option<(bool, String)>) -> Health {
+    match (health, problem) {
+        (Health::Progressing(_), Some((true, reason))) => Health::Failed(reason),
+        (Health::Progressing(msg), Some((false, reason))) => {
+            Health::Progressing(format!("{msg}; {reason}"))
+        }
+        (Health::Failed(msg), Some((_, reason))) => Health::Failed(format!("{msg}; {reason}")),
+        (health, _) => health,
+    }
+}
+
 /// A label selector string for a workload's Pods.
 fn pod_selector(v: &Value) -> Option<String> {
     let labels = v
@@ -335,34 +350,28 @@ async fn wait_loop(
             Ok(Some(obj)) => {
                 let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
                 let health = workload_health(&id.kind, &v);
-                match health {
-                    Health::Progressing(msg) => {
-                        let problem = match pod_selector(&v) {
-                            Some(selector) => {
-                                let lp = ListParams::default().labels(&selector);
-                                match client.call(Some(id), progress, || pods.list(&lp)).await {
-                                    Ok(list) => {
-                                        let values: Vec<Value> = list
-                                            .items
-                                            .iter()
-                                            .filter_map(|p| serde_json::to_value(p).ok())
-                                            .collect();
-                                        pod_problem(&values)
-                                    }
-                                    Err(_) => None,
+                if health == Health::Ready {
+                    Health::Ready
+                } else {
+                    // The Pods say why a rollout is stuck or a Job failed.
+                    let problem = match pod_selector(&v) {
+                        Some(selector) => {
+                            let lp = ListParams::default().labels(&selector);
+                            match client.call(Some(id), progress, || pods.list(&lp)).await {
+                                Ok(list) => {
+                                    let values: Vec<Value> = list
+                                        .items
+                                        .iter()
+                                        .filter_map(|p| serde_json::to_value(p).ok())
+                                        .collect();
+                                    pod_problem(&values)
                                 }
+                                Err(_) => None,
                             }
-                            None => None,
-                        };
-                        match problem {
-                            Some((true, reason)) => Health::Failed(reason),
-                            Some((false, reason)) => {
-                                Health::Progressing(format!("{msg}; {reason}"))
-                            }
-                            None => Health::Progressing(msg),
                         }
-                    }
-                    other => other,
+                        None => None,
+                    };
+                    combine(health, problem)
                 }
             }
             Ok(None) | Err(Failure::NotFound) => Health::Progressing("not found".to_owned()),

@@ -286,16 +286,16 @@ pub async fn acquire_lock_with(
         target: target.to_owned(),
     });
     let held = Arc::new(AtomicBool::new(true));
-    let renewer = tokio::spawn(renew_loop(
-        held.clone(),
-        api.clone(),
-        name.clone(),
-        namespace.to_owned(),
-        target.to_owned(),
-        holder.to_owned(),
-        token.clone(),
+    let renewer = tokio::spawn(renew_loop(Renewal {
+        held: held.clone(),
+        api: api.clone(),
+        name: name.clone(),
+        namespace: namespace.to_owned(),
+        target: target.to_owned(),
+        holder: holder.to_owned(),
+        token: token.clone(),
         options,
-    ));
+    }));
     Ok(DeployLock {
         api,
         name,
@@ -307,7 +307,8 @@ pub async fn acquire_lock_with(
     })
 }
 
-async fn renew_loop(
+/// What the background renewer needs.
+struct Renewal {
     held: Arc<AtomicBool>,
     api: kube::Api<DynamicObject>,
     name: String,
@@ -316,8 +317,19 @@ async fn renew_loop(
     holder: String,
     token: String,
     options: LockOptions,
-) {
-    let token = Arc::new(token);
+}
+
+async fn renew_loop(renewal: Renewal) {
+    let Renewal {
+        held,
+        api,
+        name,
+        namespace,
+        target,
+        holder,
+        token,
+        options,
+    } = renewal;
     loop {
         tokio::time::sleep(options.renew_every).await;
         let Ok(Some(obj)) = api.get_opt(&name).await else {

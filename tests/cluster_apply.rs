@@ -1118,6 +1118,7 @@ async fn a_held_lock_is_renewed_past_its_duration_and_dropping_it_releases_it() 
     .await
     .expect("acquired");
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(lock.is_held());
     let err = cluster::acquire_lock_with(
         &client,
         "staging",
@@ -1297,5 +1298,49 @@ async fn a_server_that_keeps_failing_is_given_up_on_within_bounded_time() {
     assert!(
         (2..=20).contains(&requests),
         "bounded attempts, got {requests}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_over_by_someone_else_reports_it_is_no_longer_held() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let short = LockOptions {
+        lease_duration: Duration::from_secs(1),
+        renew_every: Duration::from_millis(100),
+        poll_every: Duration::from_millis(50),
+    };
+    let lock = cluster::acquire_lock_with(
+        &client,
+        "staging",
+        "default",
+        "alice",
+        Duration::from_secs(1),
+        short,
+        &NoProgress,
+    )
+    .await
+    .expect("acquired");
+    let (ok, _, err) = env.kubectl(
+        &[
+            "annotate",
+            "--overwrite",
+            "lease",
+            "lookctl-lock-staging",
+            "-n",
+            "default",
+            "lookctl.dev/lock-token=someone-else",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!lock.is_held());
+    lock.release()
+        .await
+        .expect("release leaves the other holder's lease alone");
+    assert!(
+        env.get(&["lease", "lookctl-lock-staging", "-n", "default"])
+            .is_some()
     );
 }

@@ -4,7 +4,7 @@
 //! (its holder died) is taken over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kube::api::{DeleteParams, PostParams};
@@ -47,6 +47,8 @@ pub struct DeployLock {
     namespace: String,
     token: String,
     target: String,
+    /// Cleared by the renewer when the lease is found taken over (after it expired).
+    held: Arc<AtomicBool>,
     renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -283,26 +285,31 @@ pub async fn acquire_lock_with(
     progress.event(&ProgressEvent::LockAcquired {
         target: target.to_owned(),
     });
-    let renewer = tokio::spawn(renew_loop(
-        api.clone(),
-        name.clone(),
-        namespace.to_owned(),
-        target.to_owned(),
-        holder.to_owned(),
-        token.clone(),
+    let held = Arc::new(AtomicBool::new(true));
+    let renewer = tokio::spawn(renew_loop(Renewal {
+        held: held.clone(),
+        api: api.clone(),
+        name: name.clone(),
+        namespace: namespace.to_owned(),
+        target: target.to_owned(),
+        holder: holder.to_owned(),
+        token: token.clone(),
         options,
-    ));
+    }));
     Ok(DeployLock {
         api,
         name,
         namespace: namespace.to_owned(),
         token,
         target: target.to_owned(),
+        held,
         renewer: Some(renewer),
     })
 }
 
-async fn renew_loop(
+/// What the background renewer needs.
+struct Renewal {
+    held: Arc<AtomicBool>,
     api: kube::Api<DynamicObject>,
     name: String,
     namespace: String,
@@ -310,8 +317,19 @@ async fn renew_loop(
     holder: String,
     token: String,
     options: LockOptions,
-) {
-    let token = Arc::new(token);
+}
+
+async fn renew_loop(renewal: Renewal) {
+    let Renewal {
+        held,
+        api,
+        name,
+        namespace,
+        target,
+        holder,
+        token,
+        options,
+    } = renewal;
     loop {
         tokio::time::sleep(options.renew_every).await;
         let Ok(Some(obj)) = api.get_opt(&name).await else {
@@ -324,6 +342,7 @@ async fn renew_loop(
             .and_then(Value::as_str)
             == Some(token.as_str());
         if !ours {
+            held.store(false, Ordering::SeqCst);
             return;
         }
         let rv = v
@@ -356,6 +375,12 @@ impl DeployLock {
     /// The target this lock is for.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// False once the renewer found the lease taken over by another deploy (it could not
+    /// renew in time and the lease expired); a caller may check before pruning.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Stops renewing and deletes the lease (only if it is still ours).

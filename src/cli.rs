@@ -31,10 +31,229 @@ pub enum Command {
     /// templating with the build variables. Secret values are masked unless
     /// --show-secrets is given.
     Render(RenderArgs),
+    /// Deploy a commit to its target: render, decrypt, server-side apply, prune, wait.
+    ///
+    /// Holds a per-target lock (a Lease) while it runs. Targets with `confirm = true`
+    /// ask first; pass --yes when not interactive.
+    Deploy(DeployArgs),
+    /// Show what a deploy would change (server-side dry run) as a diff per object.
+    ///
+    /// Exits 0 when there are no differences, 1 when there are, 2 on errors.
+    Diff(DiffArgs),
+    /// What the inventory says is deployed (commit, time, who) and workload health.
+    Status(StatusArgs),
+    /// Per-commit review environments: up, down, list, gc.
+    #[command(subcommand)]
+    Review(ReviewCommand),
     /// Print the branch/tag -> target table from deploy.toml.
     Targets(TargetsArgs),
+    /// Encrypt or decrypt files with Cloud KMS (replaces `gcloud kms encrypt/decrypt`).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+/// How Cloud KMS is reached.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KmsArgs {
+    /// Cloud KMS key for `X.enc` files (projects/P/locations/L/keyRings/R/cryptoKeys/K);
+    /// overrides deploy.toml.
+    #[arg(long, value_name = "KEY")]
+    pub kms_key: Option<String>,
+    /// A file holding an OAuth access token for Cloud KMS (for CI; like gcloud's
+    /// --access-token-file).
+    #[arg(long, value_name = "PATH")]
+    pub access_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Encrypt FILE with Cloud KMS into FILE.enc (raw ciphertext, as `gcloud kms encrypt`).
+    Encrypt(EncryptArgs),
+    /// Decrypt FILE.enc with Cloud KMS into the file named by -o (`-o -` for stdout).
+    Decrypt(DecryptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The plaintext file.
+    pub file: PathBuf,
+    /// Where to write the ciphertext (default FILE.enc).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The ciphertext file.
+    pub file: PathBuf,
+    /// Where to write the plaintext; `-` for stdout. Required: plaintext is only written
+    /// where you ask, and never into a git-tracked file.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+}
+
+/// Which cluster to talk to.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Use this kubeconfig context instead of the target's `context`.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Server-side dry run: print the diff, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not delete objects that left the rendered set.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Do not wait for rollouts to finish.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for rollouts (e.g. 90s, 5m).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How long to wait for another deploy of the same target to finish.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Take ownership of fields that other field managers own.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Requests in flight at once within an apply stage.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Do not ask for confirmation (needed for `confirm = true` targets when not interactive).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Leave objects that left the rendered set out of the diff.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this target (default: every target in deploy.toml).
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Deploy a commit into its own namespace and print its URL. Again for the same
+    /// commit: update in place and extend the TTL.
+    Up(ReviewUpArgs),
+    /// Delete a commit's review environment (its namespace) and wait until it is gone.
+    Down(ReviewDownArgs),
+    /// List the project's review environments.
+    List(ReviewListArgs),
+    /// Delete expired, unpinned review environments.
+    Gc(ReviewGcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewUpArgs {
+    /// The commit (7-40 hex characters; short SHAs resolve through git). Default: HEAD
+    /// or the CI's commit.
+    #[arg(long)]
+    pub sha: Option<String>,
+    /// The branch name, for templates that use BRANCH_NAME.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// An extra template variable, KEY=VALUE (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// How long the environment lives after this deploy (default: [review] ttl).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+    /// Protect the environment from eviction and gc.
+    #[arg(long, conflicts_with = "unpin")]
+    pub pin: bool,
+    /// Remove the protection.
+    #[arg(long)]
+    pub unpin: bool,
+    /// Do not wait for rollouts to finish.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for rollouts.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Skip the check that the commit's image exists in the registry.
+    #[arg(long)]
+    pub skip_image_check: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewDownArgs {
+    /// The commit whose environment to delete (default: HEAD or the CI's commit).
+    #[arg(long)]
+    pub sha: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewListArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewGcArgs {
+    /// Show what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// How the target and the build variables are chosen.
@@ -72,6 +291,8 @@ pub struct RenderArgs {
     /// Do not apply build-variable templating (render exactly like `kustomize build`).
     #[arg(long)]
     pub no_template: bool,
+    #[command(flatten)]
+    pub kms: KmsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -121,6 +121,9 @@ pub struct Secrets {
     pub kms_key: Option<String>,
     /// A Cloud KMS endpoint override (an emulator), e.g. `http://127.0.0.1:8085`.
     pub kms_endpoint: Option<String>,
+    /// An age identity file for SOPS files, relative to deploy.toml, used when
+    /// `SOPS_AGE_KEY_FILE` is not set (the example app's demo key).
+    pub age_key_file: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -11,9 +11,13 @@
 )]
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod deploy;
+pub mod registry;
 pub mod render;
+pub mod review;
 pub mod secrets;
 pub mod settings;
 pub mod ui;

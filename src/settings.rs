@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, RenderArgs, SelectArgs};
+use crate::cli::{Cli, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, SelectArgs};
 use crate::config::{Config, ConfigError, SelectError, Selection};
+use crate::deploy::SecretsSettings;
 use crate::vars::{self, BuildVars, Env, VarsError};
 
 /// Problems with what the user asked for; all of them exit with code 2.
@@ -23,6 +24,154 @@ pub enum SettingsError {
         "--show-secrets with --output would write secret values to disk; print to stdout instead"
     )]
     SecretsToDisk,
+    #[error(
+        "no Cloud KMS key: pass --kms-key projects/P/locations/L/keyRings/R/cryptoKeys/K or set [secrets] kms_key in deploy.toml"
+    )]
+    NoKmsKey,
+    #[error(transparent)]
+    Review(#[from] crate::review::ReviewError),
+    #[error(
+        "{path}: no [review] section; review environments need one (see README: Review environments)"
+    )]
+    NoReview { path: PathBuf },
+    #[error("LOOKCTL_NOW `{value}` is not an RFC 3339 UTC time (e.g. 2026-01-02T03:04:05Z)")]
+    BadNow { value: String },
+    #[error(
+        "target `{target}` has no kubeconfig context: set `context` in its [[target]] table or pass --context"
+    )]
+    NoContext { target: String },
+    #[error(
+        "target `{target}` asks for confirmation (confirm = true) and this is not an interactive terminal; pass --yes to deploy"
+    )]
+    NeedsConfirmation { target: String },
+}
+
+/// Everything `deploy` and `diff` need.
+#[derive(Debug)]
+pub struct DeploySettings {
+    pub target: String,
+    pub project: String,
+    pub dir: PathBuf,
+    pub template_vars: BTreeMap<String, String>,
+    pub secrets: SecretsSettings,
+    /// The full commit SHA, or "unknown".
+    pub commit: String,
+    /// Who deploys: a CI identity or user@host.
+    pub identity: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: String,
+    pub confirm: bool,
+    pub yes: bool,
+    pub ci: bool,
+    pub dry_run: bool,
+    pub prune: bool,
+    pub wait: bool,
+    pub timeout: std::time::Duration,
+    pub lock_timeout: std::time::Duration,
+    pub force_conflicts: bool,
+    pub concurrency: usize,
+    pub output: OutputFormat,
+}
+
+impl DeploySettings {
+    pub fn short_commit(&self) -> &str {
+        &self.commit[..self.commit.len().min(7)]
+    }
+}
+
+pub fn deploy(
+    cli: &Cli,
+    args: &DeployArgs,
+    process: &Process<'_>,
+) -> Result<DeploySettings, SettingsError> {
+    let config = require_config(cli, &process.cwd)?;
+    let (target, build) = select_target(&config, &args.select, process)?;
+    let context = args
+        .cluster
+        .context
+        .clone()
+        .or_else(|| target.context.clone())
+        .ok_or_else(|| SettingsError::NoContext {
+            target: target.name.clone(),
+        })?;
+    Ok(DeploySettings {
+        target: target.name.clone(),
+        project: config.project.name.clone(),
+        dir: target.overlay.clone(),
+        template_vars: build.template_vars(&config.vars, Some(&target.name)),
+        secrets: secrets(&args.kms, Some(&config), Some(&target.name)),
+        commit: build.commit_sha.clone().unwrap_or_else(|| "unknown".into()),
+        identity: identity(process.env, &build),
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context,
+        confirm: target.confirm,
+        yes: args.yes,
+        ci: build.ci.is_some(),
+        dry_run: args.dry_run,
+        prune: !args.no_prune,
+        wait: !args.no_wait,
+        timeout: args.timeout,
+        lock_timeout: args.lock_timeout,
+        force_conflicts: args.force_conflicts,
+        concurrency: usize::from(args.concurrency),
+        output: args.output,
+    })
+}
+
+/// `diff` is a deploy that only plans.
+pub fn diff(
+    cli: &Cli,
+    args: &DiffArgs,
+    process: &Process<'_>,
+) -> Result<DeploySettings, SettingsError> {
+    let as_deploy = DeployArgs {
+        select: args.select.clone(),
+        kms: args.kms.clone(),
+        cluster: args.cluster.clone(),
+        dry_run: true,
+        no_prune: args.no_prune,
+        no_wait: true,
+        timeout: std::time::Duration::from_secs(300),
+        lock_timeout: std::time::Duration::from_secs(120),
+        force_conflicts: false,
+        concurrency: 8,
+        yes: true,
+        output: args.output,
+    };
+    deploy(cli, &as_deploy, process)
+}
+
+/// Who is deploying, for the inventory and the lock: the CI's identity when there is one,
+/// else `user@host`.
+fn identity(env: Env<'_>, build: &BuildVars) -> String {
+    let get = |k: &str| env(k).filter(|v| !v.is_empty());
+    match build.ci {
+        Some(vars::Ci::GithubActions) => format!(
+            "github-actions:{}",
+            get("GITHUB_ACTOR").unwrap_or_else(|| "unknown".into())
+        ),
+        Some(vars::Ci::GitlabCi) => format!(
+            "gitlab-ci:{}",
+            get("GITLAB_USER_LOGIN").unwrap_or_else(|| "unknown".into())
+        ),
+        Some(vars::Ci::CloudBuild) => format!(
+            "cloud-build:{}",
+            get("BUILD_ID").unwrap_or_else(|| "unknown".into())
+        ),
+        _ => {
+            let user = get("USER")
+                .or_else(|| get("USERNAME"))
+                .unwrap_or_else(|| "unknown".into());
+            let host = get("HOSTNAME")
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_owned())
+                })
+                .unwrap_or_else(|| "localhost".into());
+            format!("{user}@{host}")
+        }
+    }
 }
 
 /// What the process runs in: its working directory and environment.
@@ -43,6 +192,7 @@ pub struct RenderSettings {
     pub show_secrets: bool,
     pub output: Option<PathBuf>,
     pub config: Option<Config>,
+    pub secrets: SecretsSettings,
 }
 
 /// Loads deploy.toml: `--config`, else found from `start` upwards.
@@ -122,6 +272,7 @@ pub fn render(
         let config_vars = config.as_ref().map_or(&empty, |c| &c.vars);
         build.template_vars(config_vars, target.as_deref())
     });
+    let secrets = secrets(&args.kms, config.as_ref(), target.as_deref());
     Ok(RenderSettings {
         dir,
         target,
@@ -129,5 +280,100 @@ pub fn render(
         show_secrets: args.show_secrets,
         output: args.output.as_ref().map(|o| process.cwd.join(o)),
         config,
+        secrets,
+    })
+}
+
+/// The KMS key: `--kms-key` > the target's `kms_key` > `[secrets] kms_key`.
+pub fn secrets(kms: &KmsArgs, config: Option<&Config>, target: Option<&str>) -> SecretsSettings {
+    let target_key = config
+        .zip(target)
+        .and_then(|(c, t)| c.targets.iter().find(|x| x.name == t))
+        .and_then(|t| t.kms_key.clone());
+    SecretsSettings {
+        kms_key: kms
+            .kms_key
+            .clone()
+            .or(target_key)
+            .or_else(|| config.and_then(|c| c.secrets.kms_key.clone())),
+        kms_endpoint: config.and_then(|c| c.secrets.kms_endpoint.clone()),
+        access_token_file: kms.access_token_file.clone(),
+        age_key_file: config.and_then(|c| c.secrets.age_key_file.as_ref().map(|f| c.root.join(f))),
+    }
+}
+
+/// Everything the `review` commands need.
+#[derive(Debug)]
+pub struct ReviewSettings {
+    pub config_path: PathBuf,
+    pub project: String,
+    /// `[project] image`, checked to exist at the commit before `review up` deploys.
+    pub image: Option<String>,
+    pub review: crate::config::Review,
+    /// Template variables (TARGET is `review`); COMMIT_SHA when a commit is known.
+    pub template_vars: BTreeMap<String, String>,
+    pub secrets: SecretsSettings,
+    pub identity: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: String,
+    /// The clock: now, or `LOOKCTL_NOW` (RFC 3339) so tests can move time.
+    pub now: std::time::SystemTime,
+}
+
+/// What the review commands were given.
+pub struct ReviewInput<'a> {
+    pub sha: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    pub vars: &'a [String],
+    pub kms: Option<&'a KmsArgs>,
+    pub cluster: &'a crate::cli::ClusterArgs,
+}
+
+pub fn review(
+    cli: &Cli,
+    input: &ReviewInput<'_>,
+    process: &Process<'_>,
+) -> Result<ReviewSettings, SettingsError> {
+    let config = require_config(cli, &process.cwd)?;
+    let review = config
+        .review
+        .clone()
+        .ok_or_else(|| SettingsError::NoReview {
+            path: config.path.clone(),
+        })?;
+    if let Some(sha) = input.sha {
+        crate::review::validate_sha(sha)?;
+    }
+    let flags = vars::Flags {
+        sha: input.sha.map(str::to_owned),
+        branch: input.branch.map(str::to_owned),
+        tag: None,
+        vars: input.vars.to_vec(),
+    };
+    let build = vars::resolve(&flags, process.env, &config.root)?;
+    let context = input
+        .cluster
+        .context
+        .clone()
+        .or_else(|| review.context.clone())
+        .ok_or_else(|| SettingsError::NoContext {
+            target: "review".into(),
+        })?;
+    let now = match (process.env)("LOOKCTL_NOW").filter(|v| !v.is_empty()) {
+        Some(value) => crate::review::parse_time(&value).ok_or(SettingsError::BadNow { value })?,
+        None => std::time::SystemTime::now(),
+    };
+    let kms = input.kms.cloned().unwrap_or_default();
+    Ok(ReviewSettings {
+        config_path: config.path.clone(),
+        project: config.project.name.clone(),
+        image: config.project.image.clone(),
+        template_vars: build.template_vars(&config.vars, Some("review")),
+        secrets: secrets(&kms, Some(&config), None),
+        identity: identity(process.env, &build),
+        kubeconfig: input.cluster.kubeconfig.clone(),
+        context,
+        review,
+        now,
     })
 }

@@ -5,22 +5,18 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
+use crate::deploy;
+use crate::render::Document;
 use crate::render::output::{mask_secret, to_yaml_stream};
-use crate::render::{Document, FsSource, Templater, kustomize};
 use crate::settings::RenderSettings;
 use crate::ui::Ui;
 
-/// Renders the objects of `settings` (Secret values not yet masked).
-pub fn render_objects(
-    settings: &RenderSettings,
-) -> Result<Vec<Document>, crate::render::KustomizeError> {
-    let templater = settings.template_vars.clone().map(Templater::new);
-    let source = FsSource::new(templater.as_ref());
-    kustomize::build(&source, &settings.dir)
-}
-
 pub fn run(settings: &RenderSettings, ui: &Ui) -> Result<()> {
-    let mut objects = render_objects(settings)?;
+    let mut objects = deploy::render(&deploy::RenderRequest {
+        dir: &settings.dir,
+        template_vars: settings.template_vars.as_ref(),
+        secrets: &settings.secrets,
+    })?;
     if !settings.show_secrets {
         objects.iter_mut().for_each(mask_secret);
     }

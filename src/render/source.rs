@@ -55,12 +55,28 @@ pub trait Source: Sync {
     fn read_data(&self, path: &Path) -> Result<Vec<u8>, SourceError>;
     /// Whether `path` is a file or a directory, `None` when it does not exist.
     fn kind(&self, path: &Path) -> Option<EntryKind>;
+    /// Whether [`Source::read_data`] can produce `path` although it is not on disk.
+    fn can_provide(&self, _path: &Path) -> bool {
+        false
+    }
 }
 
 /// Produces a generator input that does not exist on disk (e.g. decrypts `X.enc`).
 /// Returns `Ok(None)` when it has nothing for that path.
 pub trait DataHook: Sync {
+    /// Whether it can produce `path`, which is not on disk (e.g. `path.enc` exists).
+    fn can_provide(&self, _path: &Path) -> bool {
+        false
+    }
     fn missing_input(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError>;
+    /// Sees every generator input read from disk (e.g. decrypts SOPS files).
+    fn input(&self, _path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, SourceError> {
+        Ok(bytes)
+    }
+    /// Sees the documents of every YAML file read (e.g. decrypts SOPS-encrypted Secrets).
+    fn documents(&self, _path: &Path, docs: Vec<Document>) -> Result<Vec<Document>, SourceError> {
+        Ok(docs)
+    }
 }
 
 /// The real filesystem, with templating.
@@ -90,20 +106,27 @@ impl Source for FsSource<'_> {
             path: path.to_owned(),
             source,
         })?;
-        match self.templater {
+        let docs = match self.templater {
             Some(t) => {
                 let rendered = t.render(path, &text)?;
                 let mut docs = parse_yaml_stream(path, &rendered)?;
                 docs.iter_mut().for_each(substitute_value);
-                Ok(docs)
+                docs
             }
-            None => parse_yaml_stream(path, &text),
+            None => parse_yaml_stream(path, &text)?,
+        };
+        match self.hook {
+            Some(hook) => hook.documents(path, docs),
+            None => Ok(docs),
         }
     }
 
     fn read_data(&self, path: &Path) -> Result<Vec<u8>, SourceError> {
         match std::fs::read(path) {
-            Ok(bytes) => Ok(bytes),
+            Ok(bytes) => match self.hook {
+                Some(hook) => hook.input(path, bytes),
+                None => Ok(bytes),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(hook) = self.hook
                     && let Some(bytes) = hook.missing_input(path)?
@@ -120,6 +143,10 @@ impl Source for FsSource<'_> {
                 source,
             }),
         }
+    }
+
+    fn can_provide(&self, path: &Path) -> bool {
+        self.hook.is_some_and(|h| h.can_provide(path))
     }
 
     fn kind(&self, path: &Path) -> Option<EntryKind> {

@@ -200,9 +200,25 @@ impl TokenProvider {
             path: path.to_path_buf(),
             reason,
         };
+        // Name an unsupported type plainly (external_account from workload identity
+        // federation is the common one) before serde's generic message can hide it.
+        if let Ok(raw) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(kind) = raw.get("type").and_then(serde_json::Value::as_str)
+            && !matches!(kind, "service_account" | "authorized_user")
+            && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            return Err(invalid(format!(
+                "credential type {kind:?} is not supported; use a service_account key, gcloud user credentials, an access token file or the metadata server"
+            )));
+        }
         let file: CredentialFile = serde_json::from_str(&text)
             // serde's message names fields and types, never the values of the file.
-            .map_err(|e| invalid(format!("not a service_account or authorized_user key: {e}")))?;
+            .map_err(|e| {
+                invalid(format!(
+                    "not a service_account or authorized_user key: {}",
+                    serde_reason(&e)
+                ))
+            })?;
         match file {
             CredentialFile::ServiceAccount {
                 client_email,
@@ -304,8 +320,12 @@ fn read_token_file(path: &Path) -> Result<CachedToken, KmsError> {
 }
 
 fn parse_token(text: &str) -> Result<CachedToken, String> {
-    let parsed: TokenResponse = serde_json::from_str(text)
-        .map_err(|e| format!("token response is not JSON with access_token: {e}"))?;
+    let parsed: TokenResponse = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "token response is not JSON with access_token: {}",
+            serde_reason(&e)
+        )
+    })?;
     Ok(CachedToken {
         token: parsed.access_token,
         expires_at: parsed
@@ -393,6 +413,26 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// A serde_json error without any quoted value it may echo (a credential file holds a
+/// private key; a KMS response holds plaintext): the kind of problem and its position.
+pub(super) fn serde_reason(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let message = e.to_string();
+    // Internally tagged enums buffer their input, so serde reports no position.
+    let position = if e.line() > 0 {
+        format!(" at line {} column {}", e.line(), e.column())
+    } else {
+        String::new()
+    };
+    match e.classify() {
+        // Syntax errors describe the grammar, never the content.
+        Category::Syntax | Category::Eof | Category::Io => message,
+        // "missing field `x`" names a field of ours; other data errors quote values.
+        Category::Data if message.starts_with("missing field") => message,
+        Category::Data => format!("a field has an unexpected type or value{position}"),
+    }
+}
+
 pub(super) fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
@@ -414,6 +454,27 @@ mod tests {
             form(&[("grant_type", "urn:ietf:params"), ("a b", "x/y+z")]),
             "grant_type=urn%3Aietf%3Aparams&a%20b=x%2Fy%2Bz"
         );
+    }
+
+    #[test]
+    fn serde_reasons_never_echo_values() {
+        let err = serde_json::from_str::<CredentialFile>(
+            r#"{"type":"service_account","client_email":"a","private_key":7}"#,
+        )
+        .err()
+        .map(|e| serde_reason(&e))
+        .unwrap_or_default();
+        assert!(err.contains("unexpected type"), "{err}");
+        let err = serde_json::from_str::<TokenResponse>(r#"{"access_token": 5}"#)
+            .err()
+            .map(|e| serde_reason(&e))
+            .unwrap_or_default();
+        assert!(!err.is_empty());
+        let err = serde_json::from_str::<CredentialFile>(r#"{"type":"secret-marker-xyz"}"#)
+            .err()
+            .map(|e| serde_reason(&e))
+            .unwrap_or_default();
+        assert!(!err.contains("secret-marker-xyz"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde_json::json;
 pub use credentials::CredentialSources;
 pub use retry::RetryPolicy;
 
-use self::credentials::{TokenProvider, truncate};
+use self::credentials::{TokenProvider, serde_reason, truncate};
 use super::{Decryptor, Encryptor, Plaintext};
 
 const GOOGLE_ENDPOINT: &str = "https://cloudkms.googleapis.com";
@@ -124,12 +124,14 @@ impl Default for KmsConfig {
 }
 
 impl KmsConfig {
-    /// Reads `KMS_EMULATOR_HOST` and the credential variables from the environment.
+    /// Reads `KMS_EMULATOR_HOST`, gcloud's own endpoint override
+    /// (`CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS`, so one environment points gcloud and
+    /// lookctl at the same place) and the credential variables.
     pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self {
-            emulator_host: std::env::var("KMS_EMULATOR_HOST")
-                .ok()
-                .filter(|v| !v.is_empty()),
+            endpoint: var("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS"),
+            emulator_host: var("KMS_EMULATOR_HOST"),
             credentials: CredentialSources::from_env(),
             ..Self::default()
         }
@@ -210,8 +212,10 @@ struct GoogleError {
     status: String,
 }
 
-/// One failed try: either retryable (with an optional `Retry-After`) or final.
+/// One failed try: retryable (with an optional `Retry-After`), corrupted, or final.
 enum Attempt {
+    /// Corrupted in transit: retried, and reported as itself if every try is corrupted.
+    Corrupted(KmsError),
     Retry {
         reason: String,
         retry_after: Option<Duration>,
@@ -224,12 +228,15 @@ impl KmsClient {
         // reqwest is built without a bundled provider to keep one crypto stack (ring, as
         // kube uses); installing fails harmlessly if someone installed one already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("lookctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| KmsError::HttpClient(e.to_string()))?;
+        let timeout = config.request_timeout;
+        let http = off_runtime(move || {
+            reqwest::blocking::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("lookctl/", env!("CARGO_PKG_VERSION")))
+                .build()
+        })
+        .map_err(|e| KmsError::HttpClient(e.to_string()))?;
         let (base_url, needs_credentials) = match (&config.endpoint, &config.emulator_host) {
             (Some(endpoint), _) => (endpoint.trim_end_matches('/').to_string(), true),
             (None, Some(host)) => (format!("http://{}", host.trim_end_matches('/')), false),
@@ -252,6 +259,15 @@ impl KmsClient {
     /// `…/cryptoKeyVersions/N`) and returns the raw ciphertext, as `gcloud kms encrypt`
     /// writes it.
     pub fn encrypt(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, KmsError> {
+        off_runtime(|| self.encrypt_here(key, plaintext))
+    }
+
+    /// Decrypts ciphertext produced by `encrypt` with the same crypto key.
+    pub fn decrypt(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
+        off_runtime(|| self.decrypt_here(key, ciphertext))
+    }
+
+    fn encrypt_here(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, KmsError> {
         validate_key_name(key, true)?;
         if plaintext.len() > 64 * 1024 {
             return Err(KmsError::PlaintextTooLarge {
@@ -294,8 +310,7 @@ impl KmsClient {
         })
     }
 
-    /// Decrypts ciphertext produced by `encrypt` with the same crypto key.
-    pub fn decrypt(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
+    fn decrypt_here(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
         validate_key_name(key, false)?;
         let body = json!({
             "ciphertext": B64.encode(ciphertext),
@@ -343,10 +358,7 @@ impl KmsClient {
             attempt += 1;
             let outcome = self.try_once(&url, key, method, body).and_then(|text| {
                 finish(&text).map_err(|e| match e {
-                    KmsError::Integrity { what, .. } => Attempt::Retry {
-                        reason: what.to_string(),
-                        retry_after: None,
-                    },
+                    integrity @ KmsError::Integrity { .. } => Attempt::Corrupted(integrity),
                     other => Attempt::Fail(other),
                 })
             });
@@ -362,23 +374,14 @@ impl KmsClient {
                     continue;
                 }
                 Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Corrupted(e)) if attempt >= max => return Err(e),
+                Err(Attempt::Corrupted(e)) => (e.to_string(), None),
                 Err(Attempt::Retry {
                     reason,
                     retry_after,
                 }) => (reason, retry_after),
             };
             if attempt >= max {
-                if reason.contains("CRC32C") {
-                    return Err(KmsError::Integrity {
-                        key: key.to_string(),
-                        method,
-                        what: if method == "encrypt" {
-                            "ciphertext or plaintext CRC32C mismatch"
-                        } else {
-                            "plaintext CRC32C mismatch"
-                        },
-                    });
-                }
                 return Err(KmsError::Unavailable {
                     key: key.to_string(),
                     method,
@@ -478,6 +481,20 @@ impl Encryptor for KmsClient {
     }
 }
 
+/// Runs `f` on a helper thread when called from inside a tokio runtime (the deploy
+/// pipeline is async around kube), because `reqwest::blocking` panics there; otherwise
+/// runs it in place.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        // Re-raise the helper's panic on the caller's thread, unchanged.
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 fn transport_reason(e: &reqwest::Error) -> String {
     // The chain holds the useful part ("connection refused"); reqwest's top line does not.
     let mut reason = e.to_string();
@@ -495,11 +512,11 @@ fn parse<T: for<'de> Deserialize<'de>>(
     method: &'static str,
     text: &str,
 ) -> Result<T, KmsError> {
-    // serde's error names the missing field or bad type, never echoes string values.
+    // The body may hold plaintext: report where it is wrong, not what it says.
     serde_json::from_str(text).map_err(|e| KmsError::MalformedResponse {
         key: key.to_string(),
         method,
-        reason: e.to_string(),
+        reason: serde_reason(&e),
     })
 }
 

@@ -527,3 +527,65 @@ fn rejected_token_is_refetched_once_then_reported() {
     assert!(matches!(err, KmsError::Unauthenticated { .. }), "{err:?}");
     assert_eq!(emu.kms_call_count(), 2);
 }
+
+#[test]
+fn usable_from_inside_an_async_runtime() {
+    // The deploy pipeline runs render inside tokio; reqwest::blocking alone would panic.
+    let emu = KmsEmulator::start_blocking().expect("emulator");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let plaintext = runtime.block_on(async {
+        let client = emulator_client(&emu);
+        let ciphertext = client.encrypt(KEY, MARKER.as_bytes()).expect("encrypt");
+        let plaintext = client.decrypt(KEY, &ciphertext).expect("decrypt");
+        drop(client);
+        plaintext
+    });
+    assert_eq!(plaintext.expose(), MARKER.as_bytes());
+}
+
+#[test]
+fn timeouts_are_retried() {
+    let emu = KmsEmulator::start_blocking().expect("emulator");
+    let client = KmsClient::new(KmsConfig {
+        request_timeout: Duration::from_millis(300),
+        retry: fast_retry(),
+        ..KmsConfig::emulator(&emu.url())
+    })
+    .expect("client");
+    emu.delay_next(2, Duration::from_secs(2));
+    let ciphertext = client.encrypt(KEY, b"slow").expect("third try is fast");
+    assert_eq!(emu.kms_call_count(), 3);
+    emu.delay_next(10, Duration::from_secs(2));
+    let err = client.decrypt(KEY, &ciphertext).expect_err("always slow");
+    assert!(
+        matches!(err, KmsError::Unavailable { attempts: 5, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("timed out") || err.to_string().contains("timeout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_credential_types_are_named() {
+    let emu = KmsEmulator::start_blocking().expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("wif.json");
+    std::fs::write(&file, r#"{"type":"external_account","audience":"x"}"#).expect("write");
+    let client = authenticated_client(
+        &emu,
+        CredentialSources {
+            google_application_credentials: Some(file),
+            ..empty_sources()
+        },
+    );
+    let err = client.encrypt(KEY, b"x").expect_err("unsupported");
+    let text = err.to_string();
+    assert!(
+        text.contains("wif.json") && text.contains("\"external_account\" is not supported"),
+        "{text}"
+    );
+}

@@ -16,3 +16,6 @@
 mod server;
 
 pub use server::{Fault, KmsEmulator, RecordedRequest};
+
+#[cfg(test)]
+mod tests;

@@ -54,8 +54,13 @@ struct State {
     /// When set, only keys created through the REST create call exist (404 otherwise).
     strict_keys: bool,
     required_token: Option<String>,
+    /// Delays to apply to the next KMS method calls, oldest first.
+    delays: VecDeque<std::time::Duration>,
     issued_token: String,
     requests: Vec<RecordedRequest>,
+    /// When set, key material is derived from this seed and the key name instead of
+    /// drawn at random, so ciphertext survives restarts (the example app's demo files).
+    seed: Option<String>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -76,7 +81,9 @@ pub struct KmsEmulator {
 }
 
 impl KmsEmulator {
-    /// Starts the emulator on the current tokio runtime.
+    /// Starts the emulator on the current tokio runtime. The server then runs on that
+    /// runtime's threads: a blocking client called from a current-thread runtime would
+    /// starve it, so synchronous tests use [`KmsEmulator::start_blocking`].
     pub async fn start() -> io::Result<Self> {
         Self::start_on("127.0.0.1:0".parse().map_err(io::Error::other)?).await
     }
@@ -136,9 +143,25 @@ impl KmsEmulator {
         })
     }
 
+    /// Derives key material from `seed` and the key name from now on (keys already in
+    /// use keep theirs), so files encrypted by one emulator decrypt with another.
+    pub fn set_seed(&self, seed: &str) {
+        lock(&self.state).seed = Some(seed.to_owned());
+    }
+
     /// Serves until the process is killed; used by the `kms-emulator` binary.
     pub async fn serve_forever(listener: tokio::net::TcpListener) -> io::Result<()> {
-        axum::serve(listener, app(new_state())).await
+        Self::serve_forever_seeded(listener, None).await
+    }
+
+    /// [`KmsEmulator::serve_forever`] with derived key material (see [`KmsEmulator::set_seed`]).
+    pub async fn serve_forever_seeded(
+        listener: tokio::net::TcpListener,
+        seed: Option<String>,
+    ) -> io::Result<()> {
+        let state = new_state();
+        lock(&state).seed = seed;
+        axum::serve(listener, app(state)).await
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -173,6 +196,15 @@ impl KmsEmulator {
                 status,
                 retry_after,
             });
+        }
+    }
+
+    /// Holds the next `count` KMS method calls for `delay` before answering, to make
+    /// client timeouts fire.
+    pub fn delay_next(&self, count: usize, delay: std::time::Duration) {
+        let mut state = lock(&self.state);
+        for _ in 0..count {
+            state.delays.push_back(delay);
         }
     }
 
@@ -241,7 +273,19 @@ fn app(state: Shared) -> Router {
     Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let state = state.clone();
-            async move { handle(&state, &method, &uri, &headers, &body) }
+            async move {
+                record(&state, &method, &uri, &headers, &body);
+                let is_kms_call = uri.path().starts_with("/v1/") && uri.path().contains(':');
+                let delay = if is_kms_call {
+                    lock(&state).delays.pop_front()
+                } else {
+                    None
+                };
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                handle(&state, &method, &uri, &headers, &body)
+            }
         },
     )
 }
@@ -265,6 +309,23 @@ fn api_error(status: StatusCode, code: &'static str, message: &str) -> ApiError 
         code,
         message: message.to_string(),
     }
+}
+
+/// Records a request on arrival, so calls a client abandons (timeouts) still count.
+fn record(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = uri.path();
+    lock(state).requests.push(RecordedRequest {
+        method: method.to_string(),
+        path: uri
+            .path_and_query()
+            .map_or_else(|| path.to_string(), |pq| pq.to_string()),
+        authorization,
+        body: String::from_utf8_lossy(body).into_owned(),
+    });
 }
 
 fn google_error(status: StatusCode, code_name: &str, message: &str) -> Response {
@@ -306,14 +367,6 @@ fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    lock(state).requests.push(RecordedRequest {
-        method: method.to_string(),
-        path: uri
-            .path_and_query()
-            .map_or_else(|| path.to_string(), |pq| pq.to_string()),
-        authorization: authorization.clone(),
-        body: String::from_utf8_lossy(body).into_owned(),
-    });
 
     if path == "/token" && method == Method::POST {
         return token_response(state);
@@ -427,7 +480,8 @@ fn handle(
                     &format!("CryptoKey {name} already exists."),
                 );
             }
-            guard.keys.insert(name.clone(), random_key());
+            let material = key_material(guard.seed.as_deref(), &name);
+            guard.keys.insert(name.clone(), material);
             axum::Json(key_resource(&name)).into_response()
         }
         (
@@ -505,6 +559,21 @@ fn token_response(state: &Shared) -> Response {
         .into_response()
 }
 
+/// Random material, or SHA-256(seed, 0, key name) for a seeded emulator.
+fn key_material(seed: Option<&str>, key_name: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    match seed {
+        Some(seed) => {
+            let mut h = sha2::Sha256::new();
+            h.update(seed.as_bytes());
+            h.update([0u8]);
+            h.update(key_name.as_bytes());
+            h.finalize().into()
+        }
+        None => random_key(),
+    }
+}
+
 fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     // The emulator is test-only; an all-zero key on RNG failure still round-trips.
@@ -562,7 +631,7 @@ fn key_for(state: &Shared, name: &str, permission: &str) -> Result<(String, [u8;
             &format!("{key_name} not found."),
         ));
     }
-    let material = random_key();
+    let material = key_material(guard.seed.as_deref(), key_name);
     guard.keys.insert(key_name.to_string(), material);
     Ok((key_name.to_string(), material))
 }

@@ -1,0 +1,158 @@
+//! Unified diffs of a plan, one per object. Secret values arrive already masked by the
+//! plan; this module only formats.
+
+use similar::TextDiff;
+
+use super::apply::{Plan, PlanAction};
+
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const CYAN: &str = "\x1b[36m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// A unified diff per created, changed, replaced or pruned object (unchanged objects are
+/// left out; refused objects show the server's reason). ANSI colours when `color`.
+pub fn render_diff(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    for entry in &plan.entries {
+        let label = match entry.action {
+            PlanAction::Unchanged => continue,
+            PlanAction::Create => "new",
+            PlanAction::Update => "changed",
+            PlanAction::Replace => "replaced (delete and re-create)",
+            PlanAction::Prune => "pruned",
+            PlanAction::Error => "error",
+        };
+        let header = format!("{} ({label})", entry.object);
+        if color {
+            out.push_str(&format!("{BOLD}{header}{RESET}\n"));
+        } else {
+            out.push_str(&header);
+            out.push('\n');
+        }
+        if let Some(error) = &entry.error {
+            out.push_str(&format!("  {error}\n"));
+            continue;
+        }
+        let old = entry.old.as_ref().map(to_yaml).unwrap_or_default();
+        let new = entry.new.as_ref().map(to_yaml).unwrap_or_default();
+        let (a, b) = (
+            if entry.old.is_some() {
+                format!("live/{}", entry.object)
+            } else {
+                "/dev/null".to_owned()
+            },
+            if entry.new.is_some() {
+                format!("new/{}", entry.object)
+            } else {
+                "/dev/null".to_owned()
+            },
+        );
+        let diff = TextDiff::from_lines(&old, &new);
+        let text = diff
+            .unified_diff()
+            .context_radius(3)
+            .header(&a, &b)
+            .to_string();
+        for line in text.lines() {
+            if color {
+                let paint = if line.starts_with("+++") || line.starts_with("---") {
+                    BOLD
+                } else if line.starts_with('+') {
+                    GREEN
+                } else if line.starts_with('-') {
+                    RED
+                } else if line.starts_with("@@") {
+                    CYAN
+                } else {
+                    ""
+                };
+                if paint.is_empty() {
+                    out.push_str(line);
+                } else {
+                    out.push_str(&format!("{paint}{line}{RESET}"));
+                }
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn to_yaml(value: &serde_json::Value) -> String {
+    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# unprintable: {e}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ObjectRef, PlanEntry};
+    use serde_json::json;
+
+    fn entry(
+        action: PlanAction,
+        old: Option<serde_json::Value>,
+        new: Option<serde_json::Value>,
+    ) -> PlanEntry {
+        PlanEntry {
+            object: ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("staging".into()),
+                name: "cfg".into(),
+            },
+            action,
+            old,
+            new,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn diff_shows_changed_lines_and_skips_unchanged_objects() {
+        let plan = Plan {
+            entries: vec![
+                entry(
+                    PlanAction::Update,
+                    Some(json!({"data": {"a": "1"}})),
+                    Some(json!({"data": {"a": "2"}})),
+                ),
+                entry(
+                    PlanAction::Unchanged,
+                    Some(json!({"data": {"b": "1"}})),
+                    Some(json!({"data": {"b": "1"}})),
+                ),
+            ],
+        };
+        let text = render_diff(&plan, false);
+        assert_eq!(
+            text,
+            "ConfigMap staging/cfg (changed)\n--- live/ConfigMap staging/cfg\n+++ new/ConfigMap staging/cfg\n@@ -1,2 +1,2 @@\n data:\n-  a: '1'\n+  a: '2'\n"
+        );
+        let colored = render_diff(&plan, true);
+        assert!(colored.contains("\x1b[31m-  a: '1'\x1b[0m"));
+        assert!(colored.contains("\x1b[32m+  a: '2'\x1b[0m"));
+    }
+
+    #[test]
+    fn pruned_objects_diff_against_nothing() {
+        let plan = Plan {
+            entries: vec![entry(
+                PlanAction::Prune,
+                Some(json!({"data": {"a": "1"}})),
+                None,
+            )],
+        };
+        let text = render_diff(&plan, false);
+        assert!(
+            text.starts_with(
+                "ConfigMap staging/cfg (pruned)\n--- live/ConfigMap staging/cfg\n+++ /dev/null\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("-  a: '1'"));
+    }
+}

@@ -1,0 +1,197 @@
+//! The inventory: one ConfigMap per target (`lookctl-inventory-<target>`) recording the
+//! set of objects the last deploy applied, with commit, time and identity. Pruning only
+//! ever deletes objects named here.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
+use serde_json::{Value, json};
+
+use super::error::ClusterError;
+use super::object::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TARGET, ObjectRef};
+use super::retry::Failure;
+use super::{ClusterClient, Progress};
+
+/// What the last deploy of a target recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Inventory {
+    pub target: String,
+    pub project: String,
+    pub commit: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Who deployed (a user or a CI identity).
+    pub identity: String,
+    pub objects: Vec<ObjectRef>,
+}
+
+/// Name of the inventory ConfigMap of a target.
+pub fn inventory_name(target: &str) -> String {
+    format!("lookctl-inventory-{target}")
+}
+
+fn configmap_resource() -> ApiResource {
+    ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
+}
+
+impl Inventory {
+    pub(crate) fn to_configmap(&self, namespace: &str) -> Value {
+        let objects = serde_json::to_string_pretty(&self.objects).unwrap_or_default();
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": inventory_name(&self.target),
+                "namespace": namespace,
+                "labels": {
+                    LABEL_MANAGED_BY: "lookctl",
+                    LABEL_TARGET: self.target,
+                },
+            },
+            "data": {
+                "target": self.target,
+                "project": self.project,
+                "commit": self.commit,
+                "time": self.time,
+                "identity": self.identity,
+                "objects": objects,
+            }
+        })
+    }
+
+    pub(crate) fn from_configmap(
+        value: &Value,
+        namespace: &str,
+        target: &str,
+    ) -> Result<Inventory, ClusterError> {
+        let bad = |reason: String| ClusterError::Inventory {
+            namespace: namespace.to_owned(),
+            name: inventory_name(target),
+            reason,
+        };
+        let data: BTreeMap<String, String> = value
+            .get("data")
+            .map(|d| serde_json::from_value(d.clone()))
+            .transpose()
+            .map_err(|e| bad(format!("data is not a string map: {e}")))?
+            .unwrap_or_default();
+        let get = |k: &str| data.get(k).cloned().unwrap_or_default();
+        let objects: Vec<ObjectRef> = match data.get("objects") {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| bad(format!("data.objects is not a list of objects: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Inventory {
+            target: target.to_owned(),
+            project: get("project"),
+            commit: get("commit"),
+            time: get("time"),
+            identity: get("identity"),
+            objects,
+        })
+    }
+}
+
+/// Reads the inventory of a target; `None` when it was never deployed.
+pub(crate) async fn read(
+    client: &ClusterClient,
+    target: &str,
+    namespace: &str,
+    progress: &dyn Progress,
+) -> Result<Option<Inventory>, ClusterError> {
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(client.client.clone(), namespace, &configmap_resource());
+    let name = inventory_name(target);
+    let id = inventory_ref(target, namespace);
+    match client
+        .call(Some(&id), progress, || api.get_opt(&name))
+        .await
+    {
+        Ok(Some(cm)) => {
+            let value = serde_json::to_value(&cm).map_err(|e| ClusterError::Inventory {
+                namespace: namespace.to_owned(),
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+            Inventory::from_configmap(&value, namespace, target).map(Some)
+        }
+        Ok(None) | Err(Failure::NotFound) => Ok(None),
+        Err(f) => Err(ClusterError::Object {
+            object: id,
+            error: f.into_object_error(),
+        }),
+    }
+}
+
+pub(crate) fn inventory_ref(target: &str, namespace: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".to_owned(),
+        kind: "ConfigMap".to_owned(),
+        namespace: Some(namespace.to_owned()),
+        name: inventory_name(target),
+    }
+}
+
+/// Records the inventory (server-side apply, forced: lookctl owns this object).
+pub(crate) async fn write(
+    client: &ClusterClient,
+    inventory: &Inventory,
+    namespace: &str,
+    progress: &dyn Progress,
+) -> Result<(), ClusterError> {
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(client.client.clone(), namespace, &configmap_resource());
+    let body = inventory.to_configmap(namespace);
+    let name = inventory_name(&inventory.target);
+    let id = inventory_ref(&inventory.target, namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    client
+        .call(Some(&id), progress, || api.patch(&name, &params, &patch))
+        .await
+        .map_err(|f| ClusterError::Object {
+            object: id,
+            error: f.into_object_error(),
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_round_trips_through_its_configmap() {
+        let inv = Inventory {
+            target: "staging".into(),
+            project: "shop".into(),
+            commit: "abc123".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            identity: "alice".into(),
+            objects: vec![ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: Some("staging".into()),
+                name: "web".into(),
+            }],
+        };
+        let cm = inv.to_configmap("staging");
+        assert_eq!(cm["metadata"]["name"], "lookctl-inventory-staging");
+        let back = Inventory::from_configmap(&cm, "staging", "staging").expect("parses");
+        assert_eq!(back, inv);
+    }
+
+    #[test]
+    fn malformed_inventory_names_the_configmap() {
+        let cm = json!({"data": {"objects": "not json"}});
+        let err = Inventory::from_configmap(&cm, "ns", "prod")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("inventory ConfigMap ns/lookctl-inventory-prod is malformed"),
+            "{err}"
+        );
+    }
+}

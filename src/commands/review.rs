@@ -1,0 +1,361 @@
+//! `lookctl review up|down|list|gc`: per-commit review environments, each one namespace
+//! whose labels and annotations record the commit, times, TTL and pin.
+//!
+//! The decisions are the review module's (pure, clock passed in); this file fetches what
+//! they need from the cluster, checks the image in the registry, renders, and carries the
+//! decisions out through the cluster module — in the order that keeps the cap under
+//! concurrent `up`s (a per-project Lease around the decision) and keeps `gc` away from an
+//! environment that is being deployed (its namespace is stamped before anything else).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cli::{OutputFormat, ReviewUpArgs};
+use crate::cluster::{self, ApplyOptions, ClusterClient, NoProgress};
+use crate::deploy;
+use crate::registry::{self, Credentials, ImageRef, RegistryClient};
+use crate::review::{self, ReviewEnv, ReviewName, UpPlan};
+use crate::settings::ReviewSettings;
+use crate::ui::{ProgressPrinter, Ui};
+
+/// How long a namespace may take to disappear.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long `up` waits for another `up`/`gc` of the project to finish its decision.
+const CAP_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The name of the Lease that serialises the decisions of one project's `up` and `gc`.
+fn cap_lock_target(project: &str) -> String {
+    format!("review-{project}")
+}
+
+pub fn up(settings: &ReviewSettings, args: &ReviewUpArgs, ui: &Ui) -> Result<()> {
+    let name = ReviewName::resolve(
+        &settings.review,
+        &settings.project,
+        &settings.template_vars,
+        &settings.config_path,
+    )?;
+    if !args.skip_image_check {
+        check_image(settings, &name, ui)?;
+    }
+    let objects = deploy::render(&deploy::RenderRequest {
+        dir: &settings.review.overlay,
+        template_vars: Some(&settings.template_vars),
+        secrets: &settings.secrets,
+    })?;
+    runtime()?.block_on(up_cluster(settings, args, &name, &objects, ui))
+}
+
+/// The image `[project] image` names at this commit (its tag defaults to COMMIT_SHA).
+fn check_image(settings: &ReviewSettings, name: &ReviewName, ui: &Ui) -> Result<()> {
+    let Some(template) = &settings.image else {
+        return Ok(());
+    };
+    let templater = crate::render::Templater::new(settings.template_vars.clone());
+    let rendered = templater
+        .render(&settings.config_path, template)
+        .map(|s| crate::render::template::substitute(&s).into_owned())?;
+    let has_tag = rendered.contains('@')
+        || rendered
+            .rsplit_once('/')
+            .map_or(rendered.as_str(), |(_, last)| last)
+            .contains(':');
+    let image = if has_tag {
+        ImageRef::parse(&rendered)?
+    } else {
+        ImageRef::with_tag(&rendered, &name.sha)?
+    };
+    let credentials = registry_credentials(settings, &image);
+    let client = RegistryClient::new(registry::Options::default())?;
+    let manifest = client.require_image(&image, &credentials)?;
+    ui.note(&format!(
+        "image {image} exists{}",
+        manifest
+            .digest
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// Credentials for the registry: `~/.docker/config.json` when it has some for it, and a
+/// Google access token (Application Default Credentials) for Google's registries.
+fn registry_credentials(settings: &ReviewSettings, image: &ImageRef) -> Credentials {
+    let docker = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
+        .map(|d| d.join("config.json"));
+    let mut credentials = docker
+        .and_then(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            Credentials::from_docker_config(&text, &path, image)
+                .ok()
+                .flatten()
+        })
+        .unwrap_or_else(Credentials::anonymous);
+    if image.is_google() {
+        let sources = settings.secrets.kms_config().credentials;
+        credentials = credentials.with_google(move || -> Result<String, registry::TokenError> {
+            let http = reqwest::blocking::Client::new();
+            crate::secrets::gcp_kms::credentials::TokenProvider::new(sources.clone(), http)
+                .token()
+                .map_err(|e| Box::new(e) as registry::TokenError)
+        });
+    }
+    credentials
+}
+
+async fn connect(settings: &ReviewSettings) -> Result<ClusterClient> {
+    Ok(ClusterClient::connect(settings.kubeconfig.as_deref(), &settings.context).await?)
+}
+
+/// The project's review environments as their namespaces record them.
+async fn environments(client: &ClusterClient, project: &str) -> Result<Vec<ReviewEnv>> {
+    let namespaces = cluster::list_namespaces(client, &review::label_selector(project)).await?;
+    Ok(namespaces
+        .iter()
+        // Terminating namespaces are on their way out; they do not count against the cap.
+        .filter(|ns| ns.pointer("/status/phase").and_then(|p| p.as_str()) != Some("Terminating"))
+        .filter_map(|ns| ReviewEnv::from_namespace(ns).ok())
+        .collect())
+}
+
+async fn up_cluster(
+    settings: &ReviewSettings,
+    args: &ReviewUpArgs,
+    name: &ReviewName,
+    objects: &[serde_yaml::Value],
+    ui: &Ui,
+) -> Result<()> {
+    let client = connect(settings).await?;
+    let ttl = args.ttl.unwrap_or(settings.review.ttl);
+    let pin = match (args.pin, args.unpin) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let lock_namespace = client.default_namespace().to_owned();
+    let lock = cluster::acquire_lock_with(
+        &client,
+        &cap_lock_target(&settings.project),
+        &lock_namespace,
+        &settings.identity,
+        CAP_LOCK_WAIT,
+        cluster::LockOptions::default(),
+        &NoProgress,
+    )
+    .await?;
+    // The lock covers the decision, the stamp and the apply, so a concurrent `up` never
+    // evicts an environment whose objects are still being applied.
+    let progress = ProgressPrinter::new(ui, objects.len());
+    let applied = async {
+        decide_and_stamp(settings, &client, name, ttl, pin, ui).await?;
+        let options = ApplyOptions {
+            target: name.namespace.clone(),
+            project: settings.project.clone(),
+            namespace_default: Some(name.namespace.clone()),
+            commit: name.sha.clone(),
+            identity: settings.identity.clone(),
+            ..ApplyOptions::default()
+        };
+        anyhow::Ok(cluster::apply(&client, objects, &options, &progress).await?)
+    }
+    .await;
+    let _ = lock.release().await;
+    let report = applied?;
+    let wait = if args.no_wait || !report.failures().is_empty() {
+        None
+    } else {
+        Some(cluster::wait(&client, &report.applied(), args.timeout, &progress).await?)
+    };
+    progress.finish();
+    report.check()?;
+    if let Some(w) = &wait {
+        w.check()?;
+    }
+    ui.note(&format!(
+        "review environment for {} is up in namespace {}",
+        &name.sha[..name.sha.len().min(7)],
+        name.namespace
+    ));
+    if let Some(url) = &name.url {
+        ui.out(&format!("{url}\n"))?;
+    }
+    Ok(())
+}
+
+/// Under the project's lock: decide, evict, and stamp the namespace (creating it).
+async fn decide_and_stamp(
+    settings: &ReviewSettings,
+    client: &ClusterClient,
+    name: &ReviewName,
+    ttl: Duration,
+    pin: Option<bool>,
+    ui: &Ui,
+) -> Result<()> {
+    let existing = environments(client, &settings.project).await?;
+    let plan = review::plan_up(&existing, name, settings.now, ttl, settings.review.max_envs)
+        .into_result()?;
+    let previous = match &plan {
+        UpPlan::Update { current, .. } => Some(current.clone()),
+        UpPlan::Create { evict, .. } => {
+            for env in evict {
+                ui.note(&format!(
+                    "evicting review environment {} ({}; least recently deployed) to stay within max_envs = {}",
+                    env.namespace,
+                    env.short_sha(),
+                    settings.review.max_envs
+                ));
+                cluster::delete_namespace(client, &env.namespace, DELETE_TIMEOUT).await?;
+            }
+            None
+        }
+        UpPlan::RefuseAllPinned { .. } => None,
+    };
+    if previous.is_none()
+        && let Some(ns) = cluster::get_namespace(client, &name.namespace).await?
+    {
+        ReviewEnv::check_owner(&ns, &settings.project)?;
+    }
+    let env = ReviewEnv::deployed(
+        name,
+        previous.as_ref(),
+        &review::Deploy {
+            now: settings.now,
+            ttl,
+            deployed_by: Some(&settings.identity),
+            pin,
+        },
+    );
+    cluster::apply_namespace(client, &env.to_namespace()).await?;
+    Ok(())
+}
+
+pub fn down(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
+    let Some(sha) = settings.template_vars.get("COMMIT_SHA").cloned() else {
+        return Err(review::ReviewError::MissingSha.into());
+    };
+    runtime()?.block_on(async {
+        let client = connect(settings).await?;
+        let existing = environments(&client, &settings.project).await?;
+        let Some(env) = existing.iter().find(|e| e.matches_sha(&sha)) else {
+            bail!(
+                "no review environment of project `{}` for commit {} (see `lookctl review list`)",
+                settings.project,
+                &sha[..sha.len().min(7)]
+            );
+        };
+        ui.note(&format!("deleting namespace {} ...", env.namespace));
+        cluster::delete_namespace(&client, &env.namespace, DELETE_TIMEOUT).await?;
+        ui.note(&format!("review environment {} deleted", env.namespace));
+        Ok(())
+    })
+}
+
+pub fn list(settings: &ReviewSettings, output: OutputFormat, ui: &Ui) -> Result<()> {
+    let entries = runtime()?.block_on(async {
+        let client = connect(settings).await?;
+        let mut entries = Vec::new();
+        for env in environments(&client, &settings.project).await? {
+            let health = match cluster::status(&client, &env.namespace, Some(&env.namespace)).await
+            {
+                Ok(report) if report.inventory.is_none() => Some("not deployed".to_owned()),
+                Ok(report) if report.healthy() => Some("Ready".to_owned()),
+                Ok(report) => Some(format!(
+                    "Degraded: {}",
+                    report
+                        .workloads
+                        .iter()
+                        .filter(|w| !matches!(w.health, Some(cluster::Health::Ready)))
+                        .map(|w| w.object.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Err(e) => Some(format!("unknown: {e}")),
+            };
+            entries.push(review::ListEntry { env, health });
+        }
+        anyhow::Ok(entries)
+    })?;
+    match output {
+        OutputFormat::Human => ui.out(&review::format_table(&entries, settings.now))?,
+        OutputFormat::Json => ui.out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&review::list_items(&entries, settings.now))?
+        ))?,
+    }
+    Ok(())
+}
+
+pub fn gc(settings: &ReviewSettings, dry_run: bool, ui: &Ui) -> Result<()> {
+    runtime()?.block_on(async {
+        let client = connect(settings).await?;
+        let candidates = review::plan_gc(
+            &environments(&client, &settings.project).await?,
+            settings.now,
+        );
+        if candidates.is_empty() {
+            ui.note("no expired review environments");
+            return Ok(());
+        }
+        if dry_run {
+            for env in &candidates {
+                ui.out(&format!(
+                    "would delete {} ({})\n",
+                    env.namespace,
+                    env.short_sha()
+                ))?;
+            }
+            return Ok(());
+        }
+        // The same lock as `up`'s decision, and a fresh read of each candidate: an
+        // environment deployed since the list was taken is not collected.
+        let lock = cluster::acquire_lock_with(
+            &client,
+            &cap_lock_target(&settings.project),
+            client.default_namespace(),
+            &settings.identity,
+            CAP_LOCK_WAIT,
+            cluster::LockOptions::default(),
+            &NoProgress,
+        )
+        .await?;
+        let mut result = Ok(());
+        for env in candidates {
+            let fresh = match cluster::get_namespace(&client, &env.namespace).await {
+                Ok(Some(ns)) => ReviewEnv::from_namespace(&ns).ok(),
+                Ok(None) => None,
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            };
+            let Some(fresh) = fresh else { continue };
+            if !review::is_collectable(&fresh, settings.now, review::DEFAULT_GC_GRACE) {
+                continue;
+            }
+            if let Err(e) =
+                cluster::delete_namespace(&client, &fresh.namespace, DELETE_TIMEOUT).await
+            {
+                result = Err(e.into());
+                break;
+            }
+            ui.out(&format!(
+                "deleted {} ({})\n",
+                fresh.namespace,
+                fresh.short_sha()
+            ))?;
+        }
+        let _ = lock.release().await;
+        result
+    })
+}

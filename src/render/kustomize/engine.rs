@@ -1,0 +1,990 @@
+//! The build itself: loading layers, accumulating resources, running generators and
+//! transformers in kustomize's order, then the top-level finishing steps.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::config::{FieldSpec, TransformerConfig, merge_one};
+use super::generators::{self, GeneratorArgs, KvLoader};
+use super::kustomization::Kustomization;
+use super::resource::{Behavior, Resource, scalar_string};
+use super::transformers::{self, Affix, ImageUpdater};
+use super::{KUSTOMIZATION_FILE_NAMES, KustomizeError, nameref, normalize, sort};
+use crate::render::source::{Document, EntryKind, Source};
+
+type IdSet = std::collections::HashSet<(super::resource::Gvk, String, String)>;
+
+/// Resources plus what travels with them up the layers.
+#[derive(Default)]
+pub struct Accumulator {
+    pub resources: Vec<Resource>,
+    pub config: Option<TransformerConfig>,
+    pub vars: Vec<Document>,
+}
+
+impl Accumulator {
+    pub fn config(&self) -> &TransformerConfig {
+        self.config
+            .as_ref()
+            .unwrap_or_else(|| TransformerConfig::defaults())
+    }
+
+    fn merge_config(&mut self, c: &TransformerConfig) {
+        match &mut self.config {
+            Some(mine) => mine.merge(c),
+            None => {
+                let mut d = TransformerConfig::defaults().clone();
+                d.merge(c);
+                self.config = Some(d);
+            }
+        }
+    }
+
+    /// The current ids, for [`Accumulator::append_all`].
+    fn id_set(&self) -> IdSet {
+        self.resources.iter().map(|r| r.cur_id().key()).collect()
+    }
+
+    /// Appends resources, refusing an id that is already there. `seen` holds the ids of
+    /// `self.resources` (kept by the caller so that a long `resources:` list stays linear).
+    fn append_all(
+        &mut self,
+        file: &Path,
+        more: Vec<Resource>,
+        seen: &mut IdSet,
+    ) -> Result<(), KustomizeError> {
+        for r in more {
+            let id = r.cur_id();
+            if !seen.insert(id.key()) {
+                return Err(KustomizeError::DuplicateId {
+                    file: file.to_owned(),
+                    id: id.to_string(),
+                });
+            }
+            self.resources.push(r);
+        }
+        Ok(())
+    }
+
+    /// kustomize's `appendReplaceOrMerge` for generated resources.
+    fn absorb(&mut self, res: Resource) -> Result<(), String> {
+        let id = res.cur_id();
+        let matches: Vec<usize> = self
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matches_any_id(&id))
+            .map(|(i, _)| i)
+            .collect();
+        match matches.as_slice() {
+            [] => match res.behavior {
+                Behavior::Merge | Behavior::Replace => {
+                    Err(format!("id {id} does not exist; cannot merge or replace"))
+                }
+                _ => {
+                    self.resources.push(res);
+                    Ok(())
+                }
+            },
+            [i] => {
+                let old = &self.resources[*i];
+                let mut res = res;
+                match res.behavior {
+                    Behavior::Replace | Behavior::Merge => {
+                        let merge_data = res.behavior == Behavior::Merge;
+                        copy_merge_meta(&mut res, old);
+                        if merge_data {
+                            for field in ["data", "binaryData"] {
+                                merge_string_map_field(&mut res.doc, &old.doc, field);
+                            }
+                        }
+                        self.resources[*i] = res;
+                        Ok(())
+                    }
+                    _ => Err(format!("id {id} exists; behavior must be merge or replace")),
+                }
+            }
+            _ => Err(format!(
+                "found multiple objects that could accept merge of {id}"
+            )),
+        }
+    }
+}
+
+fn map_of(doc: &Document, path: &[&str]) -> BTreeMap<String, String> {
+    super::resource::string_map(super::resource::get_at(doc, path))
+        .into_iter()
+        .collect()
+}
+
+fn set_string_map(doc: &mut Document, path: &[&str], m: BTreeMap<String, String>) {
+    let value = Document::Mapping(
+        m.into_iter()
+            .map(|(k, v)| (Document::String(k), Document::String(v)))
+            .collect(),
+    );
+    super::resource::set_at(doc, path, value);
+}
+
+fn copy_merge_meta(res: &mut Resource, old: &Resource) {
+    for field in ["labels", "annotations"] {
+        let mut merged = map_of(&old.doc, &["metadata", field]);
+        merged.extend(map_of(&res.doc, &["metadata", field]));
+        if !merged.is_empty() {
+            set_string_map(&mut res.doc, &["metadata", field], merged);
+        }
+    }
+    res.set_name(old.name());
+    let ns = old.namespace().to_owned();
+    if ns.is_empty() {
+        if let Some(Document::Mapping(m)) = res.doc.get_mut("metadata") {
+            m.remove("namespace");
+        }
+    } else {
+        res.set_namespace(&ns);
+    }
+    res.prev = old.prev.clone();
+    res.prefixes = old.prefixes.clone();
+    res.suffixes = old.suffixes.clone();
+    res.needs_hash = old.needs_hash && res.needs_hash;
+    res.behavior = old.behavior;
+    res.ref_vars = old.ref_vars.clone();
+    if old.origin.is_some() {
+        res.origin = old.origin.clone();
+    }
+}
+
+fn merge_string_map_field(doc: &mut Document, old: &Document, field: &str) {
+    let mut merged = map_of(old, &[field]);
+    merged.extend(map_of(doc, &[field]));
+    if !merged.is_empty() {
+        set_string_map(doc, &[field], merged);
+    }
+}
+
+/// The state of one build.
+pub struct Ctx<'a> {
+    pub source: &'a dyn Source,
+    stack: Vec<PathBuf>,
+    /// Whether origins are tracked (the top kustomization has `buildMetadata`).
+    track_origin: bool,
+}
+
+pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, KustomizeError> {
+    let mut ctx = Ctx {
+        source,
+        stack: Vec::new(),
+        track_origin: false,
+    };
+    let k = ctx.load_kustomization(dir, Path::new(""))?;
+    let mut origin_annotations = false;
+    let mut managed_by = false;
+    for m in &k.build_metadata {
+        match m.as_str() {
+            "originAnnotations" => origin_annotations = true,
+            "managedByLabel" => managed_by = true,
+            "transformerAnnotations" => {
+                return Err(KustomizeError::Unsupported {
+                    file: k.file.clone(),
+                    field: "buildMetadata (transformerAnnotations)".into(),
+                });
+            }
+            other => return Err(k.invalid("buildMetadata", format!("unknown option {other:?}"))),
+        }
+    }
+    ctx.track_origin = !k.build_metadata.is_empty();
+    ctx.stack.push(dir.to_owned());
+    let mut ra = ctx.accumulate_target(&k, Accumulator::default())?;
+    ctx.stack.pop();
+    let fail = |field: &str, e: String| k.invalid(field, e);
+
+    // Hash suffixes, once, at the top.
+    for r in ra.resources.iter_mut() {
+        if r.needs_hash {
+            let h = generators::hash_suffix(&r.doc).map_err(|e| fail("configMapGenerator", e))?;
+            r.store_previous_id();
+            let name = format!("{}-{}", r.name(), h);
+            r.set_name(&name);
+        }
+    }
+    let config = ra.config().clone();
+    nameref::fix(&mut ra.resources, &config.name_reference)
+        .map_err(|e| fail("(name references)", e))?;
+    if !ra.vars.is_empty() {
+        super::engine_vars::resolve(&mut ra.resources, &ra.vars, &config.var_reference)
+            .map_err(|e| fail("vars", e))?;
+    }
+    sort_output(&k, &mut ra.resources)?;
+    for r in ra.resources.iter_mut() {
+        if managed_by {
+            super::resource::set_at(
+                &mut r.doc,
+                &["metadata", "labels", "app.kubernetes.io/managed-by"],
+                Document::String("kustomize-(devel)".into()),
+            );
+        }
+        if origin_annotations && let Some(o) = r.origin.take() {
+            super::resource::set_at(
+                &mut r.doc,
+                &["metadata", "annotations", "config.kubernetes.io/origin"],
+                Document::String(o),
+            );
+        }
+    }
+    let mut out: Vec<Document> = ra.resources.into_iter().map(|r| r.doc).collect();
+    for d in out.iter_mut() {
+        stringify_annotations(d);
+        normalize_document(d);
+    }
+    Ok(out)
+}
+
+fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
+    let defaults = || {
+        (
+            sort::DEFAULT_FIRST
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            sort::DEFAULT_LAST
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let Some(opts) = &k.sort_options else {
+        let (f, l) = defaults();
+        sort::legacy(resources, &f, &l);
+        return Ok(());
+    };
+    let order = opts.get("order").and_then(Document::as_str).unwrap_or("");
+    match order {
+        "fifo" => Ok(()),
+        "legacy" => {
+            let (mut f, mut l) = defaults();
+            if let Some(lo) = opts.get("legacySortOptions") {
+                let list = |key: &str| -> Vec<String> {
+                    match lo.get(key) {
+                        Some(Document::Sequence(s)) => s.iter().filter_map(scalar_string).collect(),
+                        _ => Vec::new(),
+                    }
+                };
+                f = list("orderFirst");
+                l = list("orderLast");
+            }
+            sort::legacy(resources, &f, &l);
+            Ok(())
+        }
+        other => Err(k.invalid("sortOptions", format!("unknown order {other:?}"))),
+    }
+}
+
+/// kustomize rewrites every non-empty annotation map through a string map at the end
+/// (removing its build annotations), so annotation values always come out as strings.
+fn stringify_annotations(d: &mut Document) {
+    if let Some(Document::Mapping(m)) = d.get_mut("metadata").and_then(|m| m.get_mut("annotations"))
+        && !m.is_empty()
+    {
+        for v in m.values_mut() {
+            if !v.is_string() {
+                *v = Document::String(scalar_string(v).unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// Normalises values the way kustomize's JSON round trip does: mapping keys sorted,
+/// integral floats written as integers.
+fn normalize_document(d: &mut Document) {
+    match d {
+        Document::Mapping(m) => {
+            for v in m.values_mut() {
+                normalize_document(v);
+            }
+            let mut entries: Vec<(Document, Document)> = std::mem::take(m).into_iter().collect();
+            entries.sort_by_cached_key(|a| key_text(&a.0));
+            *m = entries.into_iter().collect();
+        }
+        Document::Sequence(s) => s.iter_mut().for_each(normalize_document),
+        Document::Number(n) => {
+            if let Some(f) = n.as_f64()
+                && !n.is_i64()
+                && !n.is_u64()
+                && f.fract() == 0.0
+                && f.abs() < 1e21
+            {
+                if f >= 0.0 && f <= u64::MAX as f64 {
+                    *d = Document::Number((f as u64).into());
+                } else if f >= i64::MIN as f64 {
+                    *d = Document::Number((f as i64).into());
+                }
+            }
+        }
+        Document::Tagged(t) => normalize_document(&mut t.value),
+        _ => {}
+    }
+}
+
+fn key_text(k: &Document) -> String {
+    scalar_string(k).unwrap_or_default()
+}
+
+impl Ctx<'_> {
+    fn load_kustomization(
+        &self,
+        dir: &Path,
+        origin: &Path,
+    ) -> Result<Kustomization, KustomizeError> {
+        let file = KUSTOMIZATION_FILE_NAMES
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|p| self.source.kind(p) == Some(EntryKind::File))
+            .ok_or_else(|| KustomizeError::NoKustomization {
+                dir: dir.to_owned(),
+            })?;
+        let mut docs = self.source.read_yaml(&file)?;
+        let doc = if docs.is_empty() {
+            Document::Null
+        } else {
+            docs.swap_remove(0)
+        };
+        let mut k = Kustomization::parse(&file, &doc)?;
+        k.origin = origin.to_owned();
+        Ok(k)
+    }
+
+    /// A file path named by `field` of `k`, checked to exist inside `k`'s directory.
+    pub fn file_in(
+        &self,
+        k: &Kustomization,
+        field: &str,
+        entry: &str,
+    ) -> Result<PathBuf, KustomizeError> {
+        let path = normalize(&k.dir.join(entry));
+        if !path.starts_with(&k.dir) {
+            return Err(KustomizeError::OutsideRoot {
+                file: k.file.clone(),
+                field: field.to_owned(),
+                entry: entry.to_owned(),
+                path,
+                root: k.dir.clone(),
+            });
+        }
+        match self.source.kind(&path) {
+            Some(EntryKind::File) => Ok(path),
+            // An input that exists only in encrypted form (`X.enc`), read through the hook.
+            None if self.source.can_provide(&path) => Ok(path),
+            _ => Err(KustomizeError::Missing {
+                file: k.file.clone(),
+                field: field.to_owned(),
+                entry: entry.to_owned(),
+                path,
+            }),
+        }
+    }
+
+    /// Parses the objects of a resource file (Lists expanded, as kustomize does).
+    pub fn read_objects(
+        &self,
+        k: &Kustomization,
+        path: &Path,
+    ) -> Result<Vec<Resource>, KustomizeError> {
+        let docs = self.source.read_yaml(path)?;
+        objects_from_docs(path, docs).map_err(|e| KustomizeError::Invalid {
+            file: k.file.clone(),
+            field: "resources".into(),
+            message: e,
+        })
+    }
+
+    fn accumulate_resources(
+        &mut self,
+        k: &Kustomization,
+        ra: &mut Accumulator,
+        entries: &[String],
+        field: &str,
+    ) -> Result<(), KustomizeError> {
+        let mut seen = ra.id_set();
+        for entry in entries {
+            if entry.contains("://")
+                || entry.starts_with("git@")
+                || entry.starts_with("github.com/")
+            {
+                return Err(KustomizeError::Unsupported {
+                    file: k.file.clone(),
+                    field: format!("{field} (remote `{entry}`)"),
+                });
+            }
+            let path = normalize(&k.dir.join(entry));
+            match self.source.kind(&path) {
+                Some(EntryKind::File) => {
+                    if !path.starts_with(&k.dir) {
+                        return Err(KustomizeError::OutsideRoot {
+                            file: k.file.clone(),
+                            field: field.to_owned(),
+                            entry: entry.clone(),
+                            path,
+                            root: k.dir.clone(),
+                        });
+                    }
+                    let mut objs = self.read_objects(k, &path)?;
+                    if self.track_origin {
+                        let o = normalize(&k.origin.join(entry));
+                        for r in objs.iter_mut() {
+                            r.origin = Some(format!("path: {}\n", o.display()));
+                        }
+                    }
+                    ra.append_all(&k.file, objs, &mut seen)?;
+                }
+                Some(EntryKind::Dir) => {
+                    let sub = self.accumulate_dir(k, &path, &k.origin.join(entry))?;
+                    merge_accumulator(k, ra, sub, &mut seen)?;
+                }
+                None => {
+                    return Err(KustomizeError::Missing {
+                        file: k.file.clone(),
+                        field: field.to_owned(),
+                        entry: entry.clone(),
+                        path,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self, k: &Kustomization, dir: &Path) -> Result<(), KustomizeError> {
+        if self.stack.iter().any(|d| d == dir) {
+            return Err(KustomizeError::Cycle {
+                file: k.file.clone(),
+                dir: dir.to_owned(),
+            });
+        }
+        self.stack.push(dir.to_owned());
+        Ok(())
+    }
+
+    fn accumulate_dir(
+        &mut self,
+        parent: &Kustomization,
+        dir: &Path,
+        origin: &Path,
+    ) -> Result<Accumulator, KustomizeError> {
+        self.enter(parent, dir)?;
+        let sub = self.load_kustomization(dir, &normalize(origin))?;
+        if sub.is_component {
+            return Err(parent.invalid(
+                "resources",
+                format!("expected kind != 'Component' for path '{}'", dir.display()),
+            ));
+        }
+        let out = self.accumulate_target(&sub, Accumulator::default());
+        self.stack.pop();
+        out
+    }
+
+    fn accumulate_target(
+        &mut self,
+        k: &Kustomization,
+        mut ra: Accumulator,
+    ) -> Result<Accumulator, KustomizeError> {
+        self.accumulate_resources(k, &mut ra, &k.resources, "resources")?;
+        let mut layer_config = TransformerConfig::default();
+        for c in &k.configurations {
+            let path = self.file_in(k, "configurations", c)?;
+            for doc in self.source.read_yaml(&path)? {
+                let parsed = TransformerConfig::from_doc(&doc)
+                    .map_err(|e| k.invalid("configurations", format!("{c}: {e}")))?;
+                layer_config.merge(&parsed);
+            }
+        }
+        if !k.configurations.is_empty() || ra.config.is_some() {
+            ra.merge_config(&layer_config);
+        }
+        if !k.crds.is_empty() {
+            return Err(KustomizeError::Unsupported {
+                file: k.file.clone(),
+                field: "crds".into(),
+            });
+        }
+        self.run_generators(k, &mut ra)?;
+        for c in &k.components {
+            let path = normalize(&k.dir.join(c));
+            if self.source.kind(&path) != Some(EntryKind::Dir) {
+                return Err(KustomizeError::Missing {
+                    file: k.file.clone(),
+                    field: "components".into(),
+                    entry: c.clone(),
+                    path,
+                });
+            }
+            self.enter(k, &path)?;
+            let sub = self.load_kustomization(&path, &normalize(&k.origin.join(c)))?;
+            if !sub.is_component {
+                return Err(k.invalid(
+                    "components",
+                    format!(
+                        "expected kind 'Component' for path '{}' but got '{}'",
+                        path.display(),
+                        "Kustomization"
+                    ),
+                ));
+            }
+            let taken = std::mem::take(&mut ra);
+            let sub_ra = self.accumulate_target(&sub, taken)?;
+            self.stack.pop();
+            let mut seen = IdSet::new();
+            merge_accumulator(k, &mut ra, sub_ra, &mut seen)?;
+        }
+        self.run_transformers(k, &mut ra)?;
+        let mut vars = std::mem::take(&mut ra.vars);
+        super::engine_vars::merge(&mut ra.resources, &mut vars, &k.vars)
+            .map_err(|e| k.invalid("vars", e))?;
+        ra.vars = vars;
+        Ok(ra)
+    }
+
+    fn run_generators(
+        &mut self,
+        k: &Kustomization,
+        ra: &mut Accumulator,
+    ) -> Result<(), KustomizeError> {
+        let global = k.generator_options.as_ref();
+        for (field, list) in [
+            ("configMapGenerator", &k.config_map_generator),
+            ("secretGenerator", &k.secret_generator),
+        ] {
+            for args in list {
+                let mut args = args.clone();
+                args.options = std::mem::take(&mut args.options).merge_global(global);
+                let kind = if field == "secretGenerator" {
+                    "SecretGenerator"
+                } else {
+                    "ConfigMapGenerator"
+                };
+                self.generate_one(k, field, &args, ra, kind, None)?;
+            }
+        }
+        if !k.generators.is_empty() {
+            for (doc, field) in self.plugin_configs(k, "generators", &k.generators)? {
+                let kind = doc
+                    .get("kind")
+                    .and_then(Document::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                let args = match kind.as_str() {
+                    "ConfigMapGenerator" | "SecretGenerator" => {
+                        let gk = if kind == "SecretGenerator" {
+                            "Secret"
+                        } else {
+                            "ConfigMap"
+                        };
+                        generator_from_plugin(k, &field, gk, &doc)?
+                    }
+                    _ => {
+                        return Err(KustomizeError::Unsupported {
+                            file: k.file.clone(),
+                            field: format!("{field} (generator kind `{kind}`)"),
+                        });
+                    }
+                };
+                let name = doc
+                    .get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Document::as_str)
+                    .map(str::to_owned);
+                self.generate_one(k, &field, &args, ra, &kind, name)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn generate_one(
+        &mut self,
+        k: &Kustomization,
+        field: &str,
+        args: &GeneratorArgs,
+        ra: &mut Accumulator,
+        plugin_kind: &str,
+        plugin_name: Option<String>,
+    ) -> Result<(), KustomizeError> {
+        struct Ldr<'b, 'c> {
+            ctx: &'b Ctx<'c>,
+            k: &'b Kustomization,
+            field: &'b str,
+            err: Option<KustomizeError>,
+        }
+        impl KvLoader for Ldr<'_, '_> {
+            fn load(&mut self, path: &str) -> Result<Vec<u8>, String> {
+                let res = self
+                    .ctx
+                    .file_in(self.k, self.field, path)
+                    .and_then(|p| Ok(self.ctx.source.read_data(&p)?));
+                res.map_err(|e| {
+                    let msg = e.to_string();
+                    self.err = Some(e);
+                    msg
+                })
+            }
+        }
+        let mut ldr = Ldr {
+            ctx: self,
+            k,
+            field,
+            err: None,
+        };
+        let res = generators::generate(args, &mut ldr);
+        let mut res = match res {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(ldr.err.take().unwrap_or_else(|| {
+                    k.invalid(field, format!("{} {}: {e}", args.kind, args.name))
+                }));
+            }
+        };
+        if self.track_origin {
+            let file = k
+                .file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut o = format!(
+                "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {plugin_kind}\n",
+                normalize(&k.origin.join(file)).display()
+            );
+            if let Some(n) = plugin_name {
+                o.push_str(&format!("  name: {n}\n"));
+            }
+            res.origin = Some(o);
+        }
+        ra.absorb(res).map_err(|e| k.invalid(field, e))
+    }
+
+    /// The documents of `transformers:`/`generators:` entries: inline documents first,
+    /// then files and directories, as kustomize orders them.
+    fn plugin_configs(
+        &mut self,
+        k: &Kustomization,
+        field: &str,
+        entries: &[String],
+    ) -> Result<Vec<(Document, String)>, KustomizeError> {
+        let mut inline = Vec::new();
+        let mut paths = Vec::new();
+        for e in entries {
+            let parsed = crate::render::source::parse_yaml_stream(&k.file, e)
+                .ok()
+                .filter(|d| d.iter().any(Document::is_mapping));
+            match parsed {
+                Some(docs) => inline.extend(docs.into_iter().map(|d| (d, field.to_owned()))),
+                None => paths.push(e.clone()),
+            }
+        }
+        let mut sub = Accumulator::default();
+        self.accumulate_resources(k, &mut sub, &paths, field)?;
+        inline.extend(sub.resources.into_iter().map(|r| (r.doc, field.to_owned())));
+        Ok(inline)
+    }
+
+    fn run_transformers(
+        &mut self,
+        k: &Kustomization,
+        ra: &mut Accumulator,
+    ) -> Result<(), KustomizeError> {
+        let own = ra.config.take();
+        let result = self.run_transformers_with(k, &mut ra.resources, own.as_ref());
+        ra.config = own;
+        result
+    }
+
+    fn run_transformers_with(
+        &mut self,
+        k: &Kustomization,
+        res: &mut Vec<Resource>,
+        tc: Option<&TransformerConfig>,
+    ) -> Result<(), KustomizeError> {
+        let tc = tc.unwrap_or_else(|| TransformerConfig::defaults());
+        let err = |field: &'static str| move |e: String| k.invalid(field, e);
+
+        if !k.patches_strategic_merge.is_empty() {
+            self.patches_strategic_merge(
+                k,
+                res,
+                &k.patches_strategic_merge,
+                "patchesStrategicMerge",
+            )?;
+        }
+        for p in &k.patches {
+            self.patch(k, res, p, "patches")?;
+        }
+        transformers::namespace(res, &k.namespace, &tc.namespace, false, "")
+            .map_err(err("namespace"))?;
+        if !k.name_prefix.is_empty() {
+            transformers::affix(res, Affix::Prefix, &k.name_prefix, &tc.name_prefix)
+                .map_err(err("namePrefix"))?;
+        }
+        if !k.name_suffix.is_empty() {
+            transformers::affix(res, Affix::Suffix, &k.name_suffix, &tc.name_suffix)
+                .map_err(err("nameSuffix"))?;
+        }
+        for l in &k.labels {
+            let mut fss = l.fields.clone();
+            for fs in &tc.labels {
+                merge_one(&mut fss, fs.clone());
+            }
+            if l.include_selectors {
+                for fs in &tc.common_labels {
+                    merge_one(&mut fss, fs.clone());
+                }
+            } else {
+                if l.include_templates {
+                    for fs in &tc.template_labels {
+                        merge_one(&mut fss, fs.clone());
+                    }
+                }
+                merge_one(
+                    &mut fss,
+                    FieldSpec {
+                        gvk: Default::default(),
+                        path: "metadata/labels".into(),
+                        create: true,
+                    },
+                );
+            }
+            transformers::set_map_entries(res, &l.pairs, &fss).map_err(err("labels"))?;
+        }
+        transformers::set_map_entries(res, &k.common_labels, &tc.common_labels)
+            .map_err(err("commonLabels"))?;
+        transformers::set_map_entries(res, &k.common_annotations, &tc.common_annotations)
+            .map_err(err("commonAnnotations"))?;
+        for p in &k.patches_json6902 {
+            self.patch_json6902_entry(k, res, p, "patchesJson6902")?;
+        }
+        for (name, count) in &k.replicas {
+            transformers::replicas(res, name, *count, &tc.replicas).map_err(err("replicas"))?;
+        }
+        for img in &k.images {
+            ImageUpdater::new(img.clone())
+                .apply(res, &tc.images)
+                .map_err(err("images"))?;
+        }
+        if !k.replacements.is_empty() {
+            let reps = self.replacement_list(k, &k.replacements, "replacements")?;
+            super::engine_replacements::apply(res, &reps).map_err(err("replacements"))?;
+        }
+        if !k.transformers.is_empty() {
+            for (doc, field) in self.plugin_configs(k, "transformers", &k.transformers)? {
+                self.run_builtin_transformer(k, &field, &doc, res)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn run_builtin_transformer(
+        &mut self,
+        k: &Kustomization,
+        field: &str,
+        doc: &Document,
+        res: &mut Vec<Resource>,
+    ) -> Result<(), KustomizeError> {
+        let kind = doc.get("kind").and_then(Document::as_str).unwrap_or("");
+        let api = doc
+            .get("apiVersion")
+            .and_then(Document::as_str)
+            .unwrap_or("");
+        let err = |e: String| k.invalid(field, format!("{kind}: {e}"));
+        let fspecs = |key: &str| -> Result<Vec<FieldSpec>, KustomizeError> {
+            match doc.get(key) {
+                Some(v) => super::config::field_specs(v, key).map_err(err),
+                None => Ok(Vec::new()),
+            }
+        };
+        if api != "builtin" && !api.is_empty() {
+            return Err(KustomizeError::Unsupported {
+                file: k.file.clone(),
+                field: format!("{field} (plugin {api} {kind})"),
+            });
+        }
+        match kind {
+            "LabelTransformer" | "AnnotationsTransformer" => {
+                let key = if kind == "LabelTransformer" {
+                    "labels"
+                } else {
+                    "annotations"
+                };
+                let map = transformers::string_pairs(doc.get(key).unwrap_or(&Document::Null))
+                    .map_err(err)?;
+                transformers::set_map_entries(res, &map, &fspecs("fieldSpecs")?).map_err(err)
+            }
+            "NamespaceTransformer" => {
+                let ns = doc
+                    .get("metadata")
+                    .and_then(|m| m.get("namespace"))
+                    .and_then(Document::as_str)
+                    .unwrap_or("");
+                let unset_only = doc
+                    .get("unsetOnly")
+                    .and_then(Document::as_bool)
+                    .unwrap_or(false);
+                let subjects = doc
+                    .get("setRoleBindingSubjects")
+                    .and_then(Document::as_str)
+                    .unwrap_or("");
+                transformers::namespace(res, ns, &fspecs("fieldSpecs")?, unset_only, subjects)
+                    .map_err(err)
+            }
+            "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
+                let fs = fspecs("fieldSpecs")?;
+                let prefix = doc.get("prefix").and_then(Document::as_str).unwrap_or("");
+                let suffix = doc.get("suffix").and_then(Document::as_str).unwrap_or("");
+                if !prefix.is_empty() {
+                    transformers::affix(res, Affix::Prefix, prefix, &fs).map_err(err)?;
+                }
+                if !suffix.is_empty() {
+                    transformers::affix(res, Affix::Suffix, suffix, &fs).map_err(err)?;
+                }
+                Ok(())
+            }
+            "ImageTagTransformer" => {
+                let img = doc.get("imageTag").cloned().unwrap_or(Document::Null);
+                let spec = super::kustomization::parse_image(k, field, &img)?;
+                ImageUpdater::new(spec)
+                    .apply(res, &fspecs("fieldSpecs")?)
+                    .map_err(err)
+            }
+            "ReplicaCountTransformer" => {
+                let r = doc.get("replica").cloned().unwrap_or(Document::Null);
+                let name = r.get("name").and_then(Document::as_str).unwrap_or("");
+                let count = r.get("count").and_then(Document::as_i64).unwrap_or(0);
+                transformers::replicas(res, name, count, &fspecs("fieldSpecs")?).map_err(err)
+            }
+            "PatchTransformer" => self.patch(k, res, doc, field),
+            "PatchStrategicMergeTransformer" => {
+                let mut list: Vec<Document> = Vec::new();
+                if let Some(Document::Sequence(paths)) = doc.get("paths") {
+                    list.extend(paths.iter().cloned());
+                }
+                if let Some(p) = doc.get("patches") {
+                    list.push(p.clone());
+                }
+                self.patches_strategic_merge(k, res, &list, field)
+            }
+            "PatchJson6902Transformer" => self.patch_json6902_entry(k, res, doc, field),
+            "ReplacementTransformer" => {
+                let list = match doc.get("replacements") {
+                    Some(Document::Sequence(s)) => s.clone(),
+                    _ => Vec::new(),
+                };
+                let reps = self.replacement_list(k, &list, field)?;
+                super::engine_replacements::apply(res, &reps).map_err(err)
+            }
+            _ => Err(KustomizeError::Unsupported {
+                file: k.file.clone(),
+                field: format!("{field} (transformer kind `{kind}`)"),
+            }),
+        }
+    }
+
+    /// Expands `replacements:` entries (`path:` files or inline) into replacement docs.
+    fn replacement_list(
+        &self,
+        k: &Kustomization,
+        entries: &[Document],
+        field: &str,
+    ) -> Result<Vec<Document>, KustomizeError> {
+        let mut out = Vec::new();
+        for e in entries {
+            if let Some(p) = e.get("path").and_then(Document::as_str) {
+                let path = self.file_in(k, field, p)?;
+                for d in self.source.read_yaml(&path)? {
+                    match d {
+                        Document::Sequence(items) => out.extend(items),
+                        other => out.push(other),
+                    }
+                }
+            } else {
+                out.push(e.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn merge_accumulator(
+    k: &Kustomization,
+    ra: &mut Accumulator,
+    sub: Accumulator,
+    seen: &mut IdSet,
+) -> Result<(), KustomizeError> {
+    ra.append_all(&k.file, sub.resources, seen)?;
+    if let Some(c) = &sub.config {
+        ra.merge_config(c);
+    }
+    ra.vars.extend(sub.vars);
+    Ok(())
+}
+
+fn generator_from_plugin(
+    k: &Kustomization,
+    field: &str,
+    kind: &'static str,
+    doc: &Document,
+) -> Result<GeneratorArgs, KustomizeError> {
+    let mut item = doc.clone();
+    if let Document::Mapping(m) = &mut item {
+        let meta = m.remove("metadata");
+        m.remove("apiVersion");
+        m.remove("kind");
+        if let Some(meta) = meta {
+            for key in ["name", "namespace"] {
+                if let Some(v) = meta.get(key) {
+                    m.insert(Document::String(key.into()), v.clone());
+                }
+            }
+        }
+    }
+    super::kustomization::parse_generator(k, field, kind, &item)
+}
+
+/// Splits documents into resources: Lists expanded (their items after the other
+/// documents), objects checked for a kind and a name.
+pub fn objects_from_docs(path: &Path, docs: Vec<Document>) -> Result<Vec<Resource>, String> {
+    let mut queue: std::collections::VecDeque<Document> = docs.into();
+    let mut out = Vec::new();
+    while let Some(d) = queue.pop_front() {
+        if !d.is_mapping() {
+            return Err(format!("{}: a resource must be a mapping", path.display()));
+        }
+        let kind = d.get("kind").and_then(Document::as_str).unwrap_or("");
+        if kind.ends_with("List")
+            && let Some(items) = d.get("items")
+        {
+            match items {
+                Document::Sequence(s) => queue.extend(s.iter().cloned()),
+                Document::Null => {}
+                _ => {
+                    return Err(format!(
+                        "{}: expected array in {kind}/items",
+                        path.display()
+                    ));
+                }
+            }
+            continue;
+        }
+        if kind.is_empty() {
+            return Err(format!(
+                "{}: missing Resource metadata: kind",
+                path.display()
+            ));
+        }
+        let r = Resource::new(d);
+        if r.name().is_empty() {
+            return Err(format!(
+                "{}: missing metadata.name in object {}",
+                path.display(),
+                r.cur_id()
+            ));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}

@@ -1,0 +1,151 @@
+//! Walking a field spec's path (`spec/template/spec/containers[]/image`) through an
+//! object and calling a setter on every field it reaches, creating missing fields when
+//! the spec says so (kustomize's api/filters/fieldspec semantics).
+
+use super::config::FieldSpec;
+use super::resource::Gvk;
+use crate::render::source::Document;
+
+/// What a missing leaf field is created as (kustomize's `CreateKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Never create (the setter only sees existing fields).
+    Never,
+    Scalar,
+    Mapping,
+}
+
+/// Splits a field path on `/`, keeping `[a=b/c]` brackets and `\/` escapes intact.
+pub fn split_path(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0;
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'/') => {
+                cur.push('/');
+                chars.next();
+            }
+            '[' => {
+                depth += 1;
+                cur.push(c);
+            }
+            ']' => {
+                depth -= 1;
+                cur.push(c);
+            }
+            '/' if depth == 0 => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Whether `doc` is of a kind the spec selects (no allocation: this runs for every
+/// object and every spec).
+pub fn gvk_matches(fs_gvk: &Gvk, doc: &Document) -> bool {
+    let text = |k: &str| doc.get(k).and_then(Document::as_str).unwrap_or("");
+    if !fs_gvk.kind.is_empty() && fs_gvk.kind != text("kind") {
+        return false;
+    }
+    if fs_gvk.group.is_empty() && fs_gvk.version.is_empty() {
+        return true;
+    }
+    let (group, version) = super::resource::split_api_version(text("apiVersion"));
+    (fs_gvk.group.is_empty() || fs_gvk.group == group)
+        && (fs_gvk.version.is_empty() || fs_gvk.version == version)
+}
+
+pub type Setter<'a> = dyn FnMut(&mut Document) -> Result<(), String> + 'a;
+
+/// Applies `set` to every field `fs` reaches in `doc` (when `doc` matches the spec's gvk).
+pub fn apply(
+    doc: &mut Document,
+    fs: &FieldSpec,
+    create: Create,
+    set: &mut Setter<'_>,
+) -> Result<(), String> {
+    if !gvk_matches(&fs.gvk, doc) {
+        return Ok(());
+    }
+    let path = split_path(&fs.path);
+    walk(doc, &path, fs.create, create, set)
+        .map_err(|e| format!("considering field '{}': {e}", fs.path))
+}
+
+fn walk(
+    node: &mut Document,
+    path: &[String],
+    create_if_missing: bool,
+    create: Create,
+    set: &mut Setter<'_>,
+) -> Result<(), String> {
+    let Some(first) = path.first() else {
+        return set(node);
+    };
+    match node {
+        Document::Null => Ok(()),
+        Document::Sequence(items) => {
+            for item in items {
+                walk(item, path, create_if_missing, create, set)?;
+            }
+            Ok(())
+        }
+        Document::Mapping(map) => {
+            let (name, is_seq) = match first.strip_suffix("[]") {
+                Some(s) => (s, true),
+                None => (first.as_str(), false),
+            };
+            if name.is_empty() {
+                return Err("cannot set or create an empty field name".into());
+            }
+            let key = Document::String(name.to_owned());
+            let new_kind = if !create_if_missing || create == Create::Never || is_seq {
+                None
+            } else if path.len() <= 1 {
+                Some(create)
+            } else {
+                Some(Create::Mapping)
+            };
+            let field = match new_kind {
+                None => match map.get_mut(&key) {
+                    Some(f) => f,
+                    None => return Ok(()),
+                },
+                Some(kind) => {
+                    let f = map.entry(key).or_insert_with(|| match kind {
+                        Create::Mapping => Document::Mapping(Default::default()),
+                        _ => Document::Null,
+                    });
+                    if f.is_null() && kind == Create::Mapping {
+                        *f = Document::Mapping(Default::default());
+                    }
+                    f
+                }
+            };
+            if is_seq && field.is_null() {
+                return Ok(());
+            }
+            walk(field, &path[1..], create_if_missing, create, set)
+        }
+        Document::Tagged(t) => walk(&mut t.value, path, create_if_missing, create, set),
+        _ => Err("expected sequence or mapping node".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_paths_with_brackets_and_escapes() {
+        assert_eq!(split_path("a/b[]/c"), vec!["a", "b[]", "c"]);
+        assert_eq!(split_path("a/[x=y/z]/c"), vec!["a", "[x=y/z]", "c"]);
+        assert_eq!(
+            split_path("metadata/annotations/a\\/b"),
+            vec!["metadata", "annotations", "a/b"]
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Applying `patches:`, `patchesStrategicMerge:` and `patchesJson6902:` entries with the
+//! patch engine in `patch/` (strategic merge, JSON 6902, target selectors): which objects
+//! a patch applies to (kustomize's `ResMap.Select` and `GetById`), patch files vs inline
+//! patches, and the name/kind bookkeeping around a patch.
+
+use super::KustomizeError;
+use super::engine::Ctx;
+use super::kustomization::Kustomization;
+use super::patch::{self, Selector};
+use super::resource::{ResId, Resource, set_at};
+use crate::render::source::{Document, parse_yaml_stream};
+
+/// A parsed patch: strategic-merge documents or JSON 6902 operations.
+enum Parsed {
+    Smp(Vec<Document>),
+    Json(Document),
+}
+
+fn s(v: &str) -> Document {
+    Document::String(v.to_owned())
+}
+
+impl Ctx<'_> {
+    /// The text of a patch given inline or by `path`, and a label for messages.
+    /// The documents of a patch given inline or by `path` (files read like every YAML
+    /// file of the tree, templating included), and a label for messages.
+    fn patch_docs(
+        &self,
+        k: &Kustomization,
+        field: &str,
+        entry: &Document,
+        inline_key: &str,
+    ) -> Result<(Vec<Document>, String), KustomizeError> {
+        let inline = entry
+            .get(inline_key)
+            .and_then(Document::as_str)
+            .map(str::trim)
+            .unwrap_or("");
+        let path = entry.get("path").and_then(Document::as_str).unwrap_or("");
+        match (inline.is_empty(), path.is_empty()) {
+            (true, true) => Err(k.invalid(field, "must specify one of patch and path")),
+            (false, false) => Err(k.invalid(field, "patch and path can't be set at the same time")),
+            (false, true) => {
+                let label = format!("[patch: {inline:?}]");
+                let docs = parse_yaml_stream(&k.file, inline)
+                    .map_err(|e| k.invalid(field, format!("{label}: {e}")))?;
+                Ok((docs, label))
+            }
+            (true, false) => {
+                let p = self.file_in(k, field, path)?;
+                Ok((self.source.read_yaml(&p)?, format!("[path: {path:?}]")))
+            }
+        }
+    }
+
+    fn parse_patch(
+        &self,
+        k: &Kustomization,
+        field: &str,
+        docs: Vec<Document>,
+        label: &str,
+    ) -> Result<Parsed, KustomizeError> {
+        match docs.as_slice() {
+            [Document::Sequence(_)] => {
+                Ok(Parsed::Json(docs.into_iter().next().unwrap_or_default()))
+            }
+            [] => Err(k.invalid(field, format!("{label}: empty patch"))),
+            d if d.iter().all(Document::is_mapping) => {
+                // kustomize reads strategic merge patches as objects: kind and name needed.
+                for p in d {
+                    let r = Resource::new(p.clone());
+                    if r.kind().is_empty() || r.name().is_empty() {
+                        return Err(k.invalid(
+                            field,
+                            format!("unable to parse SM or JSON patch from {label}: a strategic merge patch needs `kind` and `metadata.name`"),
+                        ));
+                    }
+                }
+                Ok(Parsed::Smp(docs))
+            }
+            _ => Err(k.invalid(
+                field,
+                format!("unable to parse SM or JSON patch from {label}"),
+            )),
+        }
+    }
+
+    /// One `patches:` entry (or a `PatchTransformer` config).
+    pub(super) fn patch(
+        &mut self,
+        k: &Kustomization,
+        res: &mut Vec<Resource>,
+        entry: &Document,
+        field: &str,
+    ) -> Result<(), KustomizeError> {
+        if let Some(m) = entry.as_mapping() {
+            for key in m.keys() {
+                let key = key.as_str().unwrap_or_default();
+                if !matches!(
+                    key,
+                    "path" | "patch" | "target" | "options" | "apiVersion" | "kind" | "metadata"
+                ) {
+                    return Err(k.invalid(field, format!("unknown field `{key}` in a patch")));
+                }
+            }
+        }
+        let (docs, label) = self.patch_docs(k, field, entry, "patch")?;
+        let target = selector(k, field, entry.get("target"))?;
+        let opt = |name: &str| {
+            entry
+                .get("options")
+                .and_then(|o| o.get(name))
+                .and_then(Document::as_bool)
+                .unwrap_or(false)
+        };
+        let (allow_name, allow_kind) = (opt("allowNameChange"), opt("allowKindChange"));
+        match self.parse_patch(k, field, docs, &label)? {
+            Parsed::Smp(patches) => match target {
+                Some(sel) => {
+                    if patches.len() > 1 {
+                        return Err(k.invalid(field, format!(
+                            "Multiple Strategic-Merge Patches in one `patches` entry is not allowed to set `patches.target` field: {label}"
+                        )));
+                    }
+                    let hits = select(res, &sel);
+                    apply_smp(k, field, res, &hits, &patches[0], allow_name, allow_kind)
+                }
+                None => {
+                    for p in &patches {
+                        let i = by_patch_id(k, field, res, p)?;
+                        apply_smp(k, field, res, &[i], p, allow_name, allow_kind)?;
+                    }
+                    Ok(())
+                }
+            },
+            Parsed::Json(ops) => {
+                let Some(sel) = target else {
+                    return Err(k.invalid(
+                        field,
+                        format!("must specify a target for JSON patch {label}"),
+                    ));
+                };
+                for i in select(res, &sel) {
+                    res[i].store_previous_id();
+                    patch::json6902(&mut res[i].doc, &ops).map_err(|e| {
+                        k.invalid(field, format!("{label} on {}: {e}", res[i].cur_id()))
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `patchesStrategicMerge:` entries: file paths or inline patches.
+    pub(super) fn patches_strategic_merge(
+        &mut self,
+        k: &Kustomization,
+        res: &mut Vec<Resource>,
+        entries: &[Document],
+        field: &str,
+    ) -> Result<(), KustomizeError> {
+        let mut patches = Vec::new();
+        for e in entries {
+            let Some(text) = e.as_str() else {
+                return Err(k.invalid(field, "entries must be file paths or inline patches"));
+            };
+            let inline = parse_yaml_stream(&k.file, text)
+                .ok()
+                .filter(|d| !d.is_empty() && d.iter().all(Document::is_mapping));
+            let docs = match inline {
+                Some(d) => d,
+                None => {
+                    let p = self.file_in(k, field, text.trim())?;
+                    self.source.read_yaml(&p)?
+                }
+            };
+            patches.extend(docs);
+        }
+        for p in &patches {
+            let i = by_patch_id(k, field, res, p)?;
+            apply_smp(k, field, res, &[i], p, false, false)?;
+        }
+        Ok(())
+    }
+
+    /// One `patchesJson6902:` entry (or a `PatchJson6902Transformer` config).
+    pub(super) fn patch_json6902_entry(
+        &mut self,
+        k: &Kustomization,
+        res: &mut [Resource],
+        entry: &Document,
+        field: &str,
+    ) -> Result<(), KustomizeError> {
+        let inline_key = if entry.get("jsonOp").is_some() {
+            "jsonOp"
+        } else {
+            "patch"
+        };
+        let (docs, label) = self.patch_docs(k, field, entry, inline_key)?;
+        let Some(sel) = selector(k, field, entry.get("target"))? else {
+            return Err(k.invalid(field, format!("must specify a target for patch {label}")));
+        };
+        let ops = match self.parse_patch(k, field, docs, &label)? {
+            Parsed::Json(ops) => ops,
+            Parsed::Smp(_) => {
+                return Err(k.invalid(
+                    field,
+                    format!("{label}: expected a list of JSON patch operations"),
+                ));
+            }
+        };
+        for i in select(res, &sel) {
+            patch::json6902(&mut res[i].doc, &ops)
+                .map_err(|e| k.invalid(field, format!("{label} on {}: {e}", res[i].cur_id())))?;
+        }
+        Ok(())
+    }
+}
+
+fn selector(
+    k: &Kustomization,
+    field: &str,
+    t: Option<&Document>,
+) -> Result<Option<Selector>, KustomizeError> {
+    match t {
+        None | Some(Document::Null) => Ok(None),
+        Some(t) => Selector::from_yaml(t)
+            .map(Some)
+            .map_err(|e| k.invalid(field, e.to_string())),
+    }
+}
+
+/// kustomize's `ResMap.Select`: name and namespace may match the original or the current
+/// id; group/version/kind and label/annotation selectors match the object as it is.
+fn select(res: &[Resource], sel: &Selector) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (i, r) in res.iter().enumerate() {
+        let cur = r.cur_id();
+        let org = r.org_id();
+        // A small copy with only what a selector looks at.
+        let mut view = Document::Mapping(Default::default());
+        for key in ["apiVersion", "kind"] {
+            if let Some(v) = r.doc.get(key) {
+                set_at(&mut view, &[key], v.clone());
+            }
+        }
+        for key in ["labels", "annotations"] {
+            if let Some(v) = r.doc.get("metadata").and_then(|m| m.get(key)) {
+                set_at(&mut view, &["metadata", key], v.clone());
+            }
+        }
+        let mut hit = false;
+        'outer: for name in [&org.name, &cur.name] {
+            for ns in [&org.namespace, &cur.namespace] {
+                set_at(&mut view, &["metadata", "name"], s(name));
+                let ns = if ns == "_non_namespaceable_" {
+                    ""
+                } else {
+                    ns.as_str()
+                };
+                set_at(&mut view, &["metadata", "namespace"], s(ns));
+                if sel.matches(&view) {
+                    hit = true;
+                    break 'outer;
+                }
+            }
+        }
+        if hit {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The one resource a target-less strategic merge patch applies to (its own id, matched
+/// against current and previous ids).
+fn by_patch_id(
+    k: &Kustomization,
+    field: &str,
+    res: &[Resource],
+    p: &Document,
+) -> Result<usize, KustomizeError> {
+    let pr = Resource::new(p.clone());
+    let id: ResId = pr.cur_id();
+    let hits: Vec<usize> = res
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.matches_any_id(&id))
+        .map(|(i, _)| i)
+        .collect();
+    match hits.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(k.invalid(
+            field,
+            format!("no resource matches strategic merge patch \"{id}\" (the patch's target does not exist)"),
+        )),
+        _ => Err(k.invalid(field, format!("multiple resources match strategic merge patch \"{id}\""))),
+    }
+}
+
+fn apply_smp(
+    k: &Kustomization,
+    field: &str,
+    res: &mut Vec<Resource>,
+    hits: &[usize],
+    p: &Document,
+    allow_name: bool,
+    allow_kind: bool,
+) -> Result<(), KustomizeError> {
+    let mut deleted = Vec::new();
+    for &i in hits {
+        let r = &mut res[i];
+        let (name, kind) = (r.name().to_owned(), r.kind().to_owned());
+        let mut pc = p.clone();
+        if let (Document::Mapping(m), Some(api)) = (&mut pc, r.doc.get("apiVersion").cloned()) {
+            m.insert(s("apiVersion"), api);
+        }
+        if allow_name || allow_kind {
+            r.store_previous_id();
+        }
+        patch::strategic_merge(&mut r.doc, &pc)
+            .map_err(|e| k.invalid(field, format!("{}: {e}", r.cur_id())))?;
+        if r.doc.is_null() {
+            deleted.push(i);
+            continue;
+        }
+        let pname = p
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Document::as_str);
+        let pkind = p.get("kind").and_then(Document::as_str);
+        r.set_name(match (allow_name, pname) {
+            (true, Some(n)) => n,
+            _ => &name,
+        });
+        let kind = match (allow_kind, pkind) {
+            (true, Some(kd)) => kd.to_owned(),
+            _ => kind,
+        };
+        set_at(&mut r.doc, &["kind"], s(&kind));
+    }
+    deleted.sort_unstable();
+    for i in deleted.into_iter().rev() {
+        res.remove(i);
+    }
+    Ok(())
+}

@@ -658,6 +658,50 @@ async fn kube_suspended_jobs_wait_until_resumed() -> R {
     Ok(())
 }
 
+#[tokio::test]
+async fn kube_a_finalizer_keeps_its_namespace_terminating() -> R {
+    let server = FakeApiServer::start(Config {
+        namespace_delete_delay: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .await?;
+    let client = client(&server).await?;
+    let pp = PatchParams::apply("lookctl");
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.patch(
+        "held",
+        &pp,
+        &Patch::Apply(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "held"}}),
+        ),
+    )
+    .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "held");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": ["example.com/hold"]}});
+    cms.patch("c", &pp, &Patch::Apply(&cm)).await?;
+    nss.delete("held", &DeleteParams::default()).await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(nss.get("held").await?.metadata.deletion_timestamp.is_some());
+    assert!(cms.get("c").await?.metadata.deletion_timestamp.is_some());
+    // Releasing the finalizer lets both go.
+    cms.patch(
+        "c",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        status_code(&cms.get("c").await.err().ok_or("configmap still there")?),
+        Some(404)
+    );
+    assert_eq!(
+        status_code(&nss.get("held").await.err().ok_or("namespace still there")?),
+        Some(404)
+    );
+    Ok(())
+}
+
 fn data_v(cm: &ConfigMap) -> String {
     cm.data
         .as_ref()

@@ -1363,7 +1363,9 @@ pub fn delete(
 }
 
 /// Second half of a namespace deletion: everything inside goes, then the namespace.
-pub fn finish_namespace(store: &mut Store, ns: &str) {
+/// Objects with finalizers are marked for deletion and keep the namespace Terminating
+/// until their finalizers are removed; returns whether the namespace is gone.
+pub fn finish_namespace(store: &mut Store, ns: &str) -> bool {
     let inside: Vec<Key> = store
         .objects
         .keys()
@@ -1371,11 +1373,34 @@ pub fn finish_namespace(store: &mut Store, ns: &str) {
         .cloned()
         .collect();
     let types = store.resource_types();
+    let mut waiting = false;
     for k in inside {
-        if let Some(rt) = types.iter().find(|t| t.group == k.0 && t.plural == k.1) {
-            // Gone already (cascaded from an owner) is fine.
-            let _ = remove(store, &rt.clone(), &k, true);
+        let Some(rt) = types.iter().find(|t| t.group == k.0 && t.plural == k.1) else {
+            continue;
+        };
+        let Some(obj) = store.get(&k).cloned() else {
+            // Gone already (cascaded from an owner).
+            continue;
+        };
+        if obj["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
+            waiting = true;
+            if obj["metadata"].get("deletionTimestamp").is_none() {
+                let mut new = obj.clone();
+                new["metadata"]["deletionTimestamp"] = json!(util::now_rfc3339());
+                let rv = store.next_rv();
+                new["metadata"]["resourceVersion"] = json!(rv.to_string());
+                store.objects.insert(k.clone(), new.clone());
+                store.emit_with_prev("MODIFIED", &k.0, &k.1, rv, new, Some(obj));
+            }
+            continue;
         }
+        let _ = remove(store, &rt.clone(), &k, true);
+    }
+    if waiting {
+        return false;
     }
     let nskey: Key = (
         String::new(),
@@ -1389,6 +1414,7 @@ pub fn finish_namespace(store: &mut Store, ns: &str) {
     {
         let _ = remove(store, &rt.clone(), &nskey, true);
     }
+    true
 }
 
 /// Writes a status computed by a simulated controller, as `kube-controller-manager`.

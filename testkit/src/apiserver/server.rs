@@ -758,10 +758,13 @@ pub fn schedule(sh: &Arc<Shared>, effects: Vec<Effect>) {
                     tokio::time::sleep(sh.config.establish_delay).await;
                     api::establish(&mut lock(&sh.store), &key);
                 }
-                Effect::FinishNamespace(ns) => {
+                Effect::FinishNamespace(ns) => loop {
                     tokio::time::sleep(sh.config.namespace_delete_delay).await;
-                    api::finish_namespace(&mut lock(&sh.store), &ns);
-                }
+                    // Retried until objects with finalizers are gone, or the server stops.
+                    if api::finish_namespace(&mut lock(&sh.store), &ns) || *sh.shutdown.borrow() {
+                        break;
+                    }
+                },
             }
         });
     }

@@ -237,3 +237,9 @@ fn yaml11_values_read_as_kubernetes_reads_them() -> Result<(), String> {
     }
     assert_same(&dir)
 }
+
+/// The repository's example app, production overlay (no templating needed there).
+#[test]
+fn example_app_production_overlay() -> Result<(), String> {
+    assert_same(&Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/production"))
+}

@@ -257,3 +257,19 @@ fn strategic_merge_patch_needs_a_name() -> Result<(), String> {
 fn empty_kustomization() -> Result<(), String> {
     check("empty_kustomization", &["kustomization.yaml", "is empty"])
 }
+
+#[test]
+fn label_values_must_be_strings() -> Result<(), String> {
+    check(
+        "label_value_not_string",
+        &["`commonLabels`", "version", "must be a string"],
+    )
+}
+
+#[test]
+fn image_tags_must_be_strings() -> Result<(), String> {
+    check(
+        "image_tag_not_string",
+        &["`images.newTag`", "cannot unmarshal number"],
+    )
+}

@@ -101,7 +101,6 @@ fn walk(
             if name.is_empty() {
                 return Err("cannot set or create an empty field name".into());
             }
-            let key = Document::String(name.to_owned());
             let new_kind = if !create_if_missing || create == Create::Never || is_seq {
                 None
             } else if path.len() <= 1 {
@@ -110,11 +109,13 @@ fn walk(
                 Some(Create::Mapping)
             };
             let field = match new_kind {
-                None => match map.get_mut(&key) {
+                // Look up by &str: no allocation on the hot path (every object × spec).
+                None => match map.get_mut(name) {
                     Some(f) => f,
                     None => return Ok(()),
                 },
                 Some(kind) => {
+                    let key = Document::String(name.to_owned());
                     let f = map.entry(key).or_insert_with(|| match kind {
                         Create::Mapping => Document::Mapping(Default::default()),
                         _ => Document::Null,

@@ -136,7 +136,6 @@ impl Kustomization {
                         let name = item.get("name").and_then(Document::as_str).unwrap_or("");
                         let count = match item.get("count") {
                             Some(Document::Number(n)) => n.as_i64(),
-                            Some(Document::String(s)) => s.parse().ok(),
                             _ => None,
                         }
                         .ok_or_else(|| bad("replicas need an integer `count`"))?;
@@ -215,11 +214,27 @@ fn seq<'a>(
     }
 }
 
+fn type_name(v: &Document) -> &'static str {
+    match v {
+        Document::Null => "null",
+        Document::Bool(_) => "bool",
+        Document::Number(_) => "number",
+        Document::String(_) => "string",
+        Document::Sequence(_) => "array",
+        Document::Mapping(_) => "object",
+        Document::Tagged(_) => "tagged value",
+    }
+}
+
+/// A string field, as strict as kustomize's JSON decoding (a number is not a string).
 fn scalar(k: &Kustomization, field: &str, v: &Document) -> Result<String, KustomizeError> {
     match v {
         Document::Null => Ok(String::new()),
-        other => super::resource::scalar_string(other)
-            .ok_or_else(|| k.invalid(field, "expected a string")),
+        Document::String(s) => Ok(s.clone()),
+        other => Err(k.invalid(
+            field,
+            format!("cannot unmarshal {} into a string", type_name(other)),
+        )),
     }
 }
 
@@ -251,17 +266,31 @@ fn check_keys(
     Ok(())
 }
 
-fn str_field(item: &Document, key: &str) -> String {
-    item.get(key)
-        .and_then(super::resource::scalar_string)
-        .unwrap_or_default()
+fn str_field(
+    k: &Kustomization,
+    field: &str,
+    item: &Document,
+    key: &str,
+) -> Result<String, KustomizeError> {
+    match item.get(key) {
+        None => Ok(String::new()),
+        Some(v) => scalar(k, &format!("{field}.{key}"), v),
+    }
 }
 
-fn bool_field(item: &Document, key: &str) -> bool {
+fn bool_field(
+    k: &Kustomization,
+    field: &str,
+    item: &Document,
+    key: &str,
+) -> Result<bool, KustomizeError> {
     match item.get(key) {
-        Some(Document::Bool(b)) => *b,
-        Some(Document::String(s)) => s == "true",
-        _ => false,
+        None | Some(Document::Null) => Ok(false),
+        Some(Document::Bool(b)) => Ok(*b),
+        Some(other) => Err(k.invalid(
+            &format!("{field}.{key}"),
+            format!("cannot unmarshal {} into a bool", type_name(other)),
+        )),
     }
 }
 
@@ -282,8 +311,8 @@ fn parse_label(k: &Kustomization, item: &Document) -> Result<LabelEntry, Kustomi
     };
     Ok(LabelEntry {
         pairs,
-        include_selectors: bool_field(item, "includeSelectors"),
-        include_templates: bool_field(item, "includeTemplates"),
+        include_selectors: bool_field(k, "labels", item, "includeSelectors")?,
+        include_templates: bool_field(k, "labels", item, "includeTemplates")?,
         fields,
     })
 }
@@ -300,11 +329,11 @@ pub fn parse_image(
         &["name", "newName", "newTag", "digest", "tagSuffix"],
     )?;
     Ok(ImageSpec {
-        name: str_field(item, "name"),
-        new_name: str_field(item, "newName"),
-        new_tag: str_field(item, "newTag"),
-        digest: str_field(item, "digest"),
-        tag_suffix: str_field(item, "tagSuffix"),
+        name: str_field(k, field, item, "name")?,
+        new_name: str_field(k, field, item, "newName")?,
+        new_tag: str_field(k, field, item, "newTag")?,
+        digest: str_field(k, field, item, "digest")?,
+        tag_suffix: str_field(k, field, item, "tagSuffix")?,
     })
 }
 
@@ -336,8 +365,8 @@ pub fn parse_options(
     Ok(Options {
         labels: map("labels")?,
         annotations: map("annotations")?,
-        disable_name_suffix_hash: bool_field(v, "disableNameSuffixHash"),
-        immutable: bool_field(v, "immutable"),
+        disable_name_suffix_hash: bool_field(k, field, v, "disableNameSuffixHash")?,
+        immutable: bool_field(k, field, v, "immutable")?,
     })
 }
 
@@ -368,21 +397,21 @@ pub fn parse_generator(
         }
     };
     let mut envs = list("envs")?;
-    let env = str_field(item, "env");
+    let env = str_field(k, field, item, "env")?;
     if !env.is_empty() {
         envs.push(env);
     }
-    let behavior = str_field(item, "behavior");
+    let behavior = str_field(k, field, item, "behavior")?;
     Ok(GeneratorArgs {
         kind,
-        name: str_field(item, "name"),
-        namespace: str_field(item, "namespace"),
+        name: str_field(k, field, item, "name")?,
+        namespace: str_field(k, field, item, "namespace")?,
         behavior: Behavior::parse(&behavior)
             .ok_or_else(|| k.invalid(field, format!("unknown behavior {behavior:?}")))?,
         literals: list("literals")?,
         files: list("files")?,
         envs,
-        secret_type: str_field(item, "type"),
+        secret_type: str_field(k, field, item, "type")?,
         options: match item.get("options") {
             Some(o) => parse_options(k, field, o)?,
             None => Options::default(),

@@ -402,7 +402,13 @@ pub fn string_pairs(v: &Document) -> Result<BTreeMap<String, String>, String> {
             .iter()
             .map(|(k, v)| {
                 let k = super::resource::scalar_string(k).ok_or("keys must be strings")?;
-                let v = super::resource::scalar_string(v).ok_or("values must be strings")?;
+                // kustomize decodes these as map[string]string: numbers and booleans
+                // are errors, null is the empty string.
+                let v = match v {
+                    Document::String(s) => s.clone(),
+                    Document::Null => String::new(),
+                    _ => return Err(format!("value of `{k}` must be a string (quote it)")),
+                };
                 Ok((k, v))
             })
             .collect(),

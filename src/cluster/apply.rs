@@ -587,10 +587,17 @@ pub async fn apply(
             stage,
             objects: items.len(),
         });
+        let live = prefetch_live(client, &items, progress).await;
         let mut futures = Vec::with_capacity(items.len());
         for (i, m) in items {
             let pending = &pending;
-            futures.push(async move { (i, apply_one(client, m, opts, pending, progress).await) });
+            let known = live.get(&m.id).cloned();
+            futures.push(async move {
+                (
+                    i,
+                    apply_one(client, m, opts, pending, known, progress).await,
+                )
+            });
         }
         let stage_results: Vec<(usize, ObjectResult)> = bounded(futures, concurrency).await;
         for (i, r) in stage_results {
@@ -757,14 +764,59 @@ impl Pending {
     }
 }
 
+/// The live objects of a stage, one LIST per kind and namespace instead of one GET per
+/// object: with a few hundred objects, round trips dominate a deploy. An object missing
+/// from the map (a kind with a single object, a LIST that failed) is read with a GET.
+async fn prefetch_live(
+    client: &ClusterClient,
+    items: &[(usize, &Manifest)],
+    progress: &dyn Progress,
+) -> HashMap<ObjectRef, Option<Value>> {
+    let mut groups: HashMap<(String, String, Option<String>), Vec<&Manifest>> = HashMap::new();
+    for (_, m) in items {
+        groups
+            .entry((
+                m.id.api_version.clone(),
+                m.id.kind.clone(),
+                m.id.namespace.clone(),
+            ))
+            .or_default()
+            .push(m);
+    }
+    let mut live = HashMap::new();
+    for ((_, _, namespace), manifests) in groups {
+        if manifests.len() < 2 {
+            continue;
+        }
+        let Ok(Some((resource, caps))) = client.resolve(&manifests[0].id).await else {
+            continue;
+        };
+        let api = client.api(&resource, &caps, namespace.as_deref());
+        let params = kube::api::ListParams::default();
+        let Ok(list) = client.call(None, progress, || api.list(&params)).await else {
+            continue;
+        };
+        let by_name: HashMap<String, Value> = list
+            .items
+            .iter()
+            .filter_map(|o| Some((o.metadata.name.clone()?, to_json(o))))
+            .collect();
+        for m in manifests {
+            live.insert(m.id.clone(), by_name.get(&m.id.name).cloned());
+        }
+    }
+    live
+}
+
 async fn apply_one(
     client: &ClusterClient,
     m: &Manifest,
     opts: &ApplyOptions,
     pending: &Pending,
+    known_live: Option<Option<Value>>,
     progress: &dyn Progress,
 ) -> ObjectResult {
-    let outcome = match apply_one_inner(client, m, opts, progress).await {
+    let outcome = match apply_one_inner(client, m, opts, known_live, progress).await {
         Err(ObjectError::UnknownKind { .. })
             if opts.dry_run && pending.crd_kinds.contains(&m.id.group_kind()) =>
         {
@@ -797,6 +849,7 @@ async fn apply_one_inner(
     client: &ClusterClient,
     m: &Manifest,
     opts: &ApplyOptions,
+    known_live: Option<Option<Value>>,
     progress: &dyn Progress,
 ) -> Result<ApplyAction, ObjectError> {
     let (resource, caps) = client
@@ -805,13 +858,16 @@ async fn apply_one_inner(
         .map_err(|e| ObjectError::Other(e.to_string()))?
         .ok_or_else(|| unknown_kind(&m.id))?;
     let api = client.api(&resource, &caps, m.id.namespace.as_deref());
-    let live = match client
-        .call(Some(&m.id), progress, || api.get_opt(&m.id.name))
-        .await
-    {
-        Ok(live) => live.map(|o| to_json(&o)),
-        Err(Failure::NotFound) => None,
-        Err(f) => return Err(f.into_object_error()),
+    let live = match known_live {
+        Some(live) => live,
+        None => match client
+            .call(Some(&m.id), progress, || api.get_opt(&m.id.name))
+            .await
+        {
+            Ok(live) => live.map(|o| to_json(&o)),
+            Err(Failure::NotFound) => None,
+            Err(f) => return Err(f.into_object_error()),
+        },
     };
     let params = patch_params(opts, opts.dry_run);
     let patch = Patch::Apply(&m.body);

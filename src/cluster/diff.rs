@@ -82,8 +82,13 @@ pub fn render_diff(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// The same YAML layout `lookctl render` prints (keys sorted, strings quoted where a
+/// YAML 1.1 reader would take them for something else), so diffs read like manifests.
 fn to_yaml(value: &serde_json::Value) -> String {
-    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# unprintable: {e}\n"))
+    match serde_yaml::to_value(value) {
+        Ok(v) => crate::render::yaml::to_string(&v),
+        Err(e) => format!("# unprintable: {e}\n"),
+    }
 }
 
 #[cfg(test)]
@@ -130,11 +135,11 @@ mod tests {
         let text = render_diff(&plan, false);
         assert_eq!(
             text,
-            "ConfigMap staging/cfg (changed)\n--- live/ConfigMap staging/cfg\n+++ new/ConfigMap staging/cfg\n@@ -1,2 +1,2 @@\n data:\n-  a: '1'\n+  a: '2'\n"
+            "ConfigMap staging/cfg (changed)\n--- live/ConfigMap staging/cfg\n+++ new/ConfigMap staging/cfg\n@@ -1,2 +1,2 @@\n data:\n-  a: \"1\"\n+  a: \"2\"\n"
         );
         let colored = render_diff(&plan, true);
-        assert!(colored.contains("\x1b[31m-  a: '1'\x1b[0m"));
-        assert!(colored.contains("\x1b[32m+  a: '2'\x1b[0m"));
+        assert!(colored.contains("\x1b[31m-  a: \"1\"\x1b[0m"));
+        assert!(colored.contains("\x1b[32m+  a: \"2\"\x1b[0m"));
     }
 
     #[test]
@@ -153,6 +158,6 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("-  a: '1'"));
+        assert!(text.contains("-  a: \"1\""));
     }
 }

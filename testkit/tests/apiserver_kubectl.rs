@@ -1000,3 +1000,39 @@ fn kubectl_imperative_creates_of_namespaces_configmaps_secrets_and_service_accou
     assert!(r.stderr.contains("only decodes protobuf"), "{}", r.stderr);
     Ok(())
 }
+
+/// kubectl asks `/api` and `/apis` for the aggregated discovery document first; served, it
+/// needs no per-group-version discovery requests at all, as against a real 1.30+ server.
+#[test]
+fn kubectl_uses_aggregated_discovery() -> R {
+    let c = Cluster::start()?;
+    let r = c.ok(&["get", "deployments", "-A", "-o", "name"], "")?;
+    assert_eq!(r.stdout.trim(), "");
+    let requests = c.server.requests();
+    let aggregated = requests
+        .iter()
+        .filter(|q| (q.path == "/api" || q.path == "/apis") && q.method == "GET")
+        .count();
+    assert!(
+        aggregated >= 2,
+        "kubectl asked /api and /apis: {requests:#?}"
+    );
+    let legacy: Vec<&str> = requests
+        .iter()
+        .map(|q| q.path.as_str())
+        .filter(|p| *p == "/api/v1" || (p.starts_with("/apis/") && p.matches('/').count() <= 3))
+        .collect();
+    assert!(
+        legacy.is_empty(),
+        "per-group discovery not needed, yet asked: {legacy:?}"
+    );
+    let api_resources = c.ok(&["api-resources", "--api-group=apps", "-o", "name"], "")?;
+    for r in ["deployments.apps", "statefulsets.apps", "daemonsets.apps"] {
+        assert!(
+            api_resources.stdout.lines().any(|l| l == r),
+            "{r}: {}",
+            api_resources.stdout
+        );
+    }
+    Ok(())
+}

@@ -389,6 +389,12 @@ async fn route(sh: &Arc<Shared>, ctx: Ctx) -> Response<Body> {
             StatusCode::OK,
             &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]}),
         ),
+        ["api"] if get && ctx.accept.contains(AGGREGATED) => {
+            aggregated(&aggregated_discovery(&lock(&sh.store), true))
+        }
+        ["apis"] if get && ctx.accept.contains(AGGREGATED) => {
+            aggregated(&aggregated_discovery(&lock(&sh.store), false))
+        }
         ["api"] if get => full(
             StatusCode::OK,
             &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
@@ -548,6 +554,94 @@ fn group_list(store: &Store) -> Value {
         })
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// What kubectl (1.30+) asks `/api` and `/apis` for first: every group, version and
+/// resource in one response.
+const AGGREGATED: &str = "as=APIGroupDiscoveryList";
+
+fn aggregated(v: &Value) -> Response<Body> {
+    let mut r = full(StatusCode::OK, v);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        ),
+    );
+    r
+}
+
+/// The aggregated discovery document (apidiscovery.k8s.io/v2): the core group for `/api`,
+/// the named groups (preferred version first) for `/apis`.
+fn aggregated_discovery(store: &Store, core: bool) -> Value {
+    let types = store.resource_types();
+    let groups: Vec<String> = if core {
+        vec![String::new()]
+    } else {
+        group_list(store)["groups"]
+            .as_array()
+            .map(|gs| {
+                gs.iter()
+                    .filter_map(|g| g["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let preferred = group_list(store);
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            let mut versions: Vec<String> = Vec::new();
+            for rt in types.iter().filter(|r| r.group == *g) {
+                if !versions.contains(&rt.version) {
+                    versions.push(rt.version.clone());
+                }
+            }
+            let first = preferred["groups"]
+                .as_array()
+                .and_then(|gs| gs.iter().find(|x| x["name"] == g.as_str()))
+                .and_then(|x| x["preferredVersion"]["version"].as_str().map(str::to_owned));
+            if let Some(p) = first {
+                versions.sort_by_key(|v| *v != p);
+            }
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = types
+                        .iter()
+                        .filter(|r| r.group == *g && r.version == *v)
+                        .map(|r| {
+                            let kind = json!({"group": r.group, "version": r.version, "kind": r.kind});
+                            let mut subresources = Vec::new();
+                            if r.has_status {
+                                subresources.push(json!({"subresource": "status", "responseKind": kind,
+                                    "verbs": ["get", "patch", "update"]}));
+                            }
+                            if r.group == "apps" && matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet") {
+                                subresources.push(json!({"subresource": "scale",
+                                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                                    "verbs": ["get", "patch", "update"]}));
+                            }
+                            json!({
+                                "resource": r.plural,
+                                "responseKind": kind,
+                                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": r.singular,
+                                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                                "shortNames": r.short_names,
+                                "categories": r.categories,
+                                "subresources": subresources,
+                            })
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+           "metadata": {}, "items": items})
 }
 
 fn resource_list(store: &Store, group: &str, version: &str) -> Value {

@@ -7,6 +7,11 @@
 
 use std::process::ExitCode;
 
+/// Rendering allocates and frees many small YAML values; mimalloc makes that about a
+/// third cheaper than glibc's allocator (measured with callgrind, see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use lookctl::cli::{Cli, Command};
 use lookctl::settings::{self, Process, SettingsError};

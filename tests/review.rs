@@ -357,3 +357,51 @@ fn concurrent_ups_never_exceed_the_cap_and_one_sha_ends_in_one_env() {
             .is_some()
     );
 }
+
+#[test]
+fn gc_racing_up_never_removes_the_environment_being_deployed() {
+    let env = setup(5);
+    let a = sha(30);
+    env.push(&a);
+    assert!(env.up(&at(0), &a, &["--no-wait"]).status.success());
+    // Two hours later A has expired; a redeploy and a gc run at the same moment.
+    let later = at(120);
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("lookctl"))
+            .current_dir(env.dir.path())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&env.kubeconfig)
+            .env("LOOKCTL_NOW", &later)
+            .env_remove("CI")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let up = spawn(&["review", "up", "--sha", &a, "--no-wait"]);
+    let gc = spawn(&["review", "gc"]);
+    let (up, gc) = (
+        up.wait_with_output().expect("up"),
+        gc.wait_with_output().expect("gc"),
+    );
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    assert!(gc.status.success(), "{}", text(&gc.stderr));
+    // Whichever took the lock first, the environment that was just deployed survives,
+    // with its objects and a fresh expiry.
+    let ns = env.namespace(&a).expect("environment still there");
+    assert_eq!(
+        ns["metadata"]["annotations"]["lookctl.dev/expires"],
+        at(180).as_str()
+    );
+    assert!(
+        env.server
+            .get_object(
+                "apps/v1",
+                "Deployment",
+                Some(&format!("review-{}", &a[..7])),
+                "shop"
+            )
+            .is_some()
+    );
+}

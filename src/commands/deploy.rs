@@ -29,12 +29,7 @@ pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
         template_vars: Some(&settings.template_vars),
         secrets: &settings.secrets,
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run_cluster(settings, &objects, ui))
+    super::runtime()?.block_on(run_cluster(settings, &objects, ui))
 }
 
 fn confirm(settings: &DeploySettings, ui: &Ui) -> Result<()> {

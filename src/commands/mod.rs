@@ -7,3 +7,14 @@ pub mod review;
 pub mod secrets;
 pub mod status;
 pub mod targets;
+
+/// The async runtime of the cluster-facing commands. They render (and call Cloud KMS,
+/// which is blocking) first and enter the runtime only for the cluster part.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

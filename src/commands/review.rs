@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::cli::{OutputFormat, ReviewUpArgs};
 use crate::cluster::{self, ApplyOptions, ClusterClient, NoProgress};
@@ -24,13 +24,7 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long `up` waits for another `up`/`gc` of the project to finish its decision.
 const CAP_LOCK_WAIT: Duration = Duration::from_secs(120);
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
+use super::runtime;
 
 /// The name of the Lease that serialises the decisions of one project's `up` and `gc`.
 fn cap_lock_target(project: &str) -> String {

@@ -1,7 +1,7 @@
 //! `lookctl status`: per target, what its inventory says is deployed (commit, time, who)
 //! and the health of its workloads.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::cluster::{self, ClusterClient, StatusReport};
@@ -20,12 +20,7 @@ pub fn run(config: &Config, args: &StatusArgs, ui: &Ui) -> Result<()> {
         Some(name) => vec![config.target(name)?],
         None => config.targets.iter().collect(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let rows: Vec<Row> = runtime.block_on(async {
+    let rows: Vec<Row> = super::runtime()?.block_on(async {
         let mut rows = Vec::new();
         for t in targets {
             let context = args

@@ -273,13 +273,21 @@ impl ClusterClient {
     /// Re-runs discovery (after CRDs were established) and caches the result.
     pub(crate) async fn refresh_discovery(&self) -> Result<Arc<Discovery>, ClusterError> {
         let mut slot = self.discovery.write().await;
-        let discovery = with_retry(
-            &self.retry,
-            &self.limiter,
-            |_, _| {},
-            || Discovery::new(self.client.clone()).run(),
-        )
-        .await
+        // Aggregated discovery (Kubernetes 1.30+) is two requests; the per-group form is
+        // one per group version, in sequence. Servers without it get the per-group form.
+        let aggregated = Discovery::new(self.client.clone()).run_aggregated().await;
+        let discovery = match aggregated {
+            Ok(d) => Ok(d),
+            Err(_) => {
+                with_retry(
+                    &self.retry,
+                    &self.limiter,
+                    |_, _| {},
+                    || Discovery::new(self.client.clone()).run(),
+                )
+                .await
+            }
+        }
         .map_err(|f| {
             ClusterError::Discovery(kube::Error::Service(
                 f.into_object_error().to_string().into(),

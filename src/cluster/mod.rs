@@ -277,8 +277,15 @@ impl ClusterClient {
         // one per group version, in sequence. Servers without it get the per-group form.
         let aggregated = Discovery::new(self.client.clone()).run_aggregated().await;
         let discovery = match aggregated {
-            Ok(d) => Ok(d),
-            Err(_) => {
+            // A server without it may answer /api with the legacy document, which reads
+            // as an empty aggregated list: only a list that has the core group counts.
+            Ok(d)
+                if d.get("")
+                    .is_some_and(|core| core.recommended_resources().len() > 0) =>
+            {
+                Ok(d)
+            }
+            _ => {
                 with_retry(
                     &self.retry,
                     &self.limiter,

@@ -281,7 +281,7 @@ impl ClusterClient {
             // as an empty aggregated list: only a list that has the core group counts.
             Ok(d)
                 if d.get("")
-                    .is_some_and(|core| core.recommended_resources().len() > 0) =>
+                    .is_some_and(|core| !core.recommended_resources().is_empty()) =>
             {
                 Ok(d)
             }

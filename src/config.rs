@@ -480,28 +480,14 @@ impl TargetTable {
 
 impl fmt::Display for TargetTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut widths = Self::HEADER.map(str::len);
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 5]| {
-            let mut s = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    s.push_str(cell);
-                } else {
-                    s.push_str(&format!("{cell:<w$}  "));
-                }
-            }
-            writeln!(f, "{}", s.trim_end())
-        };
-        line(f, Self::HEADER)?;
-        for row in &self.rows {
-            line(f, row.each_ref().map(String::as_str))?;
-        }
-        Ok(())
+        let rows: Vec<Vec<&str>> = std::iter::once(Self::HEADER.to_vec())
+            .chain(
+                self.rows
+                    .iter()
+                    .map(|r| r.iter().map(String::as_str).collect()),
+            )
+            .collect();
+        f.write_str(&crate::table::format(&rows, 2))
     }
 }
 

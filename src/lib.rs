@@ -20,5 +20,6 @@ pub mod render;
 pub mod review;
 pub mod secrets;
 pub mod settings;
+pub mod table;
 pub mod ui;
 pub mod vars;

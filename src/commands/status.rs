@@ -128,26 +128,7 @@ fn table(rows: &[Row]) -> String {
             }
         }
     }
-    let mut widths = [0usize; 7];
-    for l in &lines {
-        for (w, c) in widths.iter_mut().zip(l) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for l in &lines {
-        let mut line = String::new();
-        for (i, (c, w)) in l.iter().zip(widths).enumerate() {
-            if i + 1 == l.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::format(&lines.iter().map(|l| l.to_vec()).collect::<Vec<_>>(), 2)
 }
 
 fn json(rows: &[Row]) -> serde_json::Value {

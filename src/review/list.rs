@@ -131,26 +131,7 @@ pub fn format_table(entries: &[ListEntry], now: SystemTime) -> String {
                 ]
             }),
     );
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i > 0 {
-                line.push_str("   ");
-            }
-            line.push_str(cell);
-            line.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::format(&rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>(), 3)
 }
 
 #[cfg(test)]

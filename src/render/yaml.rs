@@ -24,8 +24,35 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// The largest YAML file lookctl reads. Real manifests (CRD bundles included) are a few
+/// MiB; anything near this is a mistake or an attack, and is refused before parsing.
+pub const MAX_YAML_BYTES: usize = 64 << 20;
+/// How deeply collections may nest. Kubernetes objects nest a dozen levels; the limit
+/// keeps every recursive walk over a parsed value (patching, emitting, dropping) far from
+/// the stack's end.
+pub const MAX_DEPTH: usize = 512;
+/// How many nodes aliases may materialise in one stream (each `*alias` copies its
+/// anchored value). go-yaml refuses "excessive aliasing" in the same spirit; without a
+/// bound a few hundred bytes of nested aliases expand to gigabytes.
+pub const MAX_ALIAS_NODES: usize = 1_000_000;
+
 /// Parses a multi-document stream into values; empty documents are dropped.
+///
+/// Bounded whatever the input: the size, the nesting depth and alias expansion are
+/// limited, and characters YAML forbids (NUL and other control characters) are errors
+/// with their line, as in go-yaml's reader. A leading byte-order mark is skipped.
 pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(YamlError {
+            line: 1,
+            message: format!(
+                "the file is {} bytes; lookctl reads YAML files of at most {MAX_YAML_BYTES} bytes",
+                text.len()
+            ),
+        });
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_characters(text)?;
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
     loop {
@@ -41,6 +68,25 @@ pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
     Ok(builder.docs)
 }
 
+/// go-yaml's reader check: only tab, LF, CR, printable ASCII, NEL and the printable
+/// Unicode ranges may appear in a YAML stream.
+fn check_characters(text: &str) -> Result<(), YamlError> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+            || c >= '\u{10000}'
+    };
+    match text.char_indices().find(|&(_, c)| !allowed(c)) {
+        None => Ok(()),
+        Some((offset, c)) => Err(YamlError {
+            line: text[..offset].matches('\n').count() + 1,
+            message: format!(
+                "control characters are not allowed (U+{:04X} at byte offset {offset})",
+                c as u32
+            ),
+        }),
+    }
+}
+
 enum Frame {
     Seq(Vec<Value>, usize),
     /// The mapping, its anchor, a pending key (with its line) and keys from `<<` merges
@@ -52,7 +98,10 @@ enum Frame {
 struct Builder {
     docs: Vec<Value>,
     stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, Value>,
+    /// Anchored values with their size in nodes.
+    anchors: std::collections::HashMap<usize, (Value, usize)>,
+    /// Nodes materialised by aliases so far.
+    alias_nodes: usize,
 }
 
 impl Builder {
@@ -63,17 +112,29 @@ impl Builder {
                 self.value(v, anchor, mark)
             }
             Event::Alias(id) => {
-                let v = self.anchors.get(&id).cloned().ok_or(YamlError {
+                let (v, size) = self.anchors.get(&id).ok_or(YamlError {
                     line: mark.line(),
                     message: "unknown anchor".into(),
                 })?;
+                self.alias_nodes = self.alias_nodes.saturating_add(*size);
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(YamlError {
+                        line: mark.line(),
+                        message: format!(
+                            "document contains excessive aliasing (aliases expand to more than {MAX_ALIAS_NODES} nodes)"
+                        ),
+                    });
+                }
+                let v = v.clone();
                 self.value(v, 0, mark)
             }
             Event::SequenceStart(anchor, _) => {
+                self.check_depth(mark)?;
                 self.stack.push(Frame::Seq(Vec::new(), anchor));
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
+                self.check_depth(mark)?;
                 self.stack
                     .push(Frame::Map(Mapping::new(), anchor, None, Vec::new()));
                 Ok(())
@@ -94,9 +155,19 @@ impl Builder {
         }
     }
 
+    fn check_depth(&self, mark: Marker) -> Result<(), YamlError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(YamlError {
+                line: mark.line(),
+                message: format!("collections nest more than {MAX_DEPTH} levels deep"),
+            });
+        }
+        Ok(())
+    }
+
     fn value(&mut self, v: Value, anchor: usize, mark: Marker) -> Result<(), YamlError> {
         if anchor > 0 {
-            self.anchors.insert(anchor, v.clone());
+            self.anchors.insert(anchor, (v.clone(), node_count(&v)));
         }
         match self.stack.last_mut() {
             None => {
@@ -114,10 +185,33 @@ impl Builder {
                     *pending = Some((v, mark.line()));
                     Ok(())
                 }
+                Some((key, line)) if key.is_mapping() || key.is_sequence() => Err(YamlError {
+                    line,
+                    message: "a mapping key must be a scalar, not a collection".into(),
+                }),
                 Some((key, line)) => insert(map, merged, key, v, line),
             },
         }
     }
+}
+
+/// The number of nodes in `v` (each scalar, sequence and mapping counts one; keys too).
+fn node_count(v: &Value) -> usize {
+    let mut n = 0usize;
+    let mut todo = vec![v];
+    while let Some(v) = todo.pop() {
+        n += 1;
+        match v {
+            Value::Sequence(items) => todo.extend(items),
+            Value::Mapping(m) => {
+                n += m.len();
+                todo.extend(m.values());
+            }
+            Value::Tagged(t) => todo.push(&t.value),
+            _ => {}
+        }
+    }
+    n
 }
 
 fn insert(
@@ -652,5 +746,77 @@ mod tests {
         let v = one(src);
         let back = one(&to_string(&v));
         assert_eq!(v, back, "{}", to_string(&v));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_quickly_with_the_line() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let started = std::time::Instant::now();
+        let e = parse_stream(&bomb).expect_err("bomb");
+        assert!(e.message.contains("excessive aliasing"), "{e:?}");
+        assert!(e.line > 1, "{e:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn modest_aliasing_still_parses() {
+        let v = one("x: &x {a: [1, 2, 3]}\ny: *x\nz: *x\n");
+        assert_eq!(v["z"]["a"][2], Value::Number(3.into()));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        // The scanner's own limit (flow collections) or ours: either is a clean error.
+        let e = parse_stream(&deep).expect_err("deep");
+        assert!(
+            e.message.contains("limit") || e.message.contains("nest more than"),
+            "{e:?}"
+        );
+        let deep_maps = (0..5000).fold(String::new(), |mut s, i| {
+            s.push_str(&" ".repeat(i));
+            s.push_str("k:\n");
+            s
+        });
+        let e = parse_stream(&deep_maps).expect_err("deep block mappings");
+        assert!(e.message.contains("nest more than 512"), "{e:?}");
+    }
+
+    #[test]
+    fn nul_and_control_characters_are_errors_with_line_and_offset() {
+        let e = parse_stream("kind: Deployment\nspec:\0\n  containers: []\n").expect_err("nul");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("U+0000"), "{e:?}");
+        assert!(e.message.contains("byte offset 22"), "{e:?}");
+        assert!(parse_stream("a: \u{1b}[31m\n").is_err());
+        assert!(parse_stream("a: \u{7f}\n").is_err());
+        // Tabs, CR/LF, NEL and non-ASCII text are fine.
+        assert!(parse_stream("a: \"x\ty\"\r\nb: é\u{85}\n").is_ok());
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        let v = one("\u{feff}resources:\n- a.yaml\n");
+        assert_eq!(v["resources"][0], Value::String("a.yaml".into()));
+    }
+
+    #[test]
+    fn complex_mapping_keys_are_errors() {
+        let e = parse_stream("labels:\n  ? {a: b}\n  : c\n").expect_err("complex key");
+        assert!(e.message.contains("mapping key must be a scalar"), "{e:?}");
+        assert!(parse_stream("labels:\n  ? [a]\n  : c\n").is_err());
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_parsing() {
+        let big = "#".repeat(MAX_YAML_BYTES + 1);
+        let e = parse_stream(&big).expect_err("big");
+        assert!(e.message.contains("at most"), "{e:?}");
     }
 }

@@ -139,11 +139,21 @@ fn detect(text: &str) -> Option<SopsFormat> {
             SopsFormat::Json
         });
     }
-    serde_yaml::Deserializer::from_str(text)
-        .any(|doc| {
-            <Value as serde::Deserialize>::deserialize(doc).is_ok_and(|v| is_sops_document(&v))
-        })
-        .then_some(SopsFormat::Yaml)
+    // serde_yaml's document iterator yields errors forever after a syntax error, so the
+    // loop ends at the first one: a robots.txt or an .ini file is simply not SOPS.
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        match <Value as serde::Deserialize>::deserialize(doc) {
+            Ok(v) if is_sops_document(&v) => return Some(SopsFormat::Yaml),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Whether `bytes` is a SOPS file (of any store), judged from its contents alone.
+pub fn is_sops_input(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|t| detect(t).is_some())
 }
 
 /// For generator inputs (`envs:`/`files:`): if `bytes` is a SOPS file, its decrypted
@@ -634,5 +644,24 @@ mod tests {
         assert!(!is_sops_document(&doc));
         assert!(is_sops_file("A=1\nsops_mac=ENC[x]\n"));
         assert!(!is_sops_file("A=1\n"));
+    }
+
+    /// Regression: generator inputs that are not YAML (robots.txt, .ini, shell scripts)
+    /// made `detect` loop forever on serde_yaml's endless error iterator.
+    #[test]
+    fn detect_returns_on_inputs_that_are_not_yaml() {
+        for text in [
+            "User-agent: *\nDisallow: /admin\n: nope\n",
+            "[section]\nkey = value\n[other]\n",
+            "#!/bin/sh\nset -e\necho \"a: b: c\"\n- x\n",
+            "a: [1, 2\n",
+            "\tkey: value\n",
+        ] {
+            assert_eq!(detect(text), None, "{text:?}");
+        }
+        assert_eq!(
+            detect("a: 1\n---\nsops:\n  mac: x\n  lastmodified: y\n"),
+            Some(SopsFormat::Yaml)
+        );
     }
 }

@@ -24,6 +24,9 @@ pub const OPT_OUT_MARKER: &str = "# lookctl: no-template";
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
 
+/// The most minijinja instructions one file's template may run.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
 /// A templating failure, naming the file, the line and the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -54,6 +57,9 @@ impl Templater {
     pub fn new(vars: BTreeMap<String, String>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // A build-variable template needs a few hundred steps; a loop of millions is a
+        // mistake or an attack, and must end with an error rather than hang the deploy.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
             .keep_trailing_newline(true)
             .build()
@@ -105,10 +111,17 @@ impl Templater {
                 defined: self.vars.keys().cloned().collect::<Vec<_>>().join(", "),
             };
         }
+        let message = if e.kind() == ErrorKind::OutOfFuel {
+            format!(
+                "the template runs too long (more than {TEMPLATE_FUEL} steps); is there a runaway loop?"
+            )
+        } else {
+            e.detail().unwrap_or("invalid template").to_owned()
+        };
         TemplateError::Syntax {
             path: path.to_owned(),
             line,
-            message: e.detail().unwrap_or("invalid template").to_owned(),
+            message,
         }
     }
 }
@@ -264,5 +277,20 @@ mod tests {
     fn raw_blocks_keep_literal_braces() {
         let v = render_yaml("expr: '{% raw %}{{ $labels.job }}{% endraw %}'\n");
         assert_eq!(v["expr"].as_str(), Some("{{ $labels.job }}"));
+    }
+
+    #[test]
+    fn runaway_loops_end_with_an_error_naming_the_file() {
+        let started = std::time::Instant::now();
+        let e = templater()
+            .render(
+                Path::new("dir/loop.yaml"),
+                "a: 1\n{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}\n",
+            )
+            .expect_err("runaway");
+        let msg = e.to_string();
+        assert!(msg.starts_with("dir/loop.yaml:"), "{msg}");
+        assert!(msg.contains("runs too long"), "{msg}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }

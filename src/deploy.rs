@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use crate::cluster::{ApplyAction, ApplyReport, Plan, PlanAction, WaitReport};
 use crate::render::source::SourceError;
-use crate::render::{DataHook, Document, FsSource, KustomizeError, Templater, kustomize};
+use crate::render::{DataHook, DataUse, Document, FsSource, KustomizeError, Templater, kustomize};
 use crate::secrets::gcp_kms::{KmsClient, KmsConfig};
 use crate::secrets::sops::{self, SopsKeys};
 use crate::secrets::{self, Decryptor, KmsError, Plaintext};
@@ -106,13 +106,42 @@ impl DataHook for SecretsHook<'_> {
         secrets::enc_path(path).is_file()
     }
 
-    fn missing_input(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError> {
+    fn provider_path(&self, path: &Path) -> Option<PathBuf> {
+        Some(secrets::enc_path(path))
+    }
+
+    fn missing_input(&self, path: &Path, usage: DataUse) -> Result<Option<Vec<u8>>, SourceError> {
+        if usage != DataUse::Secret && self.can_provide(path) {
+            return Err(SourceError::Data {
+                path: secrets::enc_path(path),
+                message: "encrypted inputs may only feed a secretGenerator: a configMapGenerator would store the decrypted values in clear in a ConfigMap".into(),
+            });
+        }
         secrets::open_generator_input(path, self.settings.kms_key.as_deref(), self)
             .map(|p| p.map(|p| p.expose().to_vec()))
             .map_err(|e| data_error(path, &e))
     }
 
-    fn input(&self, path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, SourceError> {
+    fn input(&self, path: &Path, bytes: Vec<u8>, usage: DataUse) -> Result<Vec<u8>, SourceError> {
+        let encrypted = secrets::enc_path(path);
+        if encrypted.exists() {
+            // Typically a leftover of `lookctl secrets decrypt X.enc -o X`: its values may
+            // be stale, and silently preferring either file deploys a surprise.
+            return Err(SourceError::Data {
+                path: path.to_owned(),
+                message: format!(
+                    "both {} and its encrypted form {} exist; delete the plaintext file (or the .enc file) so that one source of truth remains",
+                    path.display(),
+                    encrypted.display()
+                ),
+            });
+        }
+        if usage != DataUse::Secret && sops::is_sops_input(&bytes) {
+            return Err(SourceError::Data {
+                path: path.to_owned(),
+                message: "SOPS-encrypted inputs may only feed a secretGenerator: a configMapGenerator would store the decrypted values in clear in a ConfigMap".into(),
+            });
+        }
         let keys = self.sops_keys();
         match sops::open_sops_input(path, &bytes, &keys) {
             Ok(Some(plaintext)) => Ok(plaintext.expose().to_vec()),

@@ -8,5 +8,5 @@ pub mod template;
 pub mod yaml;
 
 pub use kustomize::KustomizeError;
-pub use source::{DataHook, Document, FsSource, Source, SourceError};
+pub use source::{DataHook, DataUse, Document, FsSource, Source, SourceError};
 pub use template::{TemplateError, Templater};

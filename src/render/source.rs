@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::template::{TemplateError, Templater, substitute_value};
+use super::kustomize::KUSTOMIZATION_FILE_NAMES;
+use super::template::{TemplateError, Templater, substitute, substitute_value};
 
 /// One parsed YAML document.
 pub type Document = serde_yaml::Value;
@@ -28,6 +29,8 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error("{path}: larger than {limit} bytes, the most lookctl reads from one file")]
+    TooLarge { path: PathBuf, limit: u64 },
     /// A generator input could not be produced by the data hook (e.g. decryption failed).
     #[error("{path}: {message}")]
     Data { path: PathBuf, message: String },
@@ -46,18 +49,48 @@ pub enum EntryKind {
     Dir,
 }
 
+/// What a generator input will become: only a Secret may be fed from encrypted files,
+/// since a ConfigMap would carry the decrypted values in clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataUse {
+    Secret,
+    ConfigMap,
+}
+
+/// The largest generator input lookctl reads (a ConfigMap or Secret holds at most 1 MiB
+/// in a cluster; this only stops runaway inputs such as a device or a huge log).
+pub const MAX_DATA_BYTES: u64 = 64 << 20;
+
 /// Read access to a kustomization tree. Paths are absolute and normalised by the caller.
 pub trait Source: Sync {
     /// The YAML documents of a kustomization file, resource or patch file: templated and
     /// parsed (empty documents dropped).
     fn read_yaml(&self, path: &Path) -> Result<Vec<Document>, SourceError>;
-    /// The raw bytes of a generator input (`files:`, `envs:`), decrypted where needed.
-    fn read_data(&self, path: &Path) -> Result<Vec<u8>, SourceError>;
+    /// The raw bytes of a generator input (`files:`, `envs:`), decrypted where `usage`
+    /// allows it.
+    fn read_data(&self, path: &Path, usage: DataUse) -> Result<Vec<u8>, SourceError>;
     /// Whether `path` is a file or a directory, `None` when it does not exist.
     fn kind(&self, path: &Path) -> Option<EntryKind>;
     /// Whether [`Source::read_data`] can produce `path` although it is not on disk.
     fn can_provide(&self, _path: &Path) -> bool {
         false
+    }
+    /// The real location of what reading `path` reads, with every symbolic link
+    /// resolved (for a provided input, the file it is produced from); `None` when there
+    /// is nothing there. The engine's load restriction compares these, as kustomize's
+    /// does, so that a link cannot reach outside the kustomization's directory.
+    fn resolve(&self, path: &Path) -> Option<PathBuf> {
+        Some(path.to_owned())
+    }
+    /// Parses YAML text that was itself a string in `file` (an inline patch). Templated
+    /// values in it are substituted only after this parse, so that they cannot change
+    /// the patch's structure.
+    fn parse_inline(&self, file: &Path, text: &str) -> Result<Vec<Document>, SourceError> {
+        parse_yaml_stream(file, text)
+    }
+    /// An inline string used as it is (e.g. as a path), with its templated values.
+    fn inline_text<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 
@@ -68,9 +101,13 @@ pub trait DataHook: Sync {
     fn can_provide(&self, _path: &Path) -> bool {
         false
     }
-    fn missing_input(&self, path: &Path) -> Result<Option<Vec<u8>>, SourceError>;
+    /// The file [`DataHook::missing_input`] reads for `path` (e.g. `path.enc`).
+    fn provider_path(&self, _path: &Path) -> Option<PathBuf> {
+        None
+    }
+    fn missing_input(&self, path: &Path, usage: DataUse) -> Result<Option<Vec<u8>>, SourceError>;
     /// Sees every generator input read from disk (e.g. decrypts SOPS files).
-    fn input(&self, _path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, SourceError> {
+    fn input(&self, _path: &Path, bytes: Vec<u8>, _usage: DataUse) -> Result<Vec<u8>, SourceError> {
         Ok(bytes)
     }
     /// Sees the documents of every YAML file read (e.g. decrypts SOPS-encrypted Secrets).
@@ -102,18 +139,31 @@ impl<'a> FsSource<'a> {
 
 impl Source for FsSource<'_> {
     fn read_yaml(&self, path: &Path) -> Result<Vec<Document>, SourceError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SourceError::Io {
+        let bytes = read_bounded(path, super::yaml::MAX_YAML_BYTES as u64)?;
+        let text = String::from_utf8(bytes).map_err(|e| SourceError::Yaml {
             path: path.to_owned(),
-            source,
+            line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
+            message: format!(
+                "invalid UTF-8 at byte offset {}",
+                e.utf8_error().valid_up_to()
+            ),
         })?;
+        // A byte-order mark is not part of the text (kustomize reads such files too).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let docs = match self.templater {
             Some(t) => {
-                let rendered = t.render(path, &text)?;
+                let rendered = t.render(path, text)?;
                 let mut docs = parse_yaml_stream(path, &rendered)?;
-                docs.iter_mut().for_each(substitute_value);
+                let kustomization = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| KUSTOMIZATION_FILE_NAMES.contains(&n));
+                for doc in &mut docs {
+                    substitute_outside_inline_yaml(doc, kustomization);
+                }
                 docs
             }
-            None => parse_yaml_stream(path, &text)?,
+            None => parse_yaml_stream(path, text)?,
         };
         match self.hook {
             Some(hook) => hook.documents(path, docs),
@@ -121,27 +171,21 @@ impl Source for FsSource<'_> {
         }
     }
 
-    fn read_data(&self, path: &Path) -> Result<Vec<u8>, SourceError> {
-        match std::fs::read(path) {
+    fn read_data(&self, path: &Path, usage: DataUse) -> Result<Vec<u8>, SourceError> {
+        match read_bounded(path, MAX_DATA_BYTES) {
             Ok(bytes) => match self.hook {
-                Some(hook) => hook.input(path, bytes),
+                Some(hook) => hook.input(path, bytes, usage),
                 None => Ok(bytes),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.is_not_found() => {
                 if let Some(hook) = self.hook
-                    && let Some(bytes) = hook.missing_input(path)?
+                    && let Some(bytes) = hook.missing_input(path, usage)?
                 {
                     return Ok(bytes);
                 }
-                Err(SourceError::Io {
-                    path: path.to_owned(),
-                    source: e,
-                })
+                Err(e)
             }
-            Err(source) => Err(SourceError::Io {
-                path: path.to_owned(),
-                source,
-            }),
+            Err(e) => Err(e),
         }
     }
 
@@ -157,6 +201,127 @@ impl Source for FsSource<'_> {
             EntryKind::File
         })
     }
+
+    fn parse_inline(&self, file: &Path, text: &str) -> Result<Vec<Document>, SourceError> {
+        let mut docs = parse_yaml_stream(file, text)?;
+        if self.templater.is_some() {
+            docs.iter_mut().for_each(substitute_value);
+        }
+        Ok(docs)
+    }
+
+    fn inline_text<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        substitute(text)
+    }
+
+    fn resolve(&self, path: &Path) -> Option<PathBuf> {
+        match path.canonicalize() {
+            Ok(real) => Some(real),
+            Err(_) => self
+                .hook
+                .and_then(|h| h.provider_path(path))
+                .and_then(|p| p.canonicalize().ok()),
+        }
+    }
+}
+
+/// Substitutes templated values everywhere in `doc` except in the strings the kustomize
+/// engine parses again as YAML: inline patches (`patches[].patch`,
+/// `patchesJson6902[].patch`, `patchesStrategicMerge[]`) and inline `transformers:` /
+/// `generators:` of a kustomization, and the `patch`/`jsonOp` of a patch transformer's
+/// configuration. Those keep their placeholders until [`Source::parse_inline`].
+fn substitute_outside_inline_yaml(doc: &mut Document, kustomization: bool) {
+    let Some(map) = doc.as_mapping_mut() else {
+        substitute_value(doc);
+        return;
+    };
+    let is_patch_transformer = doc_kind_is_patch_transformer(map);
+    let needs_key_rewrite = map
+        .keys()
+        .any(|k| k.as_str().is_some_and(|s| substitute(s) != s));
+    if needs_key_rewrite {
+        // Keys with templated values: rebuild the mapping, then treat it as usual.
+        let old = std::mem::take(map);
+        for (mut k, v) in old {
+            substitute_value(&mut k);
+            map.insert(k, v);
+        }
+    }
+    for (key, value) in map.iter_mut() {
+        match (kustomization, key.as_str().unwrap_or_default()) {
+            (true, "patches" | "patchesJson6902") => match value.as_sequence_mut() {
+                Some(entries) => entries
+                    .iter_mut()
+                    .for_each(|e| keep_inline(e, &["patch", "jsonOp"])),
+                None => substitute_value(value),
+            },
+            (true, "patchesStrategicMerge" | "transformers" | "generators") => {
+                // String entries are inline documents or paths; both are handled later.
+                if let Some(entries) = value.as_sequence_mut() {
+                    entries
+                        .iter_mut()
+                        .filter(|e| !e.is_string())
+                        .for_each(substitute_value);
+                } else {
+                    substitute_value(value);
+                }
+            }
+            (false, "patch" | "jsonOp") if is_patch_transformer => {}
+            _ => substitute_value(value),
+        }
+    }
+}
+
+/// Substitutes everything in a mapping but the string values of `inline_keys`.
+fn keep_inline(entry: &mut Document, inline_keys: &[&str]) {
+    match entry.as_mapping_mut() {
+        Some(m) => {
+            for (k, v) in m.iter_mut() {
+                if !(v.is_string() && k.as_str().is_some_and(|k| inline_keys.contains(&k))) {
+                    substitute_value(v);
+                }
+            }
+        }
+        None => substitute_value(entry),
+    }
+}
+
+fn doc_kind_is_patch_transformer(map: &serde_yaml::Mapping) -> bool {
+    map.get("kind").and_then(Document::as_str).is_some_and(|k| {
+        matches!(
+            k,
+            "PatchTransformer" | "PatchJson6902Transformer" | "PatchStrategicMergeTransformer"
+        )
+    })
+}
+
+/// Reads a whole file, refusing one larger than `limit` bytes (checked on what is read,
+/// not on the metadata, so a device or a growing file cannot run away either).
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, SourceError> {
+    use std::io::Read as _;
+    let io = |source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(SourceError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The 1-based line of byte `offset`.
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Parses a multi-document YAML stream (go-yaml v3 scalar rules, see [`super::yaml`]);

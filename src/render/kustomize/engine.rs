@@ -10,7 +10,7 @@ use super::kustomization::Kustomization;
 use super::resource::{Behavior, Resource, scalar_string};
 use super::transformers::{self, Affix, ImageUpdater};
 use super::{KUSTOMIZATION_FILE_NAMES, KustomizeError, nameref, normalize, sort};
-use crate::render::source::{Document, EntryKind, Source};
+use crate::render::source::{DataUse, Document, EntryKind, Source};
 
 type IdSet = std::collections::HashSet<(super::resource::Gvk, String, String)>;
 
@@ -342,15 +342,51 @@ impl Ctx<'_> {
             .ok_or_else(|| KustomizeError::NoKustomization {
                 dir: dir.to_owned(),
             })?;
+        let mut k = Kustomization::parse_file_only(&file);
+        k.real_dir = self.source.resolve(dir);
+        self.confine(&k, "(kustomization file)", &file.to_string_lossy(), &file)?;
         let mut docs = self.source.read_yaml(&file)?;
         let doc = if docs.is_empty() {
             Document::Null
         } else {
             docs.swap_remove(0)
         };
+        let real_dir = k.real_dir.take();
         let mut k = Kustomization::parse(&file, &doc)?;
         k.origin = origin.to_owned();
+        k.real_dir = real_dir;
         Ok(k)
+    }
+
+    /// kustomize's root-only load restriction on what the path really is: `path`, with
+    /// every symbolic link resolved, must lie inside `k`'s directory (itself resolved).
+    /// A textual check alone would let `link -> /etc` through.
+    fn confine(
+        &self,
+        k: &Kustomization,
+        field: &str,
+        entry: &str,
+        path: &Path,
+    ) -> Result<(), KustomizeError> {
+        let outside = |real: PathBuf| KustomizeError::OutsideRoot {
+            file: k.file.clone(),
+            field: field.to_owned(),
+            entry: entry.to_owned(),
+            path: real,
+            root: k.dir.clone(),
+        };
+        if !path.starts_with(&k.dir) {
+            return Err(outside(path.to_owned()));
+        }
+        let (Some(root), Some(real)) = (k.real_dir.as_deref(), self.source.resolve(path)) else {
+            // Nothing there to escape to: the read that follows reports what is missing.
+            return Ok(());
+        };
+        if real.starts_with(root) {
+            Ok(())
+        } else {
+            Err(outside(real))
+        }
     }
 
     /// A file path named by `field` of `k`, checked to exist inside `k`'s directory.
@@ -361,15 +397,7 @@ impl Ctx<'_> {
         entry: &str,
     ) -> Result<PathBuf, KustomizeError> {
         let path = normalize(&k.dir.join(entry));
-        if !path.starts_with(&k.dir) {
-            return Err(KustomizeError::OutsideRoot {
-                file: k.file.clone(),
-                field: field.to_owned(),
-                entry: entry.to_owned(),
-                path,
-                root: k.dir.clone(),
-            });
-        }
+        self.confine(k, field, entry, &path)?;
         match self.source.kind(&path) {
             Some(EntryKind::File) => Ok(path),
             // An input that exists only in encrypted form (`X.enc`), read through the hook.
@@ -418,15 +446,7 @@ impl Ctx<'_> {
             let path = normalize(&k.dir.join(entry));
             match self.source.kind(&path) {
                 Some(EntryKind::File) => {
-                    if !path.starts_with(&k.dir) {
-                        return Err(KustomizeError::OutsideRoot {
-                            file: k.file.clone(),
-                            field: field.to_owned(),
-                            entry: entry.clone(),
-                            path,
-                            root: k.dir.clone(),
-                        });
-                    }
+                    self.confine(k, field, entry, &path)?;
                     let mut objs = self.read_objects(k, &path)?;
                     if self.track_origin {
                         let o = normalize(&k.origin.join(entry));
@@ -612,6 +632,7 @@ impl Ctx<'_> {
             ctx: &'b Ctx<'c>,
             k: &'b Kustomization,
             field: &'b str,
+            usage: DataUse,
             err: Option<KustomizeError>,
         }
         impl KvLoader for Ldr<'_, '_> {
@@ -619,7 +640,7 @@ impl Ctx<'_> {
                 let res = self
                     .ctx
                     .file_in(self.k, self.field, path)
-                    .and_then(|p| Ok(self.ctx.source.read_data(&p)?));
+                    .and_then(|p| Ok(self.ctx.source.read_data(&p, self.usage)?));
                 res.map_err(|e| {
                     let msg = e.to_string();
                     self.err = Some(e);
@@ -631,6 +652,11 @@ impl Ctx<'_> {
             ctx: self,
             k,
             field,
+            usage: if args.kind == "Secret" {
+                DataUse::Secret
+            } else {
+                DataUse::ConfigMap
+            },
             err: None,
         };
         let res = generators::generate(args, &mut ldr);
@@ -671,12 +697,14 @@ impl Ctx<'_> {
         let mut inline = Vec::new();
         let mut paths = Vec::new();
         for e in entries {
-            let parsed = crate::render::source::parse_yaml_stream(&k.file, e)
+            let parsed = self
+                .source
+                .parse_inline(&k.file, e)
                 .ok()
                 .filter(|d| d.iter().any(Document::is_mapping));
             match parsed {
                 Some(docs) => inline.extend(docs.into_iter().map(|d| (d, field.to_owned()))),
-                None => paths.push(e.clone()),
+                None => paths.push(self.source.inline_text(e).into_owned()),
             }
         }
         let mut sub = Accumulator::default();

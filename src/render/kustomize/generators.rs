@@ -116,11 +116,13 @@ fn is_config_key(k: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
-fn env_pairs(content: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// The `KEY=VALUE` lines of an env file. For a Secret the error names the line only:
+/// a malformed line may well be a value (`PASSWORD hunter2`), never to be echoed.
+fn env_pairs(content: &[u8], secret: bool) -> Result<Vec<(String, String)>, String> {
     let text = std::str::from_utf8(content).map_err(|_| "invalid utf8 in env file".to_owned())?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
-    for line in text.split('\n') {
+    for (n, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         let line = line.trim_start();
         if line.is_empty() || line.starts_with('#') {
@@ -128,8 +130,14 @@ fn env_pairs(content: &[u8]) -> Result<Vec<(String, String)>, String> {
         }
         let (k, v) = line.split_once('=').unwrap_or((line, ""));
         if !is_env_var_name(k) {
+            let what = if secret {
+                "the key".to_owned()
+            } else {
+                format!("{k:?}")
+            };
             return Err(format!(
-                "{k:?} is not a valid key name: a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit"
+                "line {}: {what} is not a valid key name: a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit",
+                n + 1
             ));
         }
         out.push((k.to_owned(), v.to_owned()));
@@ -146,7 +154,7 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
     for env in &args.envs {
         let content = ldr.load(env)?;
         pairs.extend(
-            env_pairs(&content)
+            env_pairs(&content, args.kind == "Secret")
                 .map_err(|e| format!("env source files: [{env}]: {e}"))?
                 .into_iter()
                 .map(|(k, v)| (k, v.into_bytes())),

@@ -26,6 +26,8 @@ pub struct Kustomization {
     /// This kustomization's directory relative to the one being built (kustomize's
     /// origin path, `..` kept).
     pub origin: PathBuf,
+    /// `dir` with symbolic links resolved (see [`super::Source::resolve`]).
+    pub real_dir: Option<PathBuf>,
     pub is_component: bool,
     pub resources: Vec<String>,
     pub components: Vec<String>,
@@ -59,6 +61,15 @@ impl Kustomization {
             file: self.file.clone(),
             field: field.to_owned(),
             message: message.into(),
+        }
+    }
+
+    /// A kustomization known only by its file, for errors raised before it is parsed.
+    pub fn parse_file_only(file: &Path) -> Kustomization {
+        Kustomization {
+            file: file.to_owned(),
+            dir: file.parent().map(Path::to_owned).unwrap_or_default(),
+            ..Default::default()
         }
     }
 

@@ -8,7 +8,7 @@ use super::engine::Ctx;
 use super::kustomization::Kustomization;
 use super::patch::{self, Selector};
 use super::resource::{ResId, Resource, set_at};
-use crate::render::source::{Document, parse_yaml_stream};
+use crate::render::source::Document;
 
 /// A parsed patch: strategic-merge documents or JSON 6902 operations.
 enum Parsed {
@@ -42,7 +42,9 @@ impl Ctx<'_> {
             (false, false) => Err(k.invalid(field, "patch and path can't be set at the same time")),
             (false, true) => {
                 let label = format!("[patch: {inline:?}]");
-                let docs = parse_yaml_stream(&k.file, inline)
+                let docs = self
+                    .source
+                    .parse_inline(&k.file, inline)
                     .map_err(|e| k.invalid(field, format!("{label}: {e}")))?;
                 Ok((docs, label))
             }
@@ -164,13 +166,16 @@ impl Ctx<'_> {
             let Some(text) = e.as_str() else {
                 return Err(k.invalid(field, "entries must be file paths or inline patches"));
             };
-            let inline = parse_yaml_stream(&k.file, text)
+            let inline = self
+                .source
+                .parse_inline(&k.file, text)
                 .ok()
                 .filter(|d| !d.is_empty() && d.iter().all(Document::is_mapping));
             let docs = match inline {
                 Some(d) => d,
                 None => {
-                    let p = self.file_in(k, field, text.trim())?;
+                    let path = self.source.inline_text(text);
+                    let p = self.file_in(k, field, path.trim())?;
                     self.source.read_yaml(&p)?
                 }
             };

@@ -189,9 +189,12 @@ fn decrypt_refuses_a_git_tracked_output_and_writes_private_files() {
 
     let ignored = dir.path().join("plain-ignored");
     match decrypt_file(&options(&ignored, false), &FakeKms).expect("decrypt") {
-        DecryptOutcome::Written { path, git_ignored } => {
+        DecryptOutcome::Written {
+            path,
+            unignored_in_work_tree,
+        } => {
             assert_eq!(path, ignored);
-            assert!(git_ignored);
+            assert!(!unignored_in_work_tree);
         }
         DecryptOutcome::Stdout(_) => panic!("expected a file"),
     }
@@ -210,7 +213,51 @@ fn decrypt_refuses_a_git_tracked_output_and_writes_private_files() {
 
     let unignored = dir.path().join("plain-visible");
     match decrypt_file(&options(&unignored, false), &FakeKms).expect("decrypt") {
-        DecryptOutcome::Written { git_ignored, .. } => assert!(!git_ignored),
+        DecryptOutcome::Written {
+            unignored_in_work_tree,
+            ..
+        } => assert!(unignored_in_work_tree),
         DecryptOutcome::Stdout(_) => panic!("expected a file"),
     }
+
+    // A link planted where the plaintext goes (here into a tracked file) is refused,
+    // and nothing is written through it.
+    let link = dir.path().join("plain-link");
+    std::os::unix::fs::symlink(&tracked, &link).expect("symlink");
+    let err = decrypt_file(&options(&link, true), &FakeKms).expect_err("symlink");
+    assert!(matches!(err, SecretsError::Symlink { .. }), "{err:?}");
+    assert_eq!(
+        std::fs::read_to_string(&tracked).expect("read"),
+        "public: true\n"
+    );
+}
+
+/// `--force` over an existing world-readable file leaves a 0600 file, and outside any git
+/// work tree there is nothing to warn about.
+#[cfg(unix)]
+#[test]
+fn forced_decrypt_replaces_a_readable_file_with_a_private_one_outside_git() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let x = dir.path().join("s");
+    write_enc(&x, MARKER.as_bytes());
+    let out = dir.path().join("out.env");
+    std::fs::write(&out, "old\n").expect("write");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let options = DecryptFileOptions {
+        input: dir.path().join("s.enc"),
+        output: DecryptOutput::File(out.clone()),
+        key: KEY.to_string(),
+        force: true,
+    };
+    match decrypt_file(&options, &FakeKms).expect("decrypt") {
+        DecryptOutcome::Written {
+            unignored_in_work_tree,
+            ..
+        } => assert!(!unignored_in_work_tree, "no work tree here"),
+        DecryptOutcome::Stdout(_) => panic!("expected a file"),
+    }
+    let mode = std::fs::metadata(&out).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read(&out).expect("read"), MARKER.as_bytes());
 }

@@ -71,13 +71,16 @@ fn decrypt(args: &DecryptArgs, config: Option<&Config>, ui: &Ui) -> Result<()> {
             out.write_all(plaintext.expose())?;
             out.flush()?;
         }
-        DecryptOutcome::Written { path, git_ignored } => {
+        DecryptOutcome::Written {
+            path,
+            unignored_in_work_tree,
+        } => {
             ui.note(&format!(
                 "decrypted {} -> {}",
                 args.file.display(),
                 path.display()
             ));
-            if !git_ignored {
+            if unignored_in_work_tree {
                 ui.note(&format!(
                     "warning: {} is inside a git work tree and not ignored; add it to .gitignore",
                     path.display()

@@ -52,6 +52,10 @@ pub enum SecretsError {
         "refusing to write plaintext to {path}: it is tracked by git, so the secret would be committed"
     )]
     GitTracked { path: PathBuf },
+    #[error(
+        "refusing to write plaintext to {path}: it is a symbolic link, and the secret would land wherever it points"
+    )]
+    Symlink { path: PathBuf },
     #[error(transparent)]
     Sops(#[from] SopsError),
 }
@@ -122,9 +126,7 @@ pub fn encrypt_file(
         .output
         .clone()
         .unwrap_or_else(|| enc_path(&options.input));
-    if output.exists() && !options.force {
-        return Err(SecretsError::OutputExists { path: output });
-    }
+    // The missing input first: it is the actual mistake when both apply.
     // Read into Plaintext so the buffer is wiped once sent.
     let plaintext =
         Plaintext::new(
@@ -133,6 +135,9 @@ pub fn encrypt_file(
                 source,
             })?,
         );
+    if output.exists() && !options.force {
+        return Err(SecretsError::OutputExists { path: output });
+    }
     let ciphertext = kms
         .encrypt(&options.key, plaintext.expose())
         .map_err(|source| SecretsError::Encrypt {
@@ -166,9 +171,12 @@ pub struct DecryptFileOptions {
 /// What [`decrypt_file`] did.
 #[derive(Debug)]
 pub enum DecryptOutcome {
-    /// Plaintext written to this path (mode 0600 on Unix). `git_ignored` is false when the
-    /// path is inside a git work tree and not ignored, so the CLI can warn.
-    Written { path: PathBuf, git_ignored: bool },
+    /// Plaintext written to this path (mode 0600 on Unix). `unignored_in_work_tree` is
+    /// true when the path is inside a git work tree and not ignored, so the CLI can warn.
+    Written {
+        path: PathBuf,
+        unignored_in_work_tree: bool,
+    },
     /// The plaintext, for the CLI to write to stdout.
     Stdout(Plaintext),
 }
@@ -179,6 +187,12 @@ pub fn decrypt_file(
     kms: &dyn Decryptor,
 ) -> Result<DecryptOutcome, SecretsError> {
     if let DecryptOutput::File(path) = &options.output {
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(SecretsError::Symlink { path: path.clone() });
+        }
         if path.exists() && !options.force {
             return Err(SecretsError::OutputExists { path: path.clone() });
         }
@@ -201,15 +215,17 @@ pub fn decrypt_file(
         DecryptOutput::Stdout => Ok(DecryptOutcome::Stdout(plaintext)),
         DecryptOutput::File(path) => {
             write_file(path, plaintext.expose(), true)?;
+            let git = git_status(path);
             Ok(DecryptOutcome::Written {
                 path: path.clone(),
-                git_ignored: git_status(path).ignored,
+                unignored_in_work_tree: git.in_work_tree && !git.ignored,
             })
         }
     }
 }
 
 struct GitStatus {
+    in_work_tree: bool,
     tracked: bool,
     ignored: bool,
 }
@@ -218,6 +234,7 @@ struct GitStatus {
 /// Outside a repository it is neither tracked nor ignored.
 fn git_status(path: &Path) -> GitStatus {
     let untracked = GitStatus {
+        in_work_tree: false,
         tracked: false,
         ignored: false,
     };
@@ -264,24 +281,59 @@ fn git_status(path: &Path) -> GitStatus {
         .ok()
         .is_some_and(|index| index.get_path(&relative, 0).is_some());
     let ignored = repo.is_path_ignored(&relative).unwrap_or(false);
-    GitStatus { tracked, ignored }
+    GitStatus {
+        in_work_tree: true,
+        tracked,
+        ignored,
+    }
 }
 
+/// Writes `bytes` to `path`. Private files are written to a fresh sibling created with
+/// mode 0600 and renamed over `path`, so the result is 0600 even when an older `path`
+/// was world-readable, and a link planted at `path` is replaced, never followed.
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), SecretsError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
     let wrap = |source| SecretsError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = options.open(path).map_err(wrap)?;
-    file.write_all(bytes).map_err(wrap)?;
-    file.sync_all().map_err(wrap)
+    if !private {
+        let mut file = std::fs::File::create(path).map_err(wrap)?;
+        file.write_all(bytes).map_err(wrap)?;
+        return file.sync_all().map_err(wrap);
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut attempt = 0u32;
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(".{name}.lookctl-{}-{attempt}", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        match options.open(&tmp) {
+            Ok(file) => break (tmp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(wrap(e)),
+        }
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(wrap(e));
+    }
+    Ok(())
 }

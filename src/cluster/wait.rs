@@ -260,6 +260,81 @@ fn combine(health: Health, problem: Option<(bool, String)>) -> Health {
     }
 }
 
+/// The label that marks the Pods of a StatefulSet's or DaemonSet's current revision.
+fn current_revision_label(kind: &str, v: &Value) -> Option<String> {
+    match kind {
+        "StatefulSet" => v
+            .pointer("/status/updateRevision")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(|r| format!("controller-revision-hash={r}")),
+        "DaemonSet" => {
+            int(v, "/metadata/generation").map(|g| format!("pod-template-generation={g}"))
+        }
+        _ => None,
+    }
+}
+
+/// `pod-template-hash=H` for the Deployment's new ReplicaSet: the one it owns whose
+/// revision annotation equals the Deployment's own (what `kubectl rollout status`
+/// follows). Without such a ReplicaSet, the one its Progressing condition names.
+async fn new_replica_set_hash(
+    client: &ClusterClient,
+    id: &ObjectRef,
+    progress: &dyn Progress,
+    deployment: &Value,
+    replica_sets: &kube::Api<DynamicObject>,
+) -> Option<String> {
+    const REVISION: &str = "deployment.kubernetes.io/revision";
+    let uid = deployment.pointer("/metadata/uid").and_then(Value::as_str);
+    let revision = deployment
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(REVISION))
+        .and_then(Value::as_str);
+    if let (Some(uid), Some(revision), Some(selector)) = (uid, revision, pod_selector(deployment)) {
+        let lp = ListParams::default().labels(&selector);
+        if let Ok(list) = client
+            .call(Some(id), progress, || replica_sets.list(&lp))
+            .await
+        {
+            let owned_current = list.items.iter().find(|rs| {
+                rs.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid)
+                    && rs
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(REVISION))
+                        .is_some_and(|r| r == revision)
+            });
+            if let Some(hash) = owned_current
+                .and_then(|rs| rs.metadata.labels.as_ref())
+                .and_then(|l| l.get("pod-template-hash"))
+            {
+                return Some(format!("pod-template-hash={hash}"));
+            }
+        }
+    }
+    new_replica_set_from_condition(deployment).map(|hash| format!("pod-template-hash={hash}"))
+}
+
+/// The pod-template-hash of the ReplicaSet named in a Deployment's Progressing
+/// condition (`ReplicaSet "web-5d8f9c7b4" is progressing.`).
+fn new_replica_set_from_condition(deployment: &Value) -> Option<String> {
+    let name = deployment
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)?;
+    let message = condition(deployment, "Progressing")?
+        .get("message")
+        .and_then(Value::as_str)?;
+    let rs = message.strip_prefix("ReplicaSet \"")?.split('"').next()?;
+    let hash = rs.strip_prefix(name)?.strip_prefix('-')?;
+    (!hash.is_empty()).then(|| hash.to_owned())
+}
+
 /// A label selector string for a workload's Pods.
 fn pod_selector(v: &Value) -> Option<String> {
     let labels = v
@@ -339,6 +414,11 @@ async fn wait_loop(
         id.namespace.as_deref().unwrap_or(&client.default_namespace),
         &ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
     );
+    let replica_sets: kube::Api<DynamicObject> = kube::Api::namespaced_with(
+        client.client.clone(),
+        id.namespace.as_deref().unwrap_or(&client.default_namespace),
+        &ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
+    );
     let mut delay = Duration::from_millis(100);
     let mut last;
     let mut last_message = String::new();
@@ -353,8 +433,23 @@ async fn wait_loop(
                 if health == Health::Ready {
                     Health::Ready
                 } else {
-                    // The Pods say why a rollout is stuck or a Job failed.
-                    let problem = match pod_selector(&v) {
+                    // The Pods of the current revision say why a rollout is stuck or a
+                    // Job failed; an older revision's broken Pods (the image a
+                    // fix-forward deploy replaces) are not this rollout's problem.
+                    let revision = match &id.kind[..] {
+                        "Deployment" => {
+                            new_replica_set_hash(client, id, progress, &v, &replica_sets).await
+                        }
+                        _ => current_revision_label(&id.kind, &v),
+                    };
+                    let selector = match (&id.kind[..], pod_selector(&v), revision) {
+                        ("Job", Some(selector), _) => Some(selector),
+                        (_, Some(selector), Some(revision)) => {
+                            Some(format!("{selector},{revision}"))
+                        }
+                        _ => None,
+                    };
+                    let problem = match selector {
                         Some(selector) => {
                             let lp = ListParams::default().labels(&selector);
                             match client.call(Some(id), progress, || pods.list(&lp)).await {
@@ -466,5 +561,34 @@ mod tests {
     fn selector_comes_from_match_labels() {
         let v = json!({"spec": {"selector": {"matchLabels": {"app": "web", "tier": "fe"}}}});
         assert_eq!(pod_selector(&v).as_deref(), Some("app=web,tier=fe"));
+    }
+
+    #[test]
+    fn the_new_replica_set_is_read_from_the_progressing_condition() {
+        let v = json!({"metadata": {"name": "web"}, "status": {"conditions": [
+            {"type": "Available", "status": "True"},
+            {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+             "message": "ReplicaSet \"web-5d8f9c7b4\" is progressing."}]}});
+        assert_eq!(
+            new_replica_set_from_condition(&v).as_deref(),
+            Some("5d8f9c7b4")
+        );
+        let other = json!({"metadata": {"name": "api"}, "status": {"conditions": [
+            {"type": "Progressing", "status": "True", "message": "ReplicaSet \"web-1\" is progressing."}]}});
+        assert_eq!(new_replica_set_from_condition(&other), None);
+    }
+
+    #[test]
+    fn current_revision_labels_of_statefulsets_and_daemonsets() {
+        let sts = json!({"status": {"updateRevision": "db-7c9f"}});
+        assert_eq!(
+            current_revision_label("StatefulSet", &sts).as_deref(),
+            Some("controller-revision-hash=db-7c9f")
+        );
+        let ds = json!({"metadata": {"generation": 3}});
+        assert_eq!(
+            current_revision_label("DaemonSet", &ds).as_deref(),
+            Some("pod-template-generation=3")
+        );
     }
 }

@@ -248,7 +248,22 @@ fn create_failing_pod(
     if !labels.is_object() {
         labels = json!({});
     }
+    // The label each real controller puts on the Pods of its current revision.
     labels["pod-template-hash"] = json!(hash);
+    match owner["kind"].as_str() {
+        Some("StatefulSet") => {
+            labels["controller-revision-hash"] = json!(format!("{owner_name}-{hash}"))
+        }
+        Some("DaemonSet") => {
+            labels["pod-template-generation"] = json!(
+                owner["metadata"]["generation"]
+                    .as_i64()
+                    .unwrap_or(1)
+                    .to_string()
+            )
+        }
+        _ => {}
+    }
     let now = util::now_rfc3339();
     let statuses: Vec<Value> = owner["spec"]["template"]["spec"]["containers"]
         .as_array()

@@ -74,6 +74,8 @@ impl Kustomization {
     }
 
     pub fn parse(file: &Path, doc: &Document) -> Result<Kustomization, KustomizeError> {
+        // Field names match case-insensitively, as kustomize's Go decoding has them.
+        let doc = &super::fold::canonical_keys(doc, super::fold::KUSTOMIZATION);
         let mut k = Kustomization {
             file: file.to_owned(),
             dir: file.parent().map(Path::to_owned).unwrap_or_default(),

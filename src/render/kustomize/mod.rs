@@ -16,6 +16,7 @@ mod engine;
 mod engine_replacements;
 mod engine_vars;
 mod fieldspec;
+mod fold;
 mod generators;
 mod kustomization;
 mod nameref;

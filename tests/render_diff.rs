@@ -25,8 +25,8 @@ fn parse_stream(text: &str) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
-/// `kubectl kustomize DIR`: Ok(objects) or Err(stderr).
-fn kubectl(dir: &Path) -> Result<Result<Vec<Value>, String>, String> {
+/// `kubectl kustomize DIR`: Ok((objects, the bytes printed)) or Err(stderr).
+fn kubectl(dir: &Path) -> Result<Result<(Vec<Value>, String), String>, String> {
     let out = Command::new("kubectl")
         .arg("kustomize")
         .arg(dir)
@@ -35,7 +35,8 @@ fn kubectl(dir: &Path) -> Result<Result<Vec<Value>, String>, String> {
     if !out.status.success() {
         return Ok(Err(String::from_utf8_lossy(&out.stderr).into_owned()));
     }
-    Ok(parse_stream(&String::from_utf8_lossy(&out.stdout)))
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Ok(parse_stream(&text).map(|objs| (objs, text)))
 }
 
 fn ident(v: &Value) -> String {
@@ -63,7 +64,7 @@ fn yaml(v: &Value) -> String {
 
 /// Builds `dir` both ways and compares.
 pub fn assert_same(dir: &Path) -> Result<(), String> {
-    let want =
+    let (want, want_text) =
         kubectl(dir)?.map_err(|e| format!("kubectl kustomize {} failed: {e}", dir.display()))?;
     let got = kustomize::build(&FsSource::new(None), dir)
         .map_err(|e| format!("lookctl failed on {}: {e}", dir.display()))?;
@@ -85,6 +86,32 @@ pub fn assert_same(dir: &Path) -> Result<(), String> {
                 yaml(g)
             ));
         }
+    }
+    // Equal objects are not enough: the bytes are what users diff and review.
+    let got_text = lookctl::render::output::to_yaml_stream(&got);
+    if got_text != want_text {
+        let first = got_text
+            .lines()
+            .zip(want_text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(got_text.lines().count().min(want_text.lines().count()));
+        return Err(format!(
+            "{}: same objects, different bytes from line {}:\n--- kubectl\n{}\n--- lookctl\n{}",
+            dir.display(),
+            first + 1,
+            want_text
+                .lines()
+                .skip(first)
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            got_text
+                .lines()
+                .skip(first)
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
     }
     Ok(())
 }
@@ -156,15 +183,18 @@ diff_tests!(
     replacements_options,
     replacements_select_reject,
     replicas_with_prefix,
+    scalars_as_kustomize_writes_them,
     secret_generator_envs_and_merge_components,
     secret_generator_options,
     sort_fifo,
+    strings_as_go_yaml_writes_them,
     sort_legacy_custom,
     sort_many_kinds,
     transformers_builtin_inline,
     transformers_patch_configs,
     vars_and_replacements_with_namespace,
     vars_basic,
+    vars_fieldref_case_folded,
     yaml11_scalars,
 );
 

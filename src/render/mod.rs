@@ -3,6 +3,7 @@
 
 pub mod kustomize;
 pub mod output;
+mod scalar;
 pub mod source;
 pub mod template;
 pub mod yaml;

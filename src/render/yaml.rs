@@ -11,8 +11,6 @@
 //! every string that a YAML 1.1 reader such as `kubectl apply -f` would read as something
 //! else (`"on"`, `"yes"`, `"0644"`, `"1e3"`, `"~"`).
 
-use std::fmt::Write as _;
-
 use serde_yaml::{Mapping, Number, Value};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -108,7 +106,13 @@ impl Builder {
     fn event(&mut self, event: Event, mark: Marker) -> Result<(), YamlError> {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let v = resolve_scalar(text, style, tag.as_ref());
+                let v = if tag.is_none() && self.at_top_annotation_value() {
+                    // kustomize rewrites an object's annotations from the text of each
+                    // value: `a: 0x10` is "0x10", `a: null` is "null".
+                    Value::String(text)
+                } else {
+                    resolve_scalar(text, style, tag.as_ref())
+                };
                 self.value(v, anchor, mark)
             }
             Event::Alias(id) => {
@@ -153,6 +157,16 @@ impl Builder {
             | Event::DocumentEnd
             | Event::Nothing => Ok(()),
         }
+    }
+
+    /// Whether the next scalar is a value in a document's `metadata.annotations`.
+    fn at_top_annotation_value(&self) -> bool {
+        let pending = |f: &Frame, key: &str| matches!(f, Frame::Map(_, _, Some((k, _)), _) if k.as_str() == Some(key));
+        matches!(
+            self.stack.as_slice(),
+            [doc, meta, Frame::Map(_, _, Some(_), _)]
+                if pending(doc, "metadata") && pending(meta, "annotations")
+        )
     }
 
     fn check_depth(&self, mark: Marker) -> Result<(), YamlError> {
@@ -313,6 +327,9 @@ pub fn resolve_plain(s: &str) -> Option<Value> {
     if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
         return None;
     }
+    if let Some(t) = go_timestamp(s) {
+        return Some(Value::String(t));
+    }
     let plain = s.replace('_', "");
     if let Some(i) = parse_go_int(&plain) {
         return Some(Value::Number(i));
@@ -323,6 +340,90 @@ pub fn resolve_plain(s: &str) -> Option<Value> {
         return Some(Value::Number(float_number(f)));
     }
     None
+}
+
+/// A plain scalar go-yaml v3 reads as a timestamp, as kustomize's JSON round trip then
+/// writes it (`time.Time` in RFC 3339 with nanoseconds, trailing zeros dropped, `Z` for
+/// UTC): `2001-12-14` is `2001-12-14T00:00:00Z`. go-yaml's layouts are
+/// `2006-1-2T15:4:5.999999999Z07:00` (also with `t`), `2006-1-2 15:4:5.999999999` and
+/// `2006-1-2`.
+fn go_timestamp(s: &str) -> Option<String> {
+    fn num(s: &str, min: usize, max: usize) -> Option<u32> {
+        (s.len() >= min && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    }
+    let b = s.as_bytes();
+    if b.len() < 8 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
+    }
+    let (date, rest, zoned) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..]), b[i] != b' '),
+        None => (s, None, false),
+    };
+    let mut parts = date.splitn(3, '-');
+    let year = num(parts.next()?, 4, 4)?;
+    let month = num(parts.next()?, 1, 2)?;
+    let day = num(parts.next()?, 1, 2)?;
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > days {
+        return None;
+    }
+    let (mut h, mut m, mut sec, mut frac, mut zone) = (0, 0, 0, String::new(), "Z".to_owned());
+    if let Some(rest) = rest {
+        let (clock, tz) = if zoned {
+            if let Some(c) = rest.strip_suffix(['Z']) {
+                (c, "Z".to_owned())
+            } else {
+                let i = rest.rfind(['+', '-'])?;
+                let (c, tz) = rest.split_at(i);
+                let (th, tm) = tz[1..].split_once(':')?;
+                let (th, tm) = (num(th, 2, 2)?, num(tm, 2, 2)?);
+                if th > 23 || tm > 59 {
+                    return None;
+                }
+                let z = if th == 0 && tm == 0 {
+                    "Z".to_owned()
+                } else {
+                    tz.to_owned()
+                };
+                (c, z)
+            }
+        } else {
+            (rest, "Z".to_owned())
+        };
+        let (hms, f) = match clock.split_once('.') {
+            Some((hms, f)) => (hms, Some(num(f, 1, 9).map(|_| f)?)),
+            None => (clock, None),
+        };
+        let mut t = hms.splitn(3, ':');
+        h = num(t.next()?, 1, 2)?;
+        m = num(t.next()?, 1, 2)?;
+        sec = num(t.next()?, 1, 2)?;
+        if h > 23 || m > 59 || sec > 59 {
+            return None;
+        }
+        frac = f
+            .map(|f| f.trim_end_matches('0'))
+            .unwrap_or_default()
+            .to_owned();
+        zone = tz;
+    }
+    let frac = if frac.is_empty() {
+        frac
+    } else {
+        format!(".{frac}")
+    };
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}{frac}{zone}"
+    ))
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)` (then ParseUint): sign, `0x`/`0o`/`0b` prefixes and
@@ -499,26 +600,16 @@ fn emit_child(out: &mut String, v: &Value, level: usize, in_map: bool) {
             // kustomize (go-yaml) does not indent a sequence under its mapping key.
             emit_seq(out, s, if in_map { level } else { level + 2 });
         }
-        Value::String(s) if s.contains('\n') && literal_ok(s) => {
-            let chomp = if !s.ends_with('\n') {
-                "-"
-            } else if s.ends_with("\n\n") {
-                "+"
-            } else {
-                ""
+        Value::String(s) => {
+            let column = out
+                .rsplit('\n')
+                .next()
+                .map_or(0, |line| line.chars().count());
+            let at = super::scalar::At {
+                column,
+                indent: level + 2,
             };
-            let _ = writeln!(out, " |{chomp}");
-            let body = s.strip_suffix('\n').unwrap_or(s);
-            for line in body.split('\n') {
-                if !line.is_empty() {
-                    indent(out, level + 2);
-                    out.push_str(line);
-                }
-                out.push('\n');
-            }
-            if chomp == "+" {
-                // The trailing newline of `body` was already written as an empty line.
-            }
+            super::scalar::write_value(out, s, at, resolves_as_other(s));
         }
         Value::Tagged(t) => emit_child(out, &t.value, level, in_map),
         other => {
@@ -529,19 +620,15 @@ fn emit_child(out: &mut String, v: &Value, level: usize, in_map: bool) {
     }
 }
 
-/// A multi-line string can be a literal block when every line is printable, it does not
-/// start with a space (that would need an indentation indicator) and no line has trailing
-/// blanks (go-yaml falls back to double quotes there).
-fn literal_ok(s: &str) -> bool {
-    !s.starts_with(' ')
-        && !s.starts_with('\n')
-        && s.split('\n')
-            .all(|l| !l.ends_with(' ') && !l.ends_with('\t'))
-        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
-}
-
 fn scalar_key(k: &Value) -> String {
-    inline(k)
+    match k {
+        Value::String(s) => {
+            let mut out = String::new();
+            super::scalar::write_key(&mut out, s, resolves_as_other(s));
+            out
+        }
+        other => inline(other),
+    }
 }
 
 /// A scalar (or empty collection) on one line.
@@ -550,7 +637,11 @@ fn inline(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => number_text(n),
-        Value::String(s) => quote(s),
+        Value::String(s) => {
+            let mut out = String::new();
+            super::scalar::write_key(&mut out, s, resolves_as_other(s));
+            out
+        }
         Value::Sequence(s) if s.is_empty() => "[]".into(),
         Value::Mapping(m) if m.is_empty() => "{}".into(),
         Value::Tagged(t) => inline(&t.value),
@@ -609,64 +700,11 @@ fn is_base60(s: &str) -> bool {
         })
 }
 
-/// Quotes a string only where it must: double quotes for strings that would read as
-/// another type, single quotes for text that cannot be plain, double quotes with escapes
-/// for control characters.
-fn quote(s: &str) -> String {
-    let needs_double = s.chars().any(|c| c.is_control() && c != '\t') || s.contains('\n');
-    if needs_double {
-        return double_quoted(s);
-    }
-    if resolve_plain_for_quote(s) || is_old_bool(s) || is_base60(s) {
-        return format!("\"{s}\"");
-    }
-    if plain_ok(s) {
-        return s.to_owned();
-    }
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn resolve_plain_for_quote(s: &str) -> bool {
-    s.is_empty() || resolve_plain(s).is_some()
-}
-
-fn plain_ok(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
-        return false;
-    };
-    if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
-        return false;
-    }
-    if "[]{},#&*!|>'\"%@`".contains(first) {
-        return false;
-    }
-    if matches!(first, '-' | '?' | ':') && (s.len() == 1 || s[1..].starts_with(' ')) {
-        return false;
-    }
-    if s.starts_with("---") || s.starts_with("...") {
-        return false;
-    }
-    !(s.contains(": ") || s.contains(" #") || s.contains('\t'))
-}
-
-fn double_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Whether a plain `s` would read back as something other than this string (go-yaml
+/// v2's check before it writes a string unquoted): null, a number, a YAML 1.1 boolean or
+/// sexagesimal number, a timestamp, a merge key.
+fn resolves_as_other(s: &str) -> bool {
+    s.is_empty() || s == "<<" || resolve_plain(s).is_some() || is_old_bool(s) || is_base60(s)
 }
 
 #[cfg(test)]
@@ -818,5 +856,37 @@ mod tests {
         let big = "#".repeat(MAX_YAML_BYTES + 1);
         let e = parse_stream(&big).expect_err("big");
         assert!(e.message.contains("at most"), "{e:?}");
+    }
+
+    #[test]
+    fn timestamps_resolve_like_go_yaml_then_json() {
+        let v = one(
+            "a: 2001-12-14\nb: 2001-12-14T21:59:43.10-05:00\nc: 2001-1-2 3:4:5\nd: 2001-12-14t21:59:43.000Z\ne: 2001-02-30\nf: '2001-12-14'\ng: 2001-12-14T01:02:03+00:00\n",
+        );
+        assert_eq!(v["a"], Value::from("2001-12-14T00:00:00Z"));
+        assert_eq!(v["b"], Value::from("2001-12-14T21:59:43.1-05:00"));
+        assert_eq!(v["c"], Value::from("2001-01-02T03:04:05Z"));
+        assert_eq!(v["d"], Value::from("2001-12-14T21:59:43Z"));
+        assert_eq!(v["e"], Value::from("2001-02-30"));
+        assert_eq!(v["f"], Value::from("2001-12-14"));
+        assert_eq!(v["g"], Value::from("2001-12-14T01:02:03Z"));
+        // Both forms are quoted on output, as go-yaml quotes what it would read as a time.
+        assert_eq!(to_string(&v["f"]), "\"2001-12-14\"\n");
+    }
+
+    #[test]
+    fn top_level_annotations_keep_the_text_of_their_values() {
+        let v = one(
+            "metadata:\n  annotations:\n    a: 0x10\n    b: null\n    c: 1.50\n    d: \"q\"\n  labels:\n    l: 0x10\nspec:\n  metadata:\n    annotations:\n      x: 0x10\n",
+        );
+        assert_eq!(v["metadata"]["annotations"]["a"], Value::from("0x10"));
+        assert_eq!(v["metadata"]["annotations"]["b"], Value::from("null"));
+        assert_eq!(v["metadata"]["annotations"]["c"], Value::from("1.50"));
+        assert_eq!(v["metadata"]["annotations"]["d"], Value::from("q"));
+        assert_eq!(v["metadata"]["labels"]["l"], Value::Number(16.into()));
+        assert_eq!(
+            v["spec"]["metadata"]["annotations"]["x"],
+            Value::Number(16.into())
+        );
     }
 }

@@ -154,7 +154,12 @@ fn unknown_kustomization_field() -> Result<(), String> {
 fn helm_charts_are_unsupported() -> Result<(), String> {
     check(
         "unsupported_helm",
-        &["kustomization.yaml", "`helmCharts`", "not supported"],
+        &[
+            "kustomization.yaml",
+            "`helmCharts`",
+            "not supported by lookctl",
+            "helm template",
+        ],
     )
 }
 
@@ -167,6 +172,7 @@ fn exec_plugins_are_unsupported() -> Result<(), String> {
             "transformers",
             "MyTransformer",
             "not supported",
+            "runs no exec, container or Go plugins",
         ],
     )
 }
@@ -180,6 +186,7 @@ fn remote_resources_are_unsupported() -> Result<(), String> {
         "resources",
         "https://github.com",
         "not supported",
+        "vendor it into the repository",
     ] {
         if !msg.contains(n) {
             return Err(format!("message {msg:?} does not mention {n:?}"));

@@ -41,7 +41,7 @@ pub enum KustomizeError {
     Source(#[from] SourceError),
     #[error("{dir}: no kustomization file (looked for {})", KUSTOMIZATION_FILE_NAMES.join(", "))]
     NoKustomization { dir: PathBuf },
-    #[error("{file}: `{field}` is not supported by lookctl's kustomize engine")]
+    #[error("{file}: `{field}` is not supported by lookctl; {}", unsupported_hint(field))]
     Unsupported { file: PathBuf, field: String },
     #[error("{file}: `{field}`: {message}")]
     Invalid {
@@ -76,6 +76,23 @@ pub enum KustomizeError {
         object: String,
         message: String,
     },
+}
+
+/// What to do instead of a feature lookctl refuses.
+fn unsupported_hint(field: &str) -> &'static str {
+    if field.starts_with("helm") {
+        "render the chart with `helm template` first and list its output under `resources`, or remove it"
+    } else if field.contains("(remote ") {
+        "lookctl never fetches remote bases: vendor it into the repository and reference it by path"
+    } else if field.contains("(plugin ") || field.contains("kind `") {
+        "lookctl runs no exec, container or Go plugins: run the plugin before lookctl and commit its output, or remove it"
+    } else if field == "crds" || field == "openapi" {
+        "lookctl does not read OpenAPI schemas from files; remove it (strategic merges use the built-in Kubernetes schema)"
+    } else if field == "validators" {
+        "run the validator on `lookctl render`'s output instead"
+    } else {
+        "remove it, or render with kustomize"
+    }
 }
 
 /// Builds the kustomization in `dir`.

@@ -172,6 +172,7 @@ diff_tests!(
     namespace_layers,
     nested_overlays,
     overlay_replicas_images_on_prefixed_base,
+    numbers_as_go_writes_them,
     patch_generated_configmap,
     patch_options_name_change,
     patch_replace_and_cluster_scoped,

@@ -334,8 +334,10 @@ pub fn resolve_plain(s: &str) -> Option<Value> {
     if let Some(i) = parse_go_int(&plain) {
         return Some(Value::Number(i));
     }
+    // Out of range (1e400) is no float for Go's ParseFloat: the text stays a string.
     if is_yaml_float(&plain)
         && let Ok(f) = plain.parse::<f64>()
+        && f.is_finite()
     {
         return Some(Value::Number(float_number(f)));
     }
@@ -662,11 +664,23 @@ fn number_text(n: &Number) -> String {
                 "-.inf".into()
             };
         }
-        return serde_json::Number::from_f64(f)
-            .map(|j| j.to_string())
-            .unwrap_or_else(|| f.to_string());
+        return go_float(f);
     }
     n.to_string()
+}
+
+/// A float as go-yaml v2 writes it: Go's `strconv.FormatFloat(f, 'g', -1, 64)`, the
+/// shortest digits, in exponent form (`1.2345675e+06`, `1e-05`) below 1e-4 and from 1e6.
+fn go_float(f: f64) -> String {
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        format!("{f}")
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
 }
 
 /// Strings a YAML 1.1 reader takes for booleans.
@@ -888,5 +902,15 @@ mod tests {
             v["spec"]["metadata"]["annotations"]["x"],
             Value::Number(16.into())
         );
+    }
+
+    #[test]
+    fn floats_are_written_like_go() {
+        assert_eq!(go_float(0.5), "0.5");
+        assert_eq!(go_float(1234567.5), "1.2345675e+06");
+        assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(go_float(0.0001), "0.0001");
+        assert_eq!(go_float(-2.5e-7), "-2.5e-07");
+        assert_eq!(go_float(123456.25), "123456.25");
     }
 }

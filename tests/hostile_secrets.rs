@@ -122,7 +122,7 @@ fn a_malformed_line_of_a_decrypted_env_file_is_named_by_line_not_echoed() {
         &format!("USER=app\nDATABASE_PASSWORD {MARKER}\n"),
     );
     let out = p.render(&[]);
-    assert_refused_without_plaintext(&out, &["db.env", "line 2", "not a valid key name"]);
+    assert_refused_without_plaintext(&out, &["db.env", "line 2", "not a valid Secret key"]);
 }
 
 #[test]

@@ -189,7 +189,8 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
                     field: "buildMetadata (transformerAnnotations)".into(),
                 });
             }
-            other => return Err(k.invalid("buildMetadata", format!("unknown option {other:?}"))),
+            // kustomize looks its options up by name and ignores any other value.
+            _ => {}
         }
     }
     ctx.track_origin = !k.build_metadata.is_empty();

@@ -102,13 +102,6 @@ fn parse_file_source(src: &str) -> Result<(String, String), String> {
     }
 }
 
-fn is_env_var_name(k: &str) -> bool {
-    !k.is_empty()
-        && !k.starts_with(|c: char| c.is_ascii_digit())
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-}
-
 fn is_config_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 253
@@ -116,8 +109,13 @@ fn is_config_key(k: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
-/// The `KEY=VALUE` lines of an env file. For a Secret the error names the line only:
-/// a malformed line may well be a value (`PASSWORD hunter2`), never to be echoed.
+/// The `KEY=VALUE` lines of an env file, read as kustomize reads them: a line without
+/// `=` is a key with an empty value, and kustomize checks no key name.
+///
+/// A Secret's lines are held to Kubernetes' rule for Secret keys instead, naming only the
+/// line: a malformed line there is most likely a value (`PASSWORD hunter2`), which as a
+/// key would be echoed by the API server's rejection, and the object could never be
+/// applied anyway.
 fn env_pairs(content: &[u8], secret: bool) -> Result<Vec<(String, String)>, String> {
     let text = std::str::from_utf8(content).map_err(|_| "invalid utf8 in env file".to_owned())?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -129,14 +127,9 @@ fn env_pairs(content: &[u8], secret: bool) -> Result<Vec<(String, String)>, Stri
             continue;
         }
         let (k, v) = line.split_once('=').unwrap_or((line, ""));
-        if !is_env_var_name(k) {
-            let what = if secret {
-                "the key".to_owned()
-            } else {
-                format!("{k:?}")
-            };
+        if secret && !is_config_key(k) {
             return Err(format!(
-                "line {}: {what} is not a valid key name: a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit",
+                "line {}: the key is not a valid Secret key (letters, digits, '-', '_' or '.'); the line is not shown, it may hold a value",
                 n + 1
             ));
         }
@@ -169,10 +162,8 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
         pairs.push((k, ldr.load(&p)?));
     }
     let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // kustomize's own validator accepts any key (the API server judges them later).
     for (k, v) in pairs {
-        if !is_config_key(&k) {
-            return Err(format!("{k:?} is not a valid key name for a {}", args.kind));
-        }
         if data.contains_key(&k) {
             return Err(format!(
                 "{} {} illegally repeats the key `{k}`",

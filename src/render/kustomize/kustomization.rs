@@ -419,8 +419,8 @@ pub fn parse_generator(
         kind,
         name: str_field(k, field, item, "name")?,
         namespace: str_field(k, field, item, "namespace")?,
-        behavior: Behavior::parse(&behavior)
-            .ok_or_else(|| k.invalid(field, format!("unknown behavior {behavior:?}")))?,
+        // kustomize reads any other word as no behavior at all.
+        behavior: Behavior::parse(&behavior).unwrap_or(Behavior::Unspecified),
         literals: list("literals")?,
         files: list("files")?,
         envs,

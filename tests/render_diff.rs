@@ -196,6 +196,17 @@ diff_tests!(
     vars_and_replacements_with_namespace,
     vars_basic,
     vars_fieldref_case_folded,
+    annotations_empty_dropped,
+    block_scalar_at_eof,
+    generator_empty_data,
+    key_order_natural,
+    replacement_bracketed_key,
+    replacement_bracketed_key_existing,
+    smp_patch_drops_nulls,
+    hang_generator_file_not_yaml,
+    tab_line_double_quoted,
+    long_line_folding,
+    timestamp_string_quoting,
     yaml11_scalars,
 );
 

@@ -52,7 +52,10 @@ pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     check_characters(text)?;
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        clip_at: block_scalar_at_eof(text),
+        ..Builder::default()
+    };
     loop {
         let (event, mark) = parser.next_token().map_err(|e| YamlError {
             line: e.marker().line(),
@@ -64,6 +67,29 @@ pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
         builder.event(event, mark)?;
     }
     Ok(builder.docs)
+}
+
+/// The number of the scalar event that is a block scalar running to the end of a file
+/// with no final line break. go-yaml gives such a block no trailing newline (there is no
+/// line break to keep); the event parser adds one, which this lets the builder take off.
+fn block_scalar_at_eof(text: &str) -> Option<usize> {
+    let last_line = text.rsplit('\n').next()?;
+    if last_line.trim().is_empty() || (last_line.starts_with('#') || last_line.starts_with("...")) {
+        return None;
+    }
+    let mut parser = Parser::new_from_str(text);
+    let (mut count, mut last_block) = (0usize, None);
+    loop {
+        match parser.next_token() {
+            Ok((Event::Scalar(_, style, _, _), _)) => {
+                last_block =
+                    matches!(style, TScalarStyle::Literal | TScalarStyle::Folded).then_some(count);
+                count += 1;
+            }
+            Ok((Event::StreamEnd, _)) | Err(_) => return last_block,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// go-yaml's reader check: only tab, LF, CR, printable ASCII, NEL and the printable
@@ -100,12 +126,20 @@ struct Builder {
     anchors: std::collections::HashMap<usize, (Value, usize)>,
     /// Nodes materialised by aliases so far.
     alias_nodes: usize,
+    /// Scalar events seen, and the one whose final newline is to go (see
+    /// [`block_scalar_at_eof`]).
+    scalars: usize,
+    clip_at: Option<usize>,
 }
 
 impl Builder {
     fn event(&mut self, event: Event, mark: Marker) -> Result<(), YamlError> {
         match event {
-            Event::Scalar(text, style, anchor, tag) => {
+            Event::Scalar(mut text, style, anchor, tag) => {
+                if self.clip_at == Some(self.scalars) && text.ends_with('\n') {
+                    text.pop();
+                }
+                self.scalars += 1;
                 let v = if tag.is_none() && self.at_top_annotation_value() {
                     // kustomize rewrites an object's annotations from the text of each
                     // value: `a: 0x10` is "0x10", `a: null` is "null".
@@ -541,8 +575,69 @@ fn indent(out: &mut String, n: usize) {
 
 fn sorted(m: &Mapping) -> Vec<(&Value, &Value)> {
     let mut entries: Vec<_> = m.iter().collect();
-    entries.sort_by(|(a, _), (b, _)| key_text(a).cmp(&key_text(b)));
+    entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(&key_text(a), &key_text(b)));
     entries
+}
+
+/// The order go-yaml v2 writes mapping keys in (its `keyList.Less`), which kustomize's
+/// output follows: a "natural" order where, at the first difference, letters sort after
+/// other characters, two letters by code point, and runs of digits by their value
+/// (`x9` before `x10`, `A_B` before `AB`).
+pub fn go_yaml_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let digit = |c: char| c.is_ascii_digit();
+    for i in 0..ar.len().min(br.len()) {
+        if ar[i] == br[i] {
+            continue;
+        }
+        let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+        if al && bl {
+            return ar[i].cmp(&br[i]);
+        }
+        if al || bl {
+            return if bl {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        let (mut an, mut bn) = (0i64, 0i64);
+        if ar[i] == '0' || br[i] == '0' {
+            // Inside a number with a nonzero digit before: leading zeros count.
+            if ar[..i]
+                .iter()
+                .rev()
+                .take_while(|c| digit(**c))
+                .any(|c| *c != '0')
+            {
+                an = 1;
+                bn = 1;
+            }
+        }
+        let mut ai = i;
+        while ai < ar.len() && digit(ar[ai]) {
+            an = an
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(ar[ai] as u8 - b'0'));
+            ai += 1;
+        }
+        let mut bi = i;
+        while bi < br.len() && digit(br[bi]) {
+            bn = bn
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(br[bi] as u8 - b'0'));
+            bi += 1;
+        }
+        if an != bn {
+            return an.cmp(&bn);
+        }
+        if ai != bi {
+            return ai.cmp(&bi);
+        }
+        return ar[i].cmp(&br[i]);
+    }
+    ar.len().cmp(&br.len())
 }
 
 fn key_text(k: &Value) -> std::borrow::Cow<'_, str> {
@@ -912,5 +1007,28 @@ mod tests {
         assert_eq!(go_float(0.0001), "0.0001");
         assert_eq!(go_float(-2.5e-7), "-2.5e-07");
         assert_eq!(go_float(123456.25), "123456.25");
+    }
+
+    #[test]
+    fn keys_are_written_in_go_yaml_natural_order() {
+        let mut keys = vec![
+            "x10", "AB", "x9", "A_B", "a", "B", "x09", "1", "_z", "a-b", "ab",
+        ];
+        keys.sort_by(|a, b| go_yaml_key_order(a, b));
+        assert_eq!(
+            keys,
+            [
+                "_z", "1", "A_B", "AB", "B", "a", "a-b", "ab", "x9", "x09", "x10"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_block_scalar_that_ends_the_file_without_a_newline_has_none() {
+        assert_eq!(one("a: |\n  x\n  y")["a"], Value::from("x\ny"));
+        assert_eq!(one("a: |\n  x\n  y\n")["a"], Value::from("x\ny\n"));
+        assert_eq!(one("a: |\n  x\nb: 1")["a"], Value::from("x\n"));
+        assert_eq!(one("a: |\n  x\n# done")["a"], Value::from("x\n"));
+        assert_eq!(one("a: >\n  x\n  y")["a"], Value::from("x y"));
     }
 }

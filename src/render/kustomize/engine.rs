@@ -283,6 +283,14 @@ fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
 /// kustomize rewrites every non-empty annotation map through a string map at the end
 /// (removing its build annotations), so annotation values always come out as strings.
 fn stringify_annotations(d: &mut Document) {
+    // An empty or null annotation map is removed on the way (labels are left alone).
+    if let Some(Document::Mapping(meta)) = d.get_mut("metadata")
+        && meta
+            .get("annotations")
+            .is_some_and(|a| a.is_null() || a.as_mapping().is_some_and(|m| m.is_empty()))
+    {
+        meta.remove("annotations");
+    }
     if let Some(Document::Mapping(m)) = d.get_mut("metadata").and_then(|m| m.get_mut("annotations"))
         && !m.is_empty()
     {

@@ -6,30 +6,52 @@ use super::resource::{Gvk, ResId, Resource};
 use crate::render::source::Document;
 use crate::render::yaml::resolve_plain;
 
-/// Splits `a.b[c.d=e].f` on dots outside brackets (kyaml's SmarterPathSplitter).
+/// Splits a field path the way kyaml's `SmarterPathSplitter` does: on dots, where `\.`
+/// escapes a dot and a leading empty part is dropped; a part that opens a bracket joins
+/// the parts up to the one that closes it, and keeps its brackets only when it is a
+/// list selector (`[name=a.b]`), so `annotations.[cert-manager.io/x]` names the key
+/// `cert-manager.io/x`.
 fn split_dots(path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0i32;
-    for c in path.chars() {
-        match c {
-            '[' => {
-                depth += 1;
-                cur.push(c);
+    let mut parts: Vec<&str> = path.split('.').collect();
+    if parts.len() > 1 && parts[0].is_empty() {
+        parts.remove(0);
+    }
+    let mut escaped: Vec<String> = Vec::new();
+    for p in parts {
+        match escaped.last_mut() {
+            Some(last) if last.ends_with('\\') => {
+                last.pop();
+                last.push('.');
+                last.push_str(p);
             }
-            ']' => {
-                depth -= 1;
-                cur.push(c);
-            }
-            '.' if depth == 0 => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+            _ => escaped.push(p.to_owned()),
         }
     }
-    out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < escaped.len() {
+        let elem = &escaped[i];
+        if elem.starts_with('[') && !elem.ends_with(']') {
+            let mut joined = elem.clone();
+            while i + 1 < escaped.len() {
+                i += 1;
+                joined.push('.');
+                joined.push_str(&escaped[i]);
+                if escaped[i].ends_with(']') {
+                    break;
+                }
+            }
+            if joined.contains('=') {
+                out.push(joined);
+            } else {
+                out.push(joined.trim_matches(['[', ']']).to_owned());
+            }
+        } else {
+            out.push(elem.clone());
+        }
+        i += 1;
+    }
+    out
 }
 
 fn is_index(p: &str) -> bool {
@@ -469,4 +491,27 @@ fn set_value(o: &Options, target: &mut Document, value: &Document) -> Result<(),
         (_, v) => v.clone(),
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_dots;
+
+    #[test]
+    fn paths_split_like_kyaml() {
+        assert_eq!(
+            split_dots("metadata.annotations.[cert-manager.io/inject-ca-from]"),
+            ["metadata", "annotations", "cert-manager.io/inject-ca-from"]
+        );
+        assert_eq!(
+            split_dots("spec.containers.[name=a.b].image"),
+            ["spec", "containers", "[name=a.b]", "image"]
+        );
+        assert_eq!(
+            split_dots("spec.containers.[name=web].image"),
+            ["spec", "containers", "[name=web]", "image"]
+        );
+        assert_eq!(split_dots("data.a\\.b"), ["data", "a.b"]);
+        assert_eq!(split_dots(".spec.replicas"), ["spec", "replicas"]);
+    }
 }

@@ -202,10 +202,9 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
             &args.secret_type
         };
         m.insert(st("type"), st(t));
-        if !data.is_empty() {
-            let d = data.iter().map(|(k, v)| (st(k), st(&b64(v)))).collect();
-            m.insert(st("data"), Document::Mapping(d));
-        }
+        // A Secret always has `data`, `{}` when nothing feeds it (a ConfigMap has none).
+        let d = data.iter().map(|(k, v)| (st(k), st(&b64(v)))).collect();
+        m.insert(st("data"), Document::Mapping(d));
     } else {
         let mut text = serde_yaml::Mapping::new();
         let mut bin = serde_yaml::Mapping::new();

@@ -41,7 +41,10 @@ pub enum KustomizeError {
     Source(#[from] SourceError),
     #[error("{dir}: no kustomization file (looked for {})", KUSTOMIZATION_FILE_NAMES.join(", "))]
     NoKustomization { dir: PathBuf },
-    #[error("{file}: `{field}` is not supported by lookctl; {}", unsupported_hint(field))]
+    #[error(
+        "{file}: `{field}` is not supported by lookctl; {}",
+        unsupported_hint(field)
+    )]
     Unsupported { file: PathBuf, field: String },
     #[error("{file}: `{field}`: {message}")]
     Invalid {

@@ -303,6 +303,19 @@ fn by_patch_id(
     }
 }
 
+/// Removes every mapping entry whose value is null, at any depth.
+fn drop_null_fields(doc: &mut Document) {
+    match doc {
+        Document::Mapping(m) => {
+            m.retain(|_, v| !v.is_null());
+            m.values_mut().for_each(drop_null_fields);
+        }
+        Document::Sequence(items) => items.iter_mut().for_each(drop_null_fields),
+        Document::Tagged(t) => drop_null_fields(&mut t.value),
+        _ => {}
+    }
+}
+
 fn apply_smp(
     k: &Kustomization,
     field: &str,
@@ -329,6 +342,9 @@ fn apply_smp(
             deleted.push(i);
             continue;
         }
+        // kyaml's merge walks the whole object and clears null fields, also where the
+        // patch does not reach (empty mappings stay).
+        drop_null_fields(&mut r.doc);
         let pname = p
             .get("metadata")
             .and_then(|m| m.get("name"))

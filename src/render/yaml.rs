@@ -584,16 +584,26 @@ fn sorted(m: &Mapping) -> Vec<(&Value, &Value)> {
 /// other characters, two letters by code point, and runs of digits by their value
 /// (`x9` before `x10`, `A_B` before `AB`).
 pub fn go_yaml_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    // Keys are nearly always ASCII: compare bytes then, without allocating.
+    if a.is_ascii() && b.is_ascii() {
+        natural_order(a.as_bytes(), b.as_bytes())
+    } else {
+        let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        natural_order(&ar, &br)
+    }
+}
+
+fn natural_order<T: Copy + Into<char>>(ar: &[T], br: &[T]) -> std::cmp::Ordering {
     use std::cmp::Ordering;
-    let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let digit = |c: char| c.is_ascii_digit();
+    let at = |s: &[T], i: usize| -> char { s[i].into() };
     for i in 0..ar.len().min(br.len()) {
-        if ar[i] == br[i] {
+        let (a, b) = (at(ar, i), at(br, i));
+        if a == b {
             continue;
         }
-        let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+        let (al, bl) = (a.is_alphabetic(), b.is_alphabetic());
         if al && bl {
-            return ar[i].cmp(&br[i]);
+            return a.cmp(&b);
         }
         if al || bl {
             return if bl {
@@ -603,39 +613,35 @@ pub fn go_yaml_key_order(a: &str, b: &str) -> std::cmp::Ordering {
             };
         }
         let (mut an, mut bn) = (0i64, 0i64);
-        if ar[i] == '0' || br[i] == '0' {
-            // Inside a number with a nonzero digit before: leading zeros count.
-            if ar[..i]
-                .iter()
+        if (a == '0' || b == '0')
+            && (0..i)
                 .rev()
-                .take_while(|c| digit(**c))
-                .any(|c| *c != '0')
-            {
-                an = 1;
-                bn = 1;
+                .map(|j| at(ar, j))
+                .take_while(char::is_ascii_digit)
+                .any(|c| c != '0')
+        {
+            // Inside a number with a nonzero digit before: leading zeros count.
+            an = 1;
+            bn = 1;
+        }
+        let number = |s: &[T], mut n: i64| {
+            let mut j = i;
+            while j < s.len() && at(s, j).is_ascii_digit() {
+                n = n
+                    .wrapping_mul(10)
+                    .wrapping_add(i64::from(at(s, j) as u8 - b'0'));
+                j += 1;
             }
-        }
-        let mut ai = i;
-        while ai < ar.len() && digit(ar[ai]) {
-            an = an
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(ar[ai] as u8 - b'0'));
-            ai += 1;
-        }
-        let mut bi = i;
-        while bi < br.len() && digit(br[bi]) {
-            bn = bn
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(br[bi] as u8 - b'0'));
-            bi += 1;
-        }
+            (n, j)
+        };
+        let ((an, ai), (bn, bi)) = (number(ar, an), number(br, bn));
         if an != bn {
             return an.cmp(&bn);
         }
         if ai != bi {
             return ai.cmp(&bi);
         }
-        return ar[i].cmp(&br[i]);
+        return a.cmp(&b);
     }
     ar.len().cmp(&br.len())
 }

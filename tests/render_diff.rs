@@ -207,6 +207,7 @@ diff_tests!(
     tab_line_double_quoted,
     long_line_folding,
     timestamp_string_quoting,
+    kustomization_repeated_keys_last_wins,
     yaml11_scalars,
 );
 

@@ -154,10 +154,7 @@ impl Source for FsSource<'_> {
             Some(t) => {
                 let rendered = t.render(path, text)?;
                 let mut docs = parse_yaml_stream(path, &rendered)?;
-                let kustomization = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| KUSTOMIZATION_FILE_NAMES.contains(&n));
+                let kustomization = is_kustomization_file(path);
                 for doc in &mut docs {
                     substitute_outside_inline_yaml(doc, kustomization);
                 }
@@ -223,6 +220,12 @@ impl Source for FsSource<'_> {
                 .and_then(|p| p.canonicalize().ok()),
         }
     }
+}
+
+fn is_kustomization_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| KUSTOMIZATION_FILE_NAMES.contains(&n))
 }
 
 /// Substitutes templated values everywhere in `doc` except in the strings the kustomize
@@ -325,9 +328,15 @@ fn line_of(bytes: &[u8], offset: usize) -> usize {
 }
 
 /// Parses a multi-document YAML stream (go-yaml v3 scalar rules, see [`super::yaml`]);
-/// empty documents are dropped.
+/// empty documents are dropped. A kustomization file (by its name) is read as kustomize
+/// reads one: the last of repeated keys wins.
 pub fn parse_yaml_stream(path: &Path, text: &str) -> Result<Vec<Document>, SourceError> {
-    super::yaml::parse_stream(text).map_err(|e| SourceError::Yaml {
+    let dialect = if is_kustomization_file(path) {
+        super::yaml::Dialect::Kustomization
+    } else {
+        super::yaml::Dialect::Objects
+    };
+    super::yaml::parse_stream_as(text, dialect).map_err(|e| SourceError::Yaml {
         path: path.to_owned(),
         line: e.line,
         message: e.message,

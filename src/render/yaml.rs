@@ -34,12 +34,28 @@ pub const MAX_DEPTH: usize = 512;
 /// bound a few hundred bytes of nested aliases expand to gigabytes.
 pub const MAX_ALIAS_NODES: usize = 1_000_000;
 
+/// How a stream is read where kustomize reads it differently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// Objects (resources, patches): go-yaml v3, a repeated key is an error.
+    #[default]
+    Objects,
+    /// Kustomization files: kustomize decodes them through go-yaml v2, where the last of
+    /// repeated keys wins.
+    Kustomization,
+}
+
 /// Parses a multi-document stream into values; empty documents are dropped.
+pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
+    parse_stream_as(text, Dialect::Objects)
+}
+
+/// Parses a multi-document stream read as `dialect`; empty documents are dropped.
 ///
 /// Bounded whatever the input: the size, the nesting depth and alias expansion are
 /// limited, and characters YAML forbids (NUL and other control characters) are errors
 /// with their line, as in go-yaml's reader. A leading byte-order mark is skipped.
-pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
+pub fn parse_stream_as(text: &str, dialect: Dialect) -> Result<Vec<Value>, YamlError> {
     if text.len() > MAX_YAML_BYTES {
         return Err(YamlError {
             line: 1,
@@ -54,6 +70,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder {
         clip_at: block_scalar_at_eof(text),
+        last_key_wins: dialect == Dialect::Kustomization,
         ..Builder::default()
     };
     loop {
@@ -130,6 +147,8 @@ struct Builder {
     /// [`block_scalar_at_eof`]).
     scalars: usize,
     clip_at: Option<usize>,
+    /// A repeated key replaces the earlier one instead of being an error.
+    last_key_wins: bool,
 }
 
 impl Builder {
@@ -237,7 +256,7 @@ impl Builder {
                     line,
                     message: "a mapping key must be a scalar, not a collection".into(),
                 }),
-                Some((key, line)) => insert(map, merged, key, v, line),
+                Some((key, line)) => insert(map, merged, key, v, line, self.last_key_wins),
             },
         }
     }
@@ -268,6 +287,7 @@ fn insert(
     key: Value,
     v: Value,
     line: usize,
+    last_key_wins: bool,
 ) -> Result<(), YamlError> {
     if key.as_str() == Some("<<") {
         // Merge keys: the merged mappings supply keys the mapping does not set itself.
@@ -300,7 +320,7 @@ fn insert(
     if map.contains_key(&key) {
         if let Some(pos) = merged.iter().position(|k| *k == key) {
             merged.swap_remove(pos);
-        } else {
+        } else if !last_key_wins {
             return Err(YamlError {
                 line,
                 message: format!("mapping key {} already defined", scalar_display(&key)),

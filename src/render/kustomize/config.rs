@@ -29,6 +29,7 @@ pub struct TransformerConfig {
     pub namespace: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
+    pub volume_claim_template_labels: Vec<FieldSpec>,
     pub labels: Vec<FieldSpec>,
     pub common_annotations: Vec<FieldSpec>,
     pub name_reference: Vec<NameBackRef>,
@@ -68,6 +69,7 @@ impl TransformerConfig {
                 "namespace" => &mut c.namespace,
                 "commonLabels" => &mut c.common_labels,
                 "templateLabels" => &mut c.template_labels,
+                "volumeClaimTemplateLabels" => &mut c.volume_claim_template_labels,
                 "labels" => &mut c.labels,
                 "commonAnnotations" => &mut c.common_annotations,
                 "varReference" => &mut c.var_reference,
@@ -77,7 +79,7 @@ impl TransformerConfig {
                     for item in seq(v, key)? {
                         let gvk = gvk_of(item);
                         let referrers = match item.get("fieldSpecs") {
-                            Some(fs) => field_specs(fs, "nameReference.fieldSpecs")?,
+                            Some(fs) => field_specs(fs, "nameReference.fieldSpecs", true)?,
                             None => Vec::new(),
                         };
                         merge_backref(&mut c.name_reference, NameBackRef { gvk, referrers });
@@ -86,7 +88,7 @@ impl TransformerConfig {
                 }
                 other => return Err(format!("unknown configuration field `{other}`")),
             };
-            for fs in field_specs(v, key)? {
+            for fs in field_specs(v, key, true)? {
                 merge_one(target, fs);
             }
         }
@@ -95,12 +97,16 @@ impl TransformerConfig {
 
     /// Merges `other` into `self` (kustomize's `TransformerConfig.Merge`).
     pub fn merge(&mut self, other: &TransformerConfig) {
-        let pairs: [(&mut Vec<FieldSpec>, &Vec<FieldSpec>); 10] = [
+        let pairs: [(&mut Vec<FieldSpec>, &Vec<FieldSpec>); 11] = [
             (&mut self.name_prefix, &other.name_prefix),
             (&mut self.name_suffix, &other.name_suffix),
             (&mut self.namespace, &other.namespace),
             (&mut self.common_labels, &other.common_labels),
             (&mut self.template_labels, &other.template_labels),
+            (
+                &mut self.volume_claim_template_labels,
+                &other.volume_claim_template_labels,
+            ),
             (&mut self.labels, &other.labels),
             (&mut self.common_annotations, &other.common_annotations),
             (&mut self.var_reference, &other.var_reference),
@@ -158,14 +164,21 @@ pub fn gvk_of(item: &Document) -> Gvk {
 }
 
 /// Parses a list of field specs (`path`, `group`, `version`, `kind`, `create`).
-pub fn field_specs(v: &Document, key: &str) -> Result<Vec<FieldSpec>, String> {
+/// `strict` refuses other fields, as kustomize does in kustomization files and
+/// `configurations:` files; builtin plugin configs are decoded leniently and ignore them.
+pub fn field_specs(v: &Document, key: &str, strict: bool) -> Result<Vec<FieldSpec>, String> {
     seq(v, key)?
         .iter()
         .map(|item| {
             if !item.is_mapping() {
                 return Err(format!("`{key}` entries must be mappings"));
             }
-            for k in item.as_mapping().into_iter().flat_map(|m| m.keys()) {
+            for k in item
+                .as_mapping()
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .filter(|_| strict)
+            {
                 let k = k.as_str().unwrap_or_default();
                 if !matches!(
                     k,

@@ -215,13 +215,22 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
         super::engine_vars::resolve(&mut ra.resources, &ra.vars, &config.var_reference)
             .map_err(|e| fail("vars", e))?;
     }
+    // Objects annotated as local configuration (inputs of transformers, say) served the
+    // build and are not part of its output.
+    ra.resources.retain(|r| {
+        r.doc
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get("config.kubernetes.io/local-config"))
+            .is_none_or(|v| super::resource::scalar_string(v).as_deref() == Some("false"))
+    });
     sort_output(&k, &mut ra.resources)?;
     for r in ra.resources.iter_mut() {
         if managed_by {
             super::resource::set_at(
                 &mut r.doc,
                 &["metadata", "labels", "app.kubernetes.io/managed-by"],
-                Document::String("kustomize-(devel)".into()),
+                Document::String(format!("kustomize-{}", super::KUSTOMIZE_VERSION)),
             );
         }
         if origin_annotations && let Some(o) = r.origin.take() {
@@ -778,6 +787,11 @@ impl Ctx<'_> {
                         merge_one(&mut fss, fs.clone());
                     }
                 }
+                if l.include_volume_claim_templates {
+                    for fs in &tc.volume_claim_template_labels {
+                        merge_one(&mut fss, fs.clone());
+                    }
+                }
                 merge_one(
                     &mut fss,
                     FieldSpec {
@@ -831,7 +845,7 @@ impl Ctx<'_> {
         let err = |e: String| k.invalid(field, format!("{kind}: {e}"));
         let fspecs = |key: &str| -> Result<Vec<FieldSpec>, KustomizeError> {
             match doc.get(key) {
-                Some(v) => super::config::field_specs(v, key).map_err(err),
+                Some(v) => super::config::field_specs(v, key, false).map_err(err),
                 None => Ok(Vec::new()),
             }
         };

@@ -15,6 +15,7 @@ pub struct LabelEntry {
     pub pairs: BTreeMap<String, String>,
     pub include_selectors: bool,
     pub include_templates: bool,
+    pub include_volume_claim_templates: bool,
     pub fields: Vec<super::config::FieldSpec>,
 }
 
@@ -312,13 +313,20 @@ fn parse_label(k: &Kustomization, item: &Document) -> Result<LabelEntry, Kustomi
         k,
         "labels",
         item,
-        &["pairs", "includeSelectors", "includeTemplates", "fields"],
+        &[
+            "pairs",
+            "includeSelectors",
+            "includeTemplates",
+            "includeVolumeClaimTemplates",
+            "fields",
+        ],
     )?;
     let pairs = string_pairs(item.get("pairs").unwrap_or(&Document::Null))
         .map_err(|e| k.invalid("labels", e))?;
     let fields = match item.get("fields") {
         Some(f) => {
-            super::config::field_specs(f, "labels.fields").map_err(|e| k.invalid("labels", e))?
+            super::config::field_specs(f, "labels.fields", true)
+                .map_err(|e| k.invalid("labels", e))?
         }
         None => Vec::new(),
     };
@@ -326,6 +334,12 @@ fn parse_label(k: &Kustomization, item: &Document) -> Result<LabelEntry, Kustomi
         pairs,
         include_selectors: bool_field(k, "labels", item, "includeSelectors")?,
         include_templates: bool_field(k, "labels", item, "includeTemplates")?,
+        include_volume_claim_templates: bool_field(
+            k,
+            "labels",
+            item,
+            "includeVolumeClaimTemplates",
+        )?,
         fields,
     })
 }

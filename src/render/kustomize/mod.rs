@@ -31,6 +31,10 @@ use std::path::{Component, Path, PathBuf};
 
 use super::source::{Document, Source, SourceError};
 
+/// The kustomize release whose output lookctl reproduces (the test oracle's version);
+/// `buildMetadata: [managedByLabel]` writes it, as kustomize writes its own.
+pub const KUSTOMIZE_VERSION: &str = "v5.8.2";
+
 /// The file names kustomize looks for in a directory, in its order of preference.
 pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];

@@ -502,8 +502,9 @@ fn krusty_suite_against_kustomize() {
         }
     }
     if !gone.is_empty() {
+        let some: Vec<&&String> = gone.iter().take(20).collect();
         problems.push_str(&format!(
-            "\n{} recorded cases no longer exist: {gone:?}\n",
+            "\n{} recorded cases no longer exist, among them: {some:?}\n",
             gone.len()
         ));
     }

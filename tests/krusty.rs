@@ -282,6 +282,10 @@ fn tidy(message: &str, case_dir: &Path, rel: &str) -> String {
         .filter(|l| !l.starts_with("# Warning:"))
         .collect();
     let text = text.join(" ").replace(&root, "");
+    // Paths above the case's root (a `../x` out of it) keep the case's name.
+    let krusty = case_dir.display().to_string();
+    let krusty = krusty.strip_suffix(rel).unwrap_or(&krusty);
+    let text = text.replace(krusty, "<krusty>/");
     let text = tmp_root.replace_all(&text, "");
     text.trim_start_matches("error: ")
         .trim_start_matches("Error: ")

@@ -269,6 +269,10 @@ fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
     };
     let order = opts.get("order").and_then(Document::as_str).unwrap_or("");
     match order {
+        "fifo" if opts.get("legacySortOptions").is_some_and(|o| !o.is_null()) => Err(k.invalid(
+            "sortOptions",
+            "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'",
+        )),
         "fifo" => Ok(()),
         "legacy" => {
             let (mut f, mut l) = defaults();
@@ -970,7 +974,16 @@ fn merge_accumulator(
     if let Some(c) = &sub.config {
         ra.merge_config(c);
     }
-    ra.vars.extend(sub.vars);
+    // Two bases declaring one var name is an error in kustomize ("already encountered").
+    let name = |v: &Document| v.get("name").and_then(Document::as_str).map(str::to_owned);
+    for v in sub.vars {
+        if let Some(n) = name(&v)
+            && ra.vars.iter().any(|known| name(known).as_deref() == Some(&n))
+        {
+            return Err(k.invalid("resources", format!("var '{n}' already encountered")));
+        }
+        ra.vars.push(v);
+    }
     Ok(())
 }
 
@@ -985,13 +998,26 @@ fn generator_from_plugin(
         let meta = m.remove("metadata");
         m.remove("apiVersion");
         m.remove("kind");
+        // The generator's own `name`/`namespace` win over its metadata's.
         if let Some(meta) = meta {
             for key in ["name", "namespace"] {
-                if let Some(v) = meta.get(key) {
+                if let Some(v) = meta.get(key)
+                    && !m.contains_key(key)
+                {
                     m.insert(Document::String(key.into()), v.clone());
                 }
             }
         }
+        // Builtin plugin configs are decoded leniently: unknown fields are ignored.
+        m.retain(|key, _| {
+            key.as_str().is_some_and(|key| {
+                matches!(
+                    key,
+                    "name" | "namespace" | "behavior" | "literals" | "files" | "envs" | "env"
+                        | "options" | "type"
+                )
+            })
+        });
     }
     super::kustomization::parse_generator(k, field, kind, &item)
 }

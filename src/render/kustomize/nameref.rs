@@ -41,6 +41,22 @@ pub fn fix(resources: &mut [Resource], backrefs: &[NameBackRef]) -> Result<(), S
             }
         }
     }
+    // kustomize reads RoleBinding subjects' namespaces while looking for referrals and
+    // refuses a ServiceAccount subject whose namespace is present but not a string.
+    for (r, info) in resources.iter().zip(&infos) {
+        if info.cur.gvk.kind == "RoleBinding"
+            && let Some(Document::Sequence(subs)) = r.doc.get("subjects")
+            && subs.iter().any(|s| {
+                s.get("kind").and_then(Document::as_str) == Some("ServiceAccount")
+                    && s.get("namespace").is_some_and(|ns| !ns.is_string())
+            })
+        {
+            return Err(format!(
+                "namespace is blank for a ServiceAccount subject of {}",
+                info.cur
+            ));
+        }
+    }
     if by_prev_name.is_empty() {
         return Ok(());
     }

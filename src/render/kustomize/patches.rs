@@ -116,6 +116,11 @@ impl Ctx<'_> {
                 .unwrap_or(false)
         };
         let (allow_name, allow_kind) = (opt("allowNameChange"), opt("allowKindChange"));
+        // An empty patch (a file with nothing but comments) changes nothing in kustomize's
+        // `patches:`, while its legacy `patchesStrategicMerge` refuses one.
+        if docs.is_empty() {
+            return Ok(());
+        }
         match self.parse_patch(k, field, docs, &label)? {
             Parsed::Smp(patches) => match target {
                 Some(sel) => {
@@ -176,7 +181,14 @@ impl Ctx<'_> {
                 None => {
                     let path = self.source.inline_text(text);
                     let p = self.file_in(k, field, path.trim())?;
-                    self.source.read_yaml(&p)?
+                    let docs = self.source.read_yaml(&p)?;
+                    if docs.is_empty() {
+                        return Err(k.invalid(
+                            field,
+                            format!("patch appears to be empty; file {}", path.trim()),
+                        ));
+                    }
+                    docs
                 }
             };
             patches.extend(docs);

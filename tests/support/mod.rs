@@ -1,4 +1,4 @@
 //! Helpers shared by integration tests.
 
-pub mod registry;
 pub mod real_cluster;
+pub mod registry;

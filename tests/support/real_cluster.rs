@@ -75,14 +75,17 @@ fn start() -> Result<RealCluster, String> {
         .map_err(|e| format!("real cluster: waiting for {}: {e}", script.display()))?;
     let startup = began.elapsed();
     if !out.status.success() {
+        // The failing component's log tail is in the message; keep DIR only on request.
+        if std::env::var_os("REAL_CLUSTER_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return Err(format!(
             "the real Kubernetes control plane did not start ({} up {} exited with {}).\n\
-             Its binaries are built from tools/*/go.mod by scripts/controlplane-build (Go {} needed, \
-             Go module proxy reachable on the first run).\n--- stderr ---\n{}\n--- stdout ---\n{}",
+             Its binaries are built from tools/*/go.mod by scripts/controlplane-build (Go 1.26 \
+             needed, and the Go module proxy on the first run).\n--- stderr ---\n{}\n--- stdout ---\n{}",
             script.display(),
             dir.display(),
             out.status,
-            "1.26",
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout),
         ));

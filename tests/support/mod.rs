@@ -1,3 +1,4 @@
 //! Helpers shared by integration tests.
 
+pub mod real_cluster;
 pub mod registry;

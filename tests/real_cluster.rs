@@ -1,0 +1,494 @@
+//! `lookctl deploy` against a real Kubernetes control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok; see tests/support/real_cluster.rs and
+//! scripts/real-cluster), asserting what a user sees: exit code, the key message, and the
+//! cluster state read back with kubectl.
+//!
+//! One control plane serves the whole binary; every test works in namespaces of its own.
+//! kwok makes pods Running/Ready, except images containing `imagepullbackoff` (stuck in
+//! ImagePullBackOff) and `crashloop` (CrashLoopBackOff with restarts).
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+mod support;
+use support::real_cluster::{ADMIN, DEV, DEV_NAMESPACE, RealCluster, cluster};
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+const SHA2: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(root: &Path, rel: &str, body: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, body).expect("write");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A lookctl project in a temporary directory whose `staging` target deploys `overlay/`
+/// to the real cluster.
+struct Project {
+    dir: tempfile::TempDir,
+    cluster: &'static RealCluster,
+}
+
+impl Project {
+    fn new() -> Project {
+        let cluster = cluster();
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(
+            dir.path(),
+            "deploy.toml",
+            "[project]\nname = \"demo\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"admin\"\n",
+        );
+        Project { dir, cluster }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, body: &str) {
+        write(self.root(), rel, body);
+    }
+
+    fn lookctl(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("lookctl").expect("binary");
+        cmd.current_dir(self.root())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.cluster.kubeconfig);
+        for v in [
+            "CI",
+            "GITHUB_ACTIONS",
+            "GITLAB_CI",
+            "COMMIT_SHA",
+            "BRANCH_NAME",
+            "TAG_NAME",
+            "SOPS_AGE_KEY_FILE",
+            "SOPS_AGE_KEY",
+            "KUBECONFIG",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd
+    }
+
+    /// `lookctl deploy --target staging --sha <sha> [extra...]`.
+    fn deploy(&self, sha: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "deploy",
+            "--target",
+            "staging",
+            "--sha",
+            sha,
+            "--timeout",
+            "90s",
+        ];
+        args.extend_from_slice(extra);
+        self.lookctl(&args).output().expect("lookctl runs")
+    }
+
+    fn explain(&self, out: &Output) -> String {
+        format!(
+            "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    }
+}
+
+fn deployment(name: &str, image: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: {name}
+        image: {image}
+"
+    )
+}
+
+fn namespace(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+}
+
+/// Pods of `app` in `ns` as "name phase ready" lines.
+fn pods(c: &RealCluster, ns: &str, app: &str) -> String {
+    c.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.spec.nodeName} {.status.containerStatuses[0].ready}{\"\\n\"}{end}",
+    ])
+}
+
+// ---------------------------------------------------------------------------- a
+
+#[test]
+fn the_example_app_deploys_to_staging_and_its_pods_become_ready() {
+    let c = cluster();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(repo.join("deploy.toml"), dir.path().join("deploy.toml")).expect("copy");
+    copy_tree(&repo.join("base"), &dir.path().join("base"));
+    copy_tree(&repo.join("overlays"), &dir.path().join("overlays"));
+    let p = Project { dir, cluster: c };
+
+    let out = p.deploy(SHA, &["--context", ADMIN]);
+    assert_eq!(out.status.code(), Some(0), "{}", p.explain(&out));
+
+    let ready = c.kubectl(&[
+        "get",
+        "deployment",
+        "shop",
+        "-n",
+        "shop-staging",
+        "-o",
+        "jsonpath={.status.readyReplicas}/{.spec.replicas} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(ready, format!("1/1 gcr.io/acme/shop:{SHA}"));
+    let pods = pods(c, "shop-staging", "shop");
+    assert!(
+        pods.lines()
+            .any(|l| l.contains(" Running kwok-node-") && l.ends_with(" true")),
+        "a Running, ready pod on a kwok node: {pods}"
+    );
+    // The decrypted secret reached the cluster (SOPS with the demo age key).
+    let secret = c.kubectl(&["get", "secret", "-n", "shop-staging", "-o", "name"]);
+    assert!(secret.contains("secret/shop-db"), "{secret}");
+    // The inventory records the commit.
+    let inv = c.kubectl(&[
+        "get",
+        "configmap",
+        "-n",
+        "shop-staging",
+        "-l",
+        "lookctl.dev/target=staging",
+        "-o",
+        "name",
+    ]);
+    assert!(inv.contains("lookctl-inventory-staging"), "{inv}");
+
+    // A second deploy of the same commit changes nothing and still succeeds.
+    let again = p.deploy(SHA, &["--context", ADMIN]);
+    assert_eq!(again.status.code(), Some(0), "{}", p.explain(&again));
+}
+
+// ---------------------------------------------------------------------------- b
+
+#[test]
+#[ignore = "fix-forward false failure: src/cluster/wait.rs, being fixed on main"]
+fn a_fix_forward_after_image_pull_backoff_reports_success() {
+    let p = Project::new();
+    let c = p.cluster;
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: fixfwd\nresources:\n- namespace.yaml\n- deployment.yaml\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("fixfwd"));
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:imagepullbackoff", 2),
+    );
+    let bad = p.deploy(SHA, &[]);
+    assert_eq!(bad.status.code(), Some(1), "{}", p.explain(&bad));
+    assert!(
+        text(&bad.stderr).contains("ImagePullBackOff"),
+        "{}",
+        p.explain(&bad)
+    );
+
+    // The fix: a good image. The old ReplicaSet's pods are still in ImagePullBackOff
+    // while the new ones come up; the deploy must judge the new rollout only.
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 2),
+    );
+    let good = p.deploy(SHA2, &[]);
+    assert_eq!(good.status.code(), Some(0), "{}", p.explain(&good));
+    let ready = c.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "fixfwd",
+        "-o",
+        "jsonpath={.status.readyReplicas}/{.status.updatedReplicas}",
+    ]);
+    assert_eq!(ready, "2/2");
+}
+
+/// The failure half of the fix-forward alone: it must keep passing while the fix-forward
+/// test above is ignored.
+#[test]
+fn an_image_pull_backoff_fails_the_deploy_and_names_the_reason() {
+    let p = Project::new();
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: pullfail\nresources:\n- namespace.yaml\n- deployment.yaml\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("pullfail"));
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:imagepullbackoff", 1),
+    );
+    let out = p.deploy(SHA, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", p.explain(&out));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("ImagePullBackOff"), "{}", p.explain(&out));
+    assert!(stderr.contains("pullfail/web"), "{}", p.explain(&out));
+}
+
+#[test]
+fn a_crash_looping_container_fails_the_deploy_and_names_the_reason() {
+    let p = Project::new();
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: crashing\nresources:\n- namespace.yaml\n- deployment.yaml\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("crashing"));
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:crashloop", 1),
+    );
+    let out = p.deploy(SHA, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", p.explain(&out));
+    assert!(
+        text(&out.stderr).contains("CrashLoopBackOff"),
+        "{}",
+        p.explain(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------- c
+
+#[test]
+fn the_dev_user_deploys_in_its_namespace_and_is_refused_elsewhere_with_the_reason() {
+    let p = Project::new();
+    let c = p.cluster;
+    // A namespace dev has no rights in, made by the admin.
+    c.kubectl(&["create", "namespace", "other-team"]);
+
+    // Allowed: team-a, where dev has the edit role.
+    p.write(
+        "overlay/kustomization.yaml",
+        &format!("namespace: {DEV_NAMESPACE}\nresources:\n- deployment.yaml\n"),
+    );
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("devapp", "registry.example.com/devapp:{{ SHORT_SHA }}", 1),
+    );
+    let ok = p.deploy(SHA, &["--context", DEV]);
+    assert_eq!(ok.status.code(), Some(0), "{}", p.explain(&ok));
+    c.kubectl(&["get", "deployment", "devapp", "-n", DEV_NAMESPACE]);
+
+    // Refused: other-team.
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: other-team\nresources:\n- deployment.yaml\n",
+    );
+    let out = p.deploy(SHA, &["--context", DEV]);
+    assert_ne!(out.status.code(), Some(0), "{}", p.explain(&out));
+    let stderr = text(&out.stderr);
+    for word in ["forbidden", "\"dev\"", "other-team"] {
+        assert!(
+            stderr.to_lowercase().contains(&word.to_lowercase()),
+            "the error names {word}: {}",
+            p.explain(&out)
+        );
+    }
+    assert!(
+        ["create", "patch", "get", "list", "update"]
+            .iter()
+            .any(|verb| stderr.contains(&format!("cannot {verb} resource"))),
+        "the error names the verb and resource: {}",
+        p.explain(&out)
+    );
+    let none = c.kubectl(&["get", "deployments", "-n", "other-team", "-o", "name"]);
+    assert_eq!(none, "", "nothing was created in other-team");
+}
+
+// ---------------------------------------------------------------------------- d
+
+#[test]
+fn a_string_where_an_integer_goes_is_rejected_naming_the_object_and_field() {
+    let p = Project::new();
+    let c = p.cluster;
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: schema\nresources:\n- namespace.yaml\n- deployment.yaml\npatches:\n- target:\n    kind: Deployment\n    name: web\n  patch: |-\n    - op: replace\n      path: /spec/replicas\n      value: three\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("schema"));
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 1),
+    );
+    let out = p.deploy(SHA, &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", p.explain(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("web"),
+        "names the object: {}",
+        p.explain(&out)
+    );
+    assert!(
+        stderr.contains("replicas"),
+        "names the field: {}",
+        p.explain(&out)
+    );
+    let none = c.kubectl(&["get", "deployments", "-n", "schema", "-o", "name"]);
+    assert_eq!(none, "", "the invalid Deployment was not stored");
+}
+
+// ---------------------------------------------------------------------------- e
+
+const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.demo.lookctl.dev
+spec:
+  group: demo.lookctl.dev
+  scope: Namespaced
+  names:
+    kind: Widget
+    plural: widgets
+    singular: widget
+    listKind: WidgetList
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size:
+                type: integer
+              color:
+                type: string
+";
+
+#[test]
+fn a_crd_and_its_custom_resources_deploy_together() {
+    let p = Project::new();
+    let c = p.cluster;
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: widgets\nresources:\n- namespace.yaml\n- crd.yaml\n- widgets.yaml\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("widgets"));
+    p.write("overlay/crd.yaml", CRD);
+    p.write(
+        "overlay/widgets.yaml",
+        "apiVersion: demo.lookctl.dev/v1\nkind: Widget\nmetadata:\n  name: small\nspec:\n  size: 1\n  color: red\n---\napiVersion: demo.lookctl.dev/v1\nkind: Widget\nmetadata:\n  name: large\nspec:\n  size: 10\n  color: blue\n",
+    );
+    let out = p.deploy(SHA, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", p.explain(&out));
+    let widgets = c.kubectl(&[
+        "get",
+        "widgets.demo.lookctl.dev",
+        "-n",
+        "widgets",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.spec.size} {end}",
+    ]);
+    assert_eq!(widgets.trim(), "large=10 small=1");
+    // The CRD is cluster-scoped: the overlay's namespace did not stick to it.
+    let crd = c.kubectl(&[
+        "get",
+        "crd",
+        "widgets.demo.lookctl.dev",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+    ]);
+    assert_eq!(crd, "True");
+}
+
+/// The real API server answers a server-side apply whose body does not fit the schema
+/// with 500 "failed to create typed patch object"; it is not transient, so it must fail at
+/// once instead of being retried (today: 8 attempts, several seconds).
+#[test]
+#[ignore = "SSA schema errors come back as 500 and are retried 8 times: src/cluster/retry.rs"]
+fn a_schema_error_is_not_retried() {
+    let p = Project::new();
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: schema-retry\nresources:\n- namespace.yaml\n- deployment.yaml\npatches:\n- target:\n    kind: Deployment\n    name: web\n  patch: |-\n    - op: replace\n      path: /spec/replicas\n      value: three\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("schema-retry"));
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 1),
+    );
+    let out = p.deploy(SHA, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", p.explain(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains("retrying"),
+        "a schema error is final: {}",
+        p.explain(&out)
+    );
+}
+
+/// A 403 is reported once: today the message reads "...: rejected by the API server (403
+/// Forbidden): <server message>: rejected by the API server (403 Forbidden): <server
+/// message>".
+#[test]
+#[ignore = "the lock's 403 message is printed twice: src/cluster/lock.rs / error.rs"]
+fn a_forbidden_error_is_said_once() {
+    let p = Project::new();
+    let c = p.cluster;
+    c.kubectl(&["create", "namespace", "other-team-2"]);
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: other-team-2\nresources:\n- deployment.yaml\n",
+    );
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 1),
+    );
+    let out = p.deploy(SHA, &["--context", DEV]);
+    assert_eq!(out.status.code(), Some(1), "{}", p.explain(&out));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("cannot get resource").count(),
+        1,
+        "{}",
+        p.explain(&out)
+    );
+}

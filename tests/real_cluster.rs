@@ -209,7 +209,6 @@ fn the_example_app_deploys_to_staging_and_its_pods_become_ready() {
 // ---------------------------------------------------------------------------- b
 
 #[test]
-#[ignore = "fix-forward false failure: src/cluster/wait.rs, being fixed on main"]
 fn a_fix_forward_after_image_pull_backoff_reports_success() {
     let p = Project::new();
     let c = p.cluster;

@@ -442,9 +442,13 @@ async fn wait_loop(
                         }
                         _ => current_revision_label(&id.kind, &v),
                     };
+                    // Until the controller has seen this generation, "the current
+                    // revision" is still the previous one: its Pods say nothing yet.
+                    let observed = int(&v, "/status/observedGeneration").unwrap_or(0)
+                        >= int(&v, "/metadata/generation").unwrap_or(0);
                     let selector = match (&id.kind[..], pod_selector(&v), revision) {
                         ("Job", Some(selector), _) => Some(selector),
-                        (_, Some(selector), Some(revision)) => {
+                        (_, Some(selector), Some(revision)) if observed => {
                             Some(format!("{selector},{revision}"))
                         }
                         _ => None,

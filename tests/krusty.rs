@@ -337,7 +337,21 @@ fn classify(case_dir: &Path, rel: &str, name: String) -> Outcome {
         );
     };
     let got = got.map_err(|e| tidy(&e, case_dir, rel));
+    // The oracle ran with CLI flags the test asked for (`--enable-managedby-label`,
+    // `--load-restrictor LoadRestrictionsNone`, plugins, helm) that lookctl does not
+    // offer: a build without them is not comparable, so such a case counts as refused.
+    let flags_needed = !needs.is_empty();
     match (oracle, got) {
+        (Ok(want), got) if flags_needed && !got.as_ref().is_ok_and(|g| *g == want) => {
+            let what = match got {
+                Ok(_) => "lookctl builds it without those options".to_owned(),
+                Err(e) => format!("lookctl: {e}"),
+            };
+            outcome(
+                Class::Refused,
+                format!("kustomize CLI options lookctl does not offer; {what}"),
+            )
+        }
         (Err(_), Err(e)) => outcome(Class::Refused, format!("both refuse; lookctl: {e}")),
         (Ok(_), Err(e)) if names_a_feature(&e) => outcome(Class::Refused, format!("lookctl: {e}")),
         (Ok(_), Err(e)) => outcome(Class::Missing, format!("lookctl: {e}")),

@@ -978,7 +978,10 @@ fn merge_accumulator(
     let name = |v: &Document| v.get("name").and_then(Document::as_str).map(str::to_owned);
     for v in sub.vars {
         if let Some(n) = name(&v)
-            && ra.vars.iter().any(|known| name(known).as_deref() == Some(&n))
+            && ra
+                .vars
+                .iter()
+                .any(|known| name(known).as_deref() == Some(&n))
         {
             return Err(k.invalid("resources", format!("var '{n}' already encountered")));
         }
@@ -1013,8 +1016,15 @@ fn generator_from_plugin(
             key.as_str().is_some_and(|key| {
                 matches!(
                     key,
-                    "name" | "namespace" | "behavior" | "literals" | "files" | "envs" | "env"
-                        | "options" | "type"
+                    "name"
+                        | "namespace"
+                        | "behavior"
+                        | "literals"
+                        | "files"
+                        | "envs"
+                        | "env"
+                        | "options"
+                        | "type"
                 )
             })
         });

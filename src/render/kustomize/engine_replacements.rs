@@ -195,7 +195,56 @@ fn matches(
     }
 }
 
-/// An id selector (`group`, `version`, `kind`, `name`, `namespace`: exact matches).
+/// An id selector of a replacement target: `group`, `version`, `kind`, `name` and
+/// `namespace`, each a regular expression matched against the whole field, as in
+/// kustomize v5.8 (`kind: Deployment|.*Set`); an empty one matches anything.
+#[derive(Default)]
+struct TargetSel {
+    fields: [(String, Option<regex::Regex>); 5],
+}
+
+impl TargetSel {
+    fn from(doc: &Document) -> Result<TargetSel, String> {
+        let field = |k: &str| -> Result<(String, Option<regex::Regex>), String> {
+            let text = doc.get(k).map(text).unwrap_or_default();
+            if text.is_empty() {
+                return Ok((text, None));
+            }
+            let re = regex::Regex::new(&format!("^(?:{text})$"))
+                .map_err(|e| format!("invalid regular expression `{text}` in `{k}`: {e}"))?;
+            Ok((text, Some(re)))
+        };
+        Ok(TargetSel {
+            fields: [
+                field("group")?,
+                field("version")?,
+                field("kind")?,
+                field("name")?,
+                field("namespace")?,
+            ],
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fields.iter().all(|(t, _)| t.is_empty())
+    }
+
+    fn selects(&self, id: &ResId) -> bool {
+        let values = [
+            &id.gvk.group,
+            &id.gvk.version,
+            &id.gvk.kind,
+            &id.name,
+            &id.namespace,
+        ];
+        self.fields
+            .iter()
+            .zip(values)
+            .all(|((_, re), v)| re.as_ref().is_none_or(|re| re.is_match(v)))
+    }
+}
+
+/// The id selector of a replacement source: exact matches (kustomize's `IsSelectedBy`).
 #[derive(Default)]
 struct IdSel {
     gvk: Gvk,
@@ -215,10 +264,6 @@ impl IdSel {
             name: s("name"),
             namespace: s("namespace"),
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.gvk == Gvk::default() && self.name.is_empty() && self.namespace.is_empty()
     }
 
     fn selects(&self, id: &ResId) -> bool {
@@ -387,12 +432,12 @@ fn apply_target(res: &mut [Resource], t: &Document, value: &Document) -> Result<
     let Some(select) = t.get("select") else {
         return Err("target must specify resources to select".into());
     };
-    let sel = IdSel::from(select);
+    let sel = TargetSel::from(select)?;
     let sel_meta = meta_selector(select)?;
-    let rejects: Vec<(IdSel, Option<Selector>)> = match t.get("reject") {
+    let rejects: Vec<(TargetSel, Option<Selector>)> = match t.get("reject") {
         Some(Document::Sequence(r)) => r
             .iter()
-            .map(|d| Ok((IdSel::from(d), meta_selector(d)?)))
+            .map(|d| Ok((TargetSel::from(d)?, meta_selector(d)?)))
             .collect::<Result<_, String>>()?,
         _ => Vec::new(),
     };

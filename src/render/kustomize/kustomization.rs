@@ -324,10 +324,8 @@ fn parse_label(k: &Kustomization, item: &Document) -> Result<LabelEntry, Kustomi
     let pairs = string_pairs(item.get("pairs").unwrap_or(&Document::Null))
         .map_err(|e| k.invalid("labels", e))?;
     let fields = match item.get("fields") {
-        Some(f) => {
-            super::config::field_specs(f, "labels.fields", true)
-                .map_err(|e| k.invalid("labels", e))?
-        }
+        Some(f) => super::config::field_specs(f, "labels.fields", true)
+            .map_err(|e| k.invalid("labels", e))?,
         None => Vec::new(),
     };
     Ok(LabelEntry {

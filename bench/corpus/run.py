@@ -44,7 +44,6 @@ oracle.yaml, lookctl.yaml, diff.txt, stderr files for every case not identical/b
 import argparse
 import collections
 import concurrent.futures
-import difflib
 import os
 import re
 import shutil
@@ -295,11 +294,11 @@ def classify(o, l):
 
 
 def work(args, tree, repo, case, idx):
-    o = run([args.kustomize, "build", case], tree, args.timeout)
+    o = run([args.kustomize, "build", case], tree, args.oracle_timeout)
     l = run([args.lookctl, "render", case, "--no-template", "--show-secrets"], tree, args.timeout)
     k = None
     if args.second_oracle:
-        k = run([args.kubectl, "kustomize", case], tree, args.timeout)
+        k = run([args.kubectl, "kustomize", case], tree, args.oracle_timeout)
     cls, note = classify(o, l)
     note = note.replace(tree + "/", "").replace(tree, ".")
     if cls not in ("identical", "both-refuse"):
@@ -312,11 +311,11 @@ def work(args, tree, repo, case, idx):
             with open(os.path.join(d, fname), "wb") as f:
                 f.write(data)
         if o[0] == 0 and l[0] == 0:
-            diff = difflib.unified_diff(o[1].decode(errors="replace").splitlines(True),
-                                        l[1].decode(errors="replace").splitlines(True),
-                                        "oracle", "lookctl", n=3)
-            with open(os.path.join(d, "diff.txt"), "w") as f:
-                f.writelines(diff)
+            # diff(1), not difflib: difflib is quadratic on the multi-MB CRD bundles.
+            with open(os.path.join(d, "diff.txt"), "wb") as f:
+                subprocess.run(["diff", "-u", "--label", "oracle", "--label", "lookctl",
+                                os.path.join(d, "oracle.yaml"), os.path.join(d, "lookctl.yaml")],
+                               stdout=f, stderr=subprocess.DEVNULL)
     second = ""
     if k is not None:
         if k[0] == 0 and o[0] == 0:
@@ -337,7 +336,8 @@ def summarize(rows, args, kversion, started):
     out = []
     out.append(f"oracle: {args.kustomize} ({kversion})")
     out.append(f"lookctl: {args.lookctl}")
-    out.append(f"timeout {args.timeout}s, jobs {args.jobs}, wall {time.time() - started:.0f}s")
+    out.append(f"timeout lookctl {args.timeout}s, oracle {args.oracle_timeout}s, jobs {args.jobs}"
+               + (f", wall {time.time() - started:.0f}s" if started else ""))
     out.append(f"repositories: {len(set(r['repo'] for r in rows))}, kustomization dirs: {len(rows)}")
     out.append("")
     for c in order:
@@ -370,10 +370,10 @@ def summarize(rows, args, kversion, started):
 
 
 def normalize_reason(s):
-    s = re.sub(r"(/[^\s:'\"`]+)+", "<path>", s)
-    s = re.sub(r"\b[\w.-]+\.ya?ml\b", "<file>", s)
-    s = re.sub(r"`[^`]*`", "`…`", s)
     s = re.sub(r"\"[^\"]*\"", '"…"', s)
+    s = re.sub(r"'[^']*'", "'…'", s)
+    s = re.sub(r"[\w.@+-]*(/[\w.@+-]+)+", "<path>", s)
+    s = re.sub(r"\b[\w.-]+\.ya?ml\b", "<file>", s)
     return s[:160]
 
 
@@ -383,7 +383,11 @@ def main():
     ap.add_argument("--repos", default=os.path.join(HERE, "repos.txt"))
     ap.add_argument("--only", action="append", default=[],
                     help="only repositories / case paths containing this text")
-    ap.add_argument("--timeout", type=float, default=20)
+    ap.add_argument("--timeout", type=float, default=20, help="seconds, for lookctl")
+    ap.add_argument("--oracle-timeout", type=float, default=60,
+                    help="seconds, for kustomize (slow on big trees on a loaded machine)")
+    ap.add_argument("--resummarize", action="store_true",
+                    help="only rewrite summary.txt from RESULTS_DIR/results.tsv")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--second-oracle", action="store_true")
     ap.add_argument("--keep-trees", action="store_true")
@@ -396,6 +400,22 @@ def main():
     for p in (args.kustomize, args.lookctl):
         if not os.access(p, os.X_OK):
             sys.exit(f"not executable: {p}")
+    if args.resummarize:
+        rows = []
+        with open(os.path.join(args.results, "results.tsv")) as f:
+            head = f.readline().rstrip("\n").split("\t")
+            for line in f:
+                v = dict(zip(head, line.rstrip("\n").split("\t")))
+                rows.append(dict(repo=v["repo"], case=v["dir"], cls=v["class"], note=v["note"],
+                                 second=v["kubectl_vs_oracle"]))
+        args.second_oracle = any(r["second"] for r in rows)
+        kversion = subprocess.run([args.kustomize, "version"], capture_output=True,
+                                  text=True).stdout.strip()
+        summary = summarize(rows, args, kversion, None)
+        with open(os.path.join(args.results, "summary.txt"), "w") as f:
+            f.write(summary)
+        print(summary)
+        return
     kversion = subprocess.run([args.kustomize, "version"], capture_output=True,
                               text=True).stdout.strip()
     os.makedirs(args.results, exist_ok=True)

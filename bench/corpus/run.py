@@ -25,8 +25,11 @@ With --second-oracle, `kubectl kustomize DIR` also runs and the TSV records whet
 output has the same bytes as the oracle's.
 
 Classes (first match wins):
-  needs-network  the oracle failed because it had to fetch something (remote resource,
-                 git URL, helm chart); lookctl's status is still recorded
+  needs-helm     the oracle failed because the tree inflates a helm chart (helmCharts /
+                 HelmChartInflationGenerator need --enable-helm and helm); lookctl's
+                 status is still recorded in the TSV
+  needs-network  the oracle failed because it had to fetch something (http resource,
+                 git/ssh base); lookctl's status is still recorded
   oracle-timeout the oracle did not finish within the timeout
   hang           lookctl did not finish within the timeout
   crash          lookctl panicked or died from a signal
@@ -60,12 +63,15 @@ import yamlsubset  # noqa: E402
 
 KUST_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
-# Oracle error text that means "this needed the network / an external program".
+# Oracle error text that means "this needed the network" (remote resource or git base).
+# Kept narrow: a directory named "remote-..." or a URL quoted in some other error must not
+# count.
 NETWORK = re.compile(
-    r"(https?://|git@|github\.com/|gitlab\.com/|\.git\b|\?ref=|dial tcp|no such host|"
-    r"connection refused|i/o timeout|TLS handshake|enable-helm|helm[: ]|helmCharts|"
-    r"failed to run '?git|git cmd|exec: \"?(git|helm)|network is unreachable|"
-    r"remote|oci://|x509)", re.I)
+    r"(Get \"https?://|dial tcp|no such host|Could not resolve host|Could not resolve hostname|"
+    r"connection refused|Connection refused|i/o timeout|TLS handshake|network is unreachable|"
+    r"failed to run '\S*git (fetch|clone)|git cmd)")
+# ... or the helm chart inflator (needs `kustomize build --enable-helm` and a helm binary).
+HELM = re.compile(r"(HelmChartInflationGenerator|enable-helm|helmCharts)")
 
 
 def default_kustomize():
@@ -274,6 +280,8 @@ def compare(oracle_out, lookctl_out):
 def classify(o, l):
     """o, l: (status, out, err, secs). Returns (class, note)."""
     ost, lst = o[0], l[0]
+    if ost != 0 and ost != "timeout" and HELM.search(o[2].decode(errors="replace")):
+        return "needs-helm", first_error(o[2])
     if ost != 0 and ost != "timeout" and NETWORK.search(o[2].decode(errors="replace")):
         return "needs-network", first_error(o[2])
     if ost == "timeout":
@@ -332,7 +340,7 @@ def work(args, tree, repo, case, idx):
 def summarize(rows, args, kversion, started):
     counts = collections.Counter(r["cls"] for r in rows)
     order = ["identical", "equivalent", "different", "refused", "accepted-bad", "both-refuse",
-             "hang", "crash", "needs-network", "oracle-timeout"]
+             "hang", "crash", "needs-helm", "needs-network", "oracle-timeout"]
     out = []
     out.append(f"oracle: {args.kustomize} ({kversion})")
     out.append(f"lookctl: {args.lookctl}")
@@ -355,9 +363,15 @@ def summarize(rows, args, kversion, started):
         out.append("kubectl kustomize (v5.5.0) vs oracle: " +
                    ", ".join(f"{k or 'n/a'} {v}" for k, v in sc.most_common()))
     out.append("")
-    out.append("per repository (identical/equivalent/different/refused/accepted-bad/both-refuse/hang/crash/needs-network):")
+    net = [r for r in rows if r["cls"] in ("needs-network", "needs-helm")]
+    if net and "lst" in net[0]:
+        ok = sum(1 for r in net if str(r["lst"]) == "0")
+        out.append(f"needs-network/needs-helm dirs that lookctl builds anyway: {ok} of {len(net)}")
+    out.append("")
+    out.append("per repository (identical/equivalent/different/refused/accepted-bad/both-refuse/hang/crash/needs-network+helm):")
     for repo in sorted(set(r["repo"] for r in rows)):
         c = collections.Counter(r["cls"] for r in rows if r["repo"] == repo)
+        c["needs-network"] += c.get("needs-helm", 0)
         out.append(f"  {repo:50} " + "/".join(str(c.get(x, 0)) for x in
                    ["identical", "equivalent", "different", "refused", "accepted-bad",
                     "both-refuse", "hang", "crash", "needs-network"]))
@@ -407,7 +421,7 @@ def main():
             for line in f:
                 v = dict(zip(head, line.rstrip("\n").split("\t")))
                 rows.append(dict(repo=v["repo"], case=v["dir"], cls=v["class"], note=v["note"],
-                                 second=v["kubectl_vs_oracle"]))
+                                 second=v["kubectl_vs_oracle"], lst=v["lookctl_rc"]))
         args.second_oracle = any(r["second"] for r in rows)
         kversion = subprocess.run([args.kustomize, "version"], capture_output=True,
                                   text=True).stdout.strip()

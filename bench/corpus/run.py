@@ -16,7 +16,7 @@ Inputs (environment):
                      commit pinned in repos.txt (the run stops if that commit is missing).
   KUBECTL            kubectl for --second-oracle (its embedded kustomize); default kubectl.
 
-Method: each pinned commit is exported (git archive | tar -x) into a temporary directory;
+Method: each pinned commit is exported (git ls-tree + cat-file) into a temporary directory;
 every directory holding kustomization.yaml, kustomization.yml or Kustomization is one case.
 For each case the oracle (`kustomize build DIR`) and lookctl (`lookctl render DIR
 --no-template --show-secrets`, so Secrets are not masked) run with a timeout (process

@@ -1,0 +1,3 @@
+set -e
+# then run
+exec app

@@ -683,8 +683,16 @@ fn emit_map(out: &mut String, m: &Mapping, level: usize) {
 }
 
 fn emit_seq(out: &mut String, items: &[Value], level: usize) {
-    for item in items {
-        indent(out, level);
+    emit_seq_from(out, items, level, false);
+}
+
+/// A block sequence; `inline_first` puts the first item on the current line (go-yaml
+/// writes a sequence nested in a sequence compactly: `- - a`).
+fn emit_seq_from(out: &mut String, items: &[Value], level: usize, inline_first: bool) {
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 || !inline_first {
+            indent(out, level);
+        }
         out.push('-');
         match item {
             Value::Mapping(m) if !m.is_empty() => {
@@ -703,8 +711,8 @@ fn emit_seq(out: &mut String, items: &[Value], level: usize) {
                 }
             }
             Value::Sequence(s) if !s.is_empty() => {
-                out.push('\n');
-                emit_seq(out, s, level + 2);
+                out.push(' ');
+                emit_seq_from(out, s, level + 2, true);
             }
             other => emit_child(out, other, level, false),
         }

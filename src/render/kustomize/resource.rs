@@ -37,7 +37,7 @@ impl Gvk {
 
     /// Whether kustomize's built-in schema knows this kind to be cluster-scoped.
     pub fn is_cluster_scoped(&self) -> bool {
-        is_cluster_scoped(&self.group, &self.kind)
+        is_cluster_scoped(&self.group, &self.version, &self.kind)
     }
 }
 
@@ -69,46 +69,39 @@ pub fn split_api_version(api: &str) -> (&str, &str) {
 }
 
 /// Kinds kustomize's built-in OpenAPI schema marks as cluster-scoped, by (group, kind).
-pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        ("", "Namespace")
-            | ("", "Node")
-            | ("", "PersistentVolume")
-            | ("", "ComponentStatus")
-            | ("rbac.authorization.k8s.io", "ClusterRole")
-            | ("rbac.authorization.k8s.io", "ClusterRoleBinding")
-            | ("apiextensions.k8s.io", "CustomResourceDefinition")
-            | ("apiregistration.k8s.io", "APIService")
-            | (
-                "admissionregistration.k8s.io",
-                "MutatingWebhookConfiguration"
-            )
-            | (
-                "admissionregistration.k8s.io",
-                "ValidatingWebhookConfiguration"
-            )
-            | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
-            | (
-                "admissionregistration.k8s.io",
-                "ValidatingAdmissionPolicyBinding"
-            )
-            | ("storage.k8s.io", "StorageClass")
-            | ("storage.k8s.io", "VolumeAttachment")
-            | ("storage.k8s.io", "CSIDriver")
-            | ("storage.k8s.io", "CSINode")
-            | ("scheduling.k8s.io", "PriorityClass")
-            | ("policy", "PodSecurityPolicy")
-            | ("certificates.k8s.io", "CertificateSigningRequest")
-            | ("networking.k8s.io", "IngressClass")
-            | ("node.k8s.io", "RuntimeClass")
-            | ("flowcontrol.apiserver.k8s.io", "FlowSchema")
-            | ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration")
-            | ("authentication.k8s.io", "TokenReview")
-            | ("authorization.k8s.io", "SelfSubjectAccessReview")
-            | ("authorization.k8s.io", "SelfSubjectRulesReview")
-            | ("authorization.k8s.io", "SubjectAccessReview")
-    )
+/// Whether kustomize takes `group/version` `kind` to be cluster-scoped. kustomize decides
+/// from a fixed table of API versions (kyaml's precomputed namespace scopes); anything not
+/// in it, newer API versions included (`flowcontrol.apiserver.k8s.io/v1` FlowSchema), is
+/// namespaced for kustomize, whatever the API server says.
+pub fn is_cluster_scoped(group: &str, version: &str, kind: &str) -> bool {
+    let v1_and_beta = matches!(version, "v1" | "v1beta1");
+    match (group, kind) {
+        (
+            "",
+            "Namespace" | "Node" | "NodeProxyOptions" | "PersistentVolume" | "ComponentStatus",
+        ) => version == "v1",
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
+        )
+        | ("apiextensions.k8s.io", "CustomResourceDefinition")
+        | ("apiregistration.k8s.io", "APIService")
+        | ("certificates.k8s.io", "CertificateSigningRequest")
+        | ("networking.k8s.io", "IngressClass")
+        | ("node.k8s.io", "RuntimeClass")
+        | ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding")
+        | ("scheduling.k8s.io", "PriorityClass")
+        | ("storage.k8s.io", "CSIDriver" | "CSINode" | "StorageClass" | "VolumeAttachment") => {
+            v1_and_beta
+        }
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
+        ) => version == "v1",
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
+        | ("policy", "PodSecurityPolicy") => version == "v1beta1",
+        _ => false,
+    }
 }
 
 /// A resource id: gvk, name and namespace as written (empty namespace kept empty).

@@ -14,7 +14,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
-pub mod deploy;
+pub mod pipeline;
 pub mod registry;
 pub mod render;
 pub mod review;

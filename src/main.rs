@@ -22,14 +22,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS stack for every client (kube, Cloud KMS, registries): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ui = Ui::new(cli.color);
+    let ui = Ui::new(lookctl::ui::Styles::choose(
+        match cli.color {
+            lookctl::cli::ColorChoice::Auto => lookctl::ui::ColorChoice::Auto,
+            lookctl::cli::ColorChoice::Always => lookctl::ui::ColorChoice::Always,
+            lookctl::cli::ColorChoice::Never => lookctl::ui::ColorChoice::Never,
+        },
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    ));
     match run(&cli, &ui) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            ui.error(&err);
-            if let Some(hint) = hint(&err) {
-                ui.note(&format!("hint: {hint}"));
-            }
+            let hints: Vec<String> = hint(&err).into_iter().map(str::to_owned).collect();
+            ui.error(&format!("{err:#}"), &hints);
             ExitCode::from(exit_code(&err, &cli))
         }
     }
@@ -69,7 +75,7 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
             let config = settings::load_config(cli, &process.cwd)?;
             commands::secrets::run(command, config.as_ref(), ui)?;
         }
-        Command::Completions(args) => commands::completions::run(args)?,
+        Command::Completions(args) => commands::completions::run(args, ui)?,
     }
     Ok(0)
 }
@@ -128,6 +134,14 @@ fn exit_code(err: &anyhow::Error, cli: &Cli) -> u8 {
             || e.is::<render::SourceError>()
             || e.is::<render::TemplateError>()
             || e.is::<lookctl::review::ReviewError>()
+            || matches!(
+                e.downcast_ref::<lookctl::pipeline::PipelineError>(),
+                Some(
+                    lookctl::pipeline::PipelineError::Render(_)
+                        | lookctl::pipeline::PipelineError::KmsUnavailable(_)
+                        | lookctl::pipeline::PipelineError::Review(_)
+                )
+            )
     });
     if usage { 2 } else { 1 }
 }

@@ -1,8 +1,6 @@
 //! `lookctl secrets encrypt|decrypt`: the Cloud KMS file round trip that Makefiles do
 //! with `gcloud kms encrypt/decrypt`, byte-compatible with it.
 
-use std::io::Write as _;
-
 use anyhow::{Context as _, Result};
 
 use crate::cli::{DecryptArgs, EncryptArgs, SecretsCommand};
@@ -67,9 +65,7 @@ fn decrypt(args: &DecryptArgs, config: Option<&Config>, ui: &Ui) -> Result<()> {
     )?;
     match outcome {
         DecryptOutcome::Stdout(plaintext) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(plaintext.expose())?;
-            out.flush()?;
+            ui.out_bytes(plaintext.expose())?;
         }
         DecryptOutcome::Written {
             path,

@@ -1,0 +1,188 @@
+//! The render and decrypt steps of the pipeline: templating + kustomize with secrets
+//! decrypted in memory.
+//!
+//! It composes the domain modules (`render`, `secrets`) without them knowing of each
+//! other: the renderer asks a [`DataHook`] for inputs it cannot find, and the hook here
+//! answers with Cloud KMS (or SOPS) plaintext. The hook also remembers whether Cloud KMS
+//! was unreachable, so that an outage is told apart from a wrong key or a bad file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::render::source::SourceError;
+use crate::render::{DataHook, DataUse, Document, FsSource, Templater, kustomize};
+use crate::secrets::gcp_kms::KmsClient;
+use crate::secrets::sops::{self, SopsKeys};
+use crate::secrets::{self, Decryptor, KmsError, Plaintext};
+use crate::settings::SecretsSettings;
+
+use super::PipelineError;
+
+/// What to render.
+#[derive(Debug, Clone)]
+pub struct RenderRequest<'a> {
+    pub dir: &'a Path,
+    /// Template variables; `None` renders without templating.
+    pub template_vars: Option<&'a BTreeMap<String, String>>,
+    pub secrets: &'a SecretsSettings,
+}
+
+/// Renders a kustomization with its encrypted inputs decrypted in memory. The plaintext
+/// exists only inside the returned objects (Secret data), never on disk.
+///
+/// A failure because Cloud KMS could not be reached (an outage, not a wrong key or file)
+/// is [`PipelineError::KmsUnavailable`]; every other failure is [`PipelineError::Render`].
+pub fn render(request: &RenderRequest<'_>) -> Result<Vec<Document>, PipelineError> {
+    let templater = request.template_vars.cloned().map(Templater::new);
+    let hook = SecretsHook::new(request.secrets);
+    let source = FsSource::new(templater.as_ref()).with_data_hook(&hook);
+    kustomize::build(&source, request.dir).map_err(|source| {
+        if hook.kms_unavailable.load(Ordering::Relaxed) {
+            PipelineError::KmsUnavailable(source)
+        } else {
+            PipelineError::Render(source)
+        }
+    })
+}
+
+/// Whether a Cloud KMS error means the service (or the way to it) failed, rather than
+/// the key, the credentials or the ciphertext the user supplied.
+pub fn kms_is_outage(error: &KmsError) -> bool {
+    match error {
+        KmsError::Api { status, .. } => *status >= 500 || *status == 429,
+        KmsError::Unavailable { .. }
+        | KmsError::Integrity { .. }
+        | KmsError::MalformedResponse { .. }
+        | KmsError::TokenRequest { .. }
+        | KmsError::HttpClient(_) => true,
+        _ => false,
+    }
+}
+
+/// Decrypts `X.enc` for a missing generator input `X`, creating the KMS client (and
+/// looking for credentials) only when the first encrypted file shows up.
+struct SecretsHook<'a> {
+    settings: &'a SecretsSettings,
+    client: OnceLock<KmsClient>,
+    /// Set when a Cloud KMS call failed because the service could not be reached.
+    kms_unavailable: AtomicBool,
+}
+
+impl<'a> SecretsHook<'a> {
+    fn new(settings: &'a SecretsSettings) -> Self {
+        SecretsHook {
+            settings,
+            client: OnceLock::new(),
+            kms_unavailable: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Decryptor for SecretsHook<'_> {
+    fn decrypt(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
+        let result = self.decrypt_with_client(key, ciphertext);
+        if let Err(e) = &result
+            && kms_is_outage(e)
+        {
+            self.kms_unavailable.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl SecretsHook<'_> {
+    fn decrypt_with_client(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
+        if self.client.get().is_none() {
+            // A failed construction is not cached: the error goes to this caller.
+            let _ = self.client.set(KmsClient::new(self.settings.kms_config())?);
+        }
+        match self.client.get() {
+            Some(client) => client.decrypt(key, ciphertext),
+            None => Err(KmsError::NoCredentials { tried: Vec::new() }),
+        }
+    }
+
+    fn sops_keys(&self) -> SopsKeys<'_> {
+        let mut keys = SopsKeys::from_env(Some(self));
+        if keys.age.key_file.is_none() {
+            keys.age.key_file = self.settings.age_key_file.clone();
+        }
+        keys
+    }
+}
+
+impl DataHook for SecretsHook<'_> {
+    fn can_provide(&self, path: &Path) -> bool {
+        secrets::enc_path(path).is_file()
+    }
+
+    fn provider_path(&self, path: &Path) -> Option<PathBuf> {
+        Some(secrets::enc_path(path))
+    }
+
+    fn missing_input(&self, path: &Path, usage: DataUse) -> Result<Option<Vec<u8>>, SourceError> {
+        if usage != DataUse::Secret && self.can_provide(path) {
+            return Err(SourceError::Data {
+                path: secrets::enc_path(path),
+                message: "encrypted inputs may only feed a secretGenerator: a configMapGenerator would store the decrypted values in clear in a ConfigMap".into(),
+            });
+        }
+        secrets::open_generator_input(path, self.settings.kms_key.as_deref(), self)
+            .map(|p| p.map(|p| p.expose().to_vec()))
+            .map_err(|e| data_error(path, &e))
+    }
+
+    fn input(&self, path: &Path, bytes: Vec<u8>, usage: DataUse) -> Result<Vec<u8>, SourceError> {
+        let encrypted = secrets::enc_path(path);
+        if encrypted.exists() {
+            // Typically a leftover of `lookctl secrets decrypt X.enc -o X`: its values may
+            // be stale, and silently preferring either file deploys a surprise.
+            return Err(SourceError::Data {
+                path: path.to_owned(),
+                message: format!(
+                    "both {} and its encrypted form {} exist; delete the plaintext file (or the .enc file) so that one source of truth remains",
+                    path.display(),
+                    encrypted.display()
+                ),
+            });
+        }
+        if usage != DataUse::Secret && sops::is_sops_input(&bytes) {
+            return Err(SourceError::Data {
+                path: path.to_owned(),
+                message: "SOPS-encrypted inputs may only feed a secretGenerator: a configMapGenerator would store the decrypted values in clear in a ConfigMap".into(),
+            });
+        }
+        let keys = self.sops_keys();
+        match sops::open_sops_input(path, &bytes, &keys) {
+            Ok(Some(plaintext)) => Ok(plaintext.expose().to_vec()),
+            Ok(None) => Ok(bytes),
+            Err(e) => Err(data_error(path, &e)),
+        }
+    }
+
+    fn documents(&self, path: &Path, docs: Vec<Document>) -> Result<Vec<Document>, SourceError> {
+        if !docs.iter().any(sops::is_sops_document) {
+            return Ok(docs);
+        }
+        let keys = self.sops_keys();
+        sops::decrypt_documents(docs, path, &keys).map_err(|e| data_error(path, &e))
+    }
+}
+
+/// A decryption failure with its whole chain of causes (permission denied, wrong key,
+/// no credentials): the reason is what the user needs to act on.
+fn data_error(path: &Path, e: &(dyn std::error::Error + 'static)) -> SourceError {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    SourceError::Data {
+        path: path.to_owned(),
+        message,
+    }
+}

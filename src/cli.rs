@@ -8,7 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// From a git commit to a running Kubernetes cluster: render kustomize overlays with
 /// build variables, decrypt secrets, apply, wait, prune.
 #[derive(Debug, Parser)]
-#[command(name = "lookctl", version, about, propagate_version = true)]
+#[command(
+    name = "lookctl",
+    version,
+    about,
+    propagate_version = true,
+    after_help = crate::env::help()
+)]
 pub struct Cli {
     /// Path of deploy.toml (default: found in the current directory or its parents).
     #[arg(long, global = true, value_name = "PATH")]

@@ -14,6 +14,8 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod env;
+pub mod error;
 pub mod pipeline;
 pub mod registry;
 pub mod render;

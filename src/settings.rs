@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, SelectArgs};
+use crate::cli::{
+    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, SelectArgs,
+};
 use crate::config::{Config, ConfigError, SelectError, Selection};
 use crate::secrets::gcp_kms::KmsConfig;
 use crate::vars::{self, BuildVars, Env, VarsError};
@@ -72,6 +74,15 @@ pub enum SettingsError {
         "target `{target}` asks for confirmation (confirm = true) and this is not an interactive terminal; pass --yes to deploy"
     )]
     NeedsConfirmation { target: String },
+}
+
+/// `--color`, as the ui layer takes it.
+pub fn color_choice(choice: ColorChoice) -> crate::ui::ColorChoice {
+    match choice {
+        ColorChoice::Auto => crate::ui::ColorChoice::Auto,
+        ColorChoice::Always => crate::ui::ColorChoice::Always,
+        ColorChoice::Never => crate::ui::ColorChoice::Never,
+    }
 }
 
 /// Everything `deploy` and `diff` need.

@@ -306,7 +306,8 @@ fn a_wrong_context_is_refused_before_any_request() {
         ])
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
+    // A context that is not in the kubeconfig is configuration to fix: 2, as for diff.
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("gke_prod"),
         "{}",

@@ -45,6 +45,9 @@ pub fn run(config: &Config, args: &StatusArgs, ui: &Ui) -> Result<()> {
         ))?,
         OutputFormat::Human => ui.out(&table(&rows))?,
     }
+    if !rows.is_empty() && rows.iter().all(|r| r.found.is_err()) {
+        anyhow::bail!("the status of no target could be read (see the table above)");
+    }
     Ok(())
 }
 

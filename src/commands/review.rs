@@ -286,16 +286,13 @@ pub fn list(settings: &ReviewSettings, output: OutputFormat, ui: &Ui) -> Result<
                 )),
                 Err(e) => Some(format!("unknown: {e}")),
             };
-            entries.push(review::ListEntry { env, health });
+            entries.push(crate::ui::review::ListEntry { env, health });
         }
         anyhow::Ok(entries)
     })?;
     match output {
-        OutputFormat::Human => ui.out(&review::format_table(&entries, settings.now))?,
-        OutputFormat::Json => ui.out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&review::list_items(&entries, settings.now))?
-        ))?,
+        OutputFormat::Human => ui.out(&crate::ui::review::format_table(&entries, settings.now))?,
+        OutputFormat::Json => ui.json(&crate::ui::review::list_items(&entries, settings.now))?,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::cluster::{ApplyAction, ApplyReport, ObjectRef, Plan, PlanAction, Wait
 use crate::pipeline::{DeployReport, Outcome};
 
 /// An object's identity in JSON: `{"apiVersion", "kind", "namespace"?, "name"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectJson {
     pub api_version: String,
@@ -30,7 +30,7 @@ impl From<&ObjectRef> for ObjectJson {
 }
 
 /// `deploy --dry-run --output json` and `diff --output json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanJson {
     /// Always `true`.
@@ -42,7 +42,7 @@ pub struct PlanJson {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanObjectJson {
     pub object: ObjectJson,
@@ -53,7 +53,7 @@ pub struct PlanObjectJson {
 }
 
 /// `deploy --output json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployJson {
     /// Always `false`.
@@ -71,7 +71,7 @@ pub struct DeployJson {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedObjectJson {
     pub object: ObjectJson,
@@ -83,7 +83,7 @@ pub struct AppliedObjectJson {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrunedObjectJson {
     pub object: ObjectJson,
@@ -91,7 +91,7 @@ pub struct PrunedObjectJson {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryJson {
     pub commit: String,
@@ -102,7 +102,7 @@ pub struct InventoryJson {
     pub objects: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitJson {
     pub object: ObjectJson,

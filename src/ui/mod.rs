@@ -6,6 +6,8 @@
 pub mod deploy;
 pub mod diff;
 pub mod progress;
+pub mod review;
+pub mod status;
 pub mod style;
 
 use std::io::{self, Write};

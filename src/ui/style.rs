@@ -1,5 +1,5 @@
 //! Colours, through one crate (anstyle): the styles lookctl uses and whether to use them.
-//! `--color auto` colours only a terminal and honours `NO_COLOR` (https://no-color.org).
+//! `--color auto` colours only a terminal and honours `NO_COLOR` (<https://no-color.org>).
 
 use anstyle::{AnsiColor, Style};
 

@@ -11,10 +11,8 @@ const KEY: &str = "projects/acme/locations/global/keyRings/deploy/cryptoKeys/k8s
 const MARKER: &str = "plaintext-marker-7c1e55";
 
 fn lookctl(dir: &Path, kms: &KmsEmulator) -> Command {
-    let mut cmd = Command::cargo_bin("lookctl").expect("binary");
-    cmd.current_dir(dir)
-        .env("KMS_EMULATOR_HOST", kms.host())
-        .env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+    let mut cmd = crate::support::lookctl();
+    cmd.current_dir(dir).env("KMS_EMULATOR_HOST", kms.host());
     cmd
 }
 

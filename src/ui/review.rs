@@ -1,12 +1,12 @@
 //! `review list`: the table and the `--output json` shape, as pure functions of the
-//! environments, their health (which the cluster module reports) and the time.
+//! environments, their health (which the cluster module reports) and the time. The
+//! review module decides; this only presents.
 
 use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::env::{ReviewEnv, format_time};
-use super::policy::{expires_in, format_duration};
+use crate::review::{ReviewEnv, expires_in, format_duration, format_time};
 
 /// One environment with its health as the cluster reports it (`Ready`, `Degraded: …`).
 #[derive(Debug, Clone)]
@@ -16,7 +16,8 @@ pub struct ListEntry {
 }
 
 /// One environment in `review list --output json`. Times are RFC 3339 UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ListItem {
     pub sha: String,
     pub short_sha: String,

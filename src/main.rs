@@ -99,16 +99,16 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8, CliError> {
         }
         Command::Review(command) => review(cli, command, &process, ui)?,
         Command::Status(args) => {
-            let config = settings::require_config(cli, &process.cwd)?;
-            commands::status::run(&config, args, ui)?;
+            let settings = settings::status(cli, args, &process)?;
+            commands::status::run(&settings, ui)?;
         }
         Command::Targets(args) => {
             let config = settings::require_config(cli, &process.cwd)?;
-            commands::targets::run(&config, args.output, ui)?;
+            commands::targets::run(&config, settings::format(args.output), ui)?;
         }
         Command::Secrets(command) => {
-            let config = settings::load_config(cli, &process.cwd)?;
-            commands::secrets::run(command, config.as_ref(), ui)?;
+            let settings = settings::secrets_file(cli, command, &process)?;
+            commands::secrets::run(&settings, ui)?;
         }
         Command::Completions(args) => commands::completions::run(args, ui)?,
     }
@@ -122,36 +122,11 @@ fn review(
     ui: &Ui,
 ) -> Result<(), CliError> {
     use lookctl::cli::ReviewCommand as R;
-    use lookctl::settings::ReviewInput;
-    let input = match command {
-        R::Up(a) => ReviewInput {
-            sha: a.sha.as_deref(),
-            branch: a.branch.as_deref(),
-            vars: &a.vars,
-            kms: Some(&a.kms),
-            cluster: &a.cluster,
-        },
-        R::Down(a) => ReviewInput {
-            sha: a.sha.as_deref(),
-            branch: None,
-            vars: &[],
-            kms: None,
-            cluster: &a.cluster,
-        },
-        R::List(lookctl::cli::ReviewListArgs { cluster, .. })
-        | R::Gc(lookctl::cli::ReviewGcArgs { cluster, .. }) => ReviewInput {
-            sha: None,
-            branch: None,
-            vars: &[],
-            kms: None,
-            cluster,
-        },
-    };
-    let settings = settings::review(cli, &input, process)?;
+    let settings = settings::review(cli, command, process)?;
     Ok(match command {
-        R::Up(a) => commands::review::up(&settings, a, ui),
+        R::Up(_) => commands::review::up(&settings, ui),
         R::Down(_) => commands::review::down(&settings, ui),
-        R::List(a) => commands::review::list(&settings, a.output, ui),
-        R::Gc(a) => commands::review::gc(&settings, a.dry_run, ui),
+        R::List(_) => commands::review::list(&settings, ui),
+        R::Gc(_) => commands::review::gc(&settings, ui),
     }?)
 }

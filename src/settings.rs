@@ -5,39 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{
-    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, SelectArgs,
+    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, ReviewCommand,
+    SecretsCommand, SelectArgs, StatusArgs,
 };
 use crate::config::{Config, ConfigError, SelectError, Selection};
-use crate::secrets::gcp_kms::KmsConfig;
+pub use crate::pipeline::SecretsSettings;
+use crate::ui::Format;
 use crate::vars::{self, BuildVars, Env, VarsError};
-
-/// How to reach Cloud KMS, resolved from flags, deploy.toml and the environment.
-#[derive(Debug, Clone, Default)]
-pub struct SecretsSettings {
-    /// `--kms-key` > the target's `kms_key` > `[secrets] kms_key`.
-    pub kms_key: Option<String>,
-    /// `[secrets] kms_endpoint`: an explicit endpoint (an emulator, a private endpoint).
-    pub kms_endpoint: Option<String>,
-    /// `--access-token-file`: a bare OAuth access token, for CI.
-    pub access_token_file: Option<PathBuf>,
-    /// `[secrets] age_key_file`: age identities for SOPS when `SOPS_AGE_KEY_FILE` is unset.
-    pub age_key_file: Option<PathBuf>,
-}
-
-impl SecretsSettings {
-    /// The KMS client configuration: the environment (KMS_EMULATOR_HOST, ADC), then what
-    /// was configured explicitly.
-    pub fn kms_config(&self) -> KmsConfig {
-        let mut config = KmsConfig::from_env();
-        if let Some(endpoint) = &self.kms_endpoint {
-            config.endpoint = Some(endpoint.clone());
-        }
-        if let Some(file) = &self.access_token_file {
-            config.credentials.access_token_file = Some(file.clone());
-        }
-        config
-    }
-}
 
 /// Problems with what the user asked for; all of them exit with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +28,8 @@ pub enum SettingsError {
         "--show-secrets with --output would write secret values to disk; print to stdout instead"
     )]
     SecretsToDisk,
+    #[error("secrets decrypt needs -o FILE (or -o - for stdout)")]
+    NoDecryptOutput,
     #[error(
         "no Cloud KMS key: pass --kms-key projects/P/locations/L/keyRings/R/cryptoKeys/K or set [secrets] kms_key in deploy.toml"
     )]
@@ -85,6 +61,89 @@ pub fn color_choice(choice: ColorChoice) -> crate::ui::ColorChoice {
     }
 }
 
+/// `--output`, as the ui layer takes it.
+pub fn format(output: OutputFormat) -> Format {
+    match output {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+    }
+}
+
+/// Everything `status` needs.
+#[derive(Debug)]
+pub struct StatusSettings {
+    pub config: Config,
+    /// Only this target; `None` for all.
+    pub target: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`, overriding every target's.
+    pub context: Option<String>,
+    pub output: Format,
+}
+
+pub fn status(
+    cli: &Cli,
+    args: &StatusArgs,
+    process: &Process<'_>,
+) -> Result<StatusSettings, SettingsError> {
+    Ok(StatusSettings {
+        config: require_config(cli, &process.cwd)?,
+        target: args.target.clone(),
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context: args.cluster.context.clone(),
+        output: format(args.output),
+    })
+}
+
+/// What `secrets encrypt` or `secrets decrypt` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsOp {
+    Encrypt,
+    Decrypt,
+}
+
+/// Everything `secrets encrypt|decrypt` needs.
+#[derive(Debug)]
+pub struct SecretsFileSettings {
+    pub op: SecretsOp,
+    pub input: PathBuf,
+    /// `-o`; for decrypt, `-` is stdout.
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    pub kms: SecretsSettings,
+}
+
+pub fn secrets_file(
+    cli: &Cli,
+    command: &SecretsCommand,
+    process: &Process<'_>,
+) -> Result<SecretsFileSettings, SettingsError> {
+    let config = load_config(cli, &process.cwd)?;
+    let (op, input, output, force, kms) = match command {
+        SecretsCommand::Encrypt(a) => (
+            SecretsOp::Encrypt,
+            &a.file,
+            a.output.clone(),
+            a.force,
+            &a.kms,
+        ),
+        SecretsCommand::Decrypt(a) => (
+            SecretsOp::Decrypt,
+            &a.file,
+            Some(a.output.clone()),
+            a.force,
+            &a.kms,
+        ),
+    };
+    Ok(SecretsFileSettings {
+        op,
+        input: input.clone(),
+        output,
+        force,
+        kms: secrets(kms, config.as_ref(), None),
+    })
+}
+
 /// Everything `deploy` and `diff` need.
 #[derive(Debug)]
 pub struct DeploySettings {
@@ -109,7 +168,7 @@ pub struct DeploySettings {
     pub lock_timeout: std::time::Duration,
     pub force_conflicts: bool,
     pub concurrency: usize,
-    pub output: OutputFormat,
+    pub output: Format,
 }
 
 impl DeploySettings {
@@ -153,7 +212,7 @@ pub fn deploy(
         lock_timeout: args.lock_timeout,
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
-        output: args.output,
+        output: format(args.output),
     })
 }
 
@@ -357,22 +416,66 @@ pub struct ReviewSettings {
     pub context: String,
     /// The clock: now, or `LOOKCTL_NOW` (RFC 3339) so tests can move time.
     pub now: std::time::SystemTime,
+    /// `review list --output`.
+    pub output: Format,
+    /// `review up`'s options.
+    pub up: ReviewUpOptions,
+    /// `review gc --dry-run`.
+    pub gc_dry_run: bool,
+}
+
+/// `review up`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewUpOptions {
+    /// `--ttl`, else `[review] ttl`.
+    pub ttl: Option<std::time::Duration>,
+    /// `Some(true)` with --pin, `Some(false)` with --unpin.
+    pub pin: Option<bool>,
+    pub wait: bool,
+    pub timeout: std::time::Duration,
+    pub check_image: bool,
 }
 
 /// What the review commands were given.
-pub struct ReviewInput<'a> {
-    pub sha: Option<&'a str>,
-    pub branch: Option<&'a str>,
-    pub vars: &'a [String],
-    pub kms: Option<&'a KmsArgs>,
-    pub cluster: &'a crate::cli::ClusterArgs,
+struct ReviewInput<'a> {
+    sha: Option<&'a str>,
+    branch: Option<&'a str>,
+    vars: &'a [String],
+    kms: Option<&'a KmsArgs>,
+    cluster: &'a crate::cli::ClusterArgs,
 }
 
 pub fn review(
     cli: &Cli,
-    input: &ReviewInput<'_>,
+    command: &ReviewCommand,
     process: &Process<'_>,
 ) -> Result<ReviewSettings, SettingsError> {
+    use ReviewCommand as R;
+    let input = match command {
+        R::Up(a) => ReviewInput {
+            sha: a.sha.as_deref(),
+            branch: a.branch.as_deref(),
+            vars: &a.vars,
+            kms: Some(&a.kms),
+            cluster: &a.cluster,
+        },
+        R::Down(a) => ReviewInput {
+            sha: a.sha.as_deref(),
+            branch: None,
+            vars: &[],
+            kms: None,
+            cluster: &a.cluster,
+        },
+        R::List(crate::cli::ReviewListArgs { cluster, .. })
+        | R::Gc(crate::cli::ReviewGcArgs { cluster, .. }) => ReviewInput {
+            sha: None,
+            branch: None,
+            vars: &[],
+            kms: None,
+            cluster,
+        },
+    };
+    let input = &input;
     let config = require_config(cli, &process.cwd)?;
     let review = config
         .review
@@ -414,5 +517,24 @@ pub fn review(
         context,
         review,
         now,
+        output: match command {
+            R::List(a) => format(a.output),
+            _ => Format::Human,
+        },
+        up: match command {
+            R::Up(a) => ReviewUpOptions {
+                ttl: a.ttl,
+                pin: match (a.pin, a.unpin) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                wait: !a.no_wait,
+                timeout: a.timeout,
+                check_image: !a.skip_image_check,
+            },
+            _ => ReviewUpOptions::default(),
+        },
+        gc_dry_run: matches!(command, R::Gc(a) if a.dry_run),
     })
 }

@@ -5,12 +5,11 @@ use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cli::OutputFormat;
 use crate::cluster::ApplyOptions;
 use crate::pipeline::{self, LockSpec, Namespace, NoStep, RenderRequest, Request};
 use crate::settings::{DeploySettings, SettingsError};
 use crate::ui::deploy::DeployView;
-use crate::ui::{ProgressPrinter, Ui};
+use crate::ui::{Format, ProgressPrinter, Ui};
 
 /// What a deploy or diff ended with; `main` turns it into the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
     let report = pipeline::run(&request, &NoStep, &progress)?;
     ui.deploy_report(&DeployView {
         report: &report,
-        json: settings.output == OutputFormat::Json,
+        json: settings.output == Format::Json,
         short_commit: settings.short_commit(),
         target: &settings.target,
     })?;

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{OutputFormat, ReviewUpArgs};
 use crate::cluster::{self, ApplyOptions, ClusterClient, ClusterError, NoProgress};
 use crate::pipeline::{
     self, LockSpec, Namespace, PipelineError, RenderRequest, Request, UnderLock,
@@ -19,6 +18,7 @@ use crate::pipeline::{
 use crate::registry::{self, Credentials, ImageRef, RegistryClient};
 use crate::review::{self, ReviewEnv, ReviewName, UpPlan};
 use crate::settings::ReviewSettings;
+use crate::ui::Format;
 use crate::ui::{ProgressPrinter, Ui};
 
 /// How long a namespace may take to disappear.
@@ -33,22 +33,19 @@ fn cap_lock_target(project: &str) -> String {
     format!("review-{project}")
 }
 
-pub fn up(settings: &ReviewSettings, args: &ReviewUpArgs, ui: &Ui) -> Result<()> {
+pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
+    let args = &settings.up;
     let name = ReviewName::resolve(
         &settings.review,
         &settings.project,
         &settings.template_vars,
         &settings.config_path,
     )?;
-    if !args.skip_image_check {
+    if args.check_image {
         check_image(settings, &name, ui)?;
     }
     let ttl = args.ttl.unwrap_or(settings.review.ttl);
-    let pin = match (args.pin, args.unpin) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
+    let pin = args.pin;
     let request = Request {
         render: RenderRequest {
             dir: &settings.review.overlay,
@@ -73,7 +70,7 @@ pub fn up(settings: &ReviewSettings, args: &ReviewUpArgs, ui: &Ui) -> Result<()>
             report_waiting: false,
             through_wait: false,
         },
-        wait: (!args.no_wait).then_some(args.timeout),
+        wait: args.wait.then_some(args.timeout),
     };
     let step = DecideAndStamp {
         settings,
@@ -265,7 +262,7 @@ pub fn down(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     })
 }
 
-pub fn list(settings: &ReviewSettings, output: OutputFormat, ui: &Ui) -> Result<()> {
+pub fn list(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     let entries = runtime()?.block_on(async {
         let client = connect(settings).await?;
         let mut entries = Vec::new();
@@ -290,14 +287,15 @@ pub fn list(settings: &ReviewSettings, output: OutputFormat, ui: &Ui) -> Result<
         }
         anyhow::Ok(entries)
     })?;
-    match output {
-        OutputFormat::Human => ui.out(&crate::ui::review::format_table(&entries, settings.now))?,
-        OutputFormat::Json => ui.json(&crate::ui::review::list_items(&entries, settings.now))?,
+    match settings.output {
+        Format::Human => ui.out(&crate::ui::review::format_table(&entries, settings.now))?,
+        Format::Json => ui.json(&crate::ui::review::list_items(&entries, settings.now))?,
     }
     Ok(())
 }
 
-pub fn gc(settings: &ReviewSettings, dry_run: bool, ui: &Ui) -> Result<()> {
+pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
+    let dry_run = settings.gc_dry_run;
     runtime()?.block_on(async {
         let client = connect(settings).await?;
         let candidates = review::plan_gc(

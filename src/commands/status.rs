@@ -3,27 +3,26 @@
 
 use anyhow::Result;
 
-use crate::cli::{OutputFormat, StatusArgs};
 use crate::cluster::{self, ClusterClient, StatusReport};
-use crate::config::Config;
-use crate::ui::Ui;
+use crate::settings::StatusSettings;
 use crate::ui::status::{self, StatusRow};
+use crate::ui::{Format, Ui};
 
-pub fn run(config: &Config, args: &StatusArgs, ui: &Ui) -> Result<()> {
-    let targets: Vec<&crate::config::Target> = match &args.target {
+pub fn run(settings: &StatusSettings, ui: &Ui) -> Result<()> {
+    let config = &settings.config;
+    let targets: Vec<&crate::config::Target> = match &settings.target {
         Some(name) => vec![config.target(name)?],
         None => config.targets.iter().collect(),
     };
     let rows: Vec<StatusRow> = super::runtime()?.block_on(async {
         let mut rows = Vec::new();
         for t in targets {
-            let context = args
-                .cluster
+            let context = settings
                 .context
                 .clone()
                 .or_else(|| t.context.clone())
                 .unwrap_or_default();
-            let found = status_of(args, &t.name, &context).await;
+            let found = status_of(settings, &t.name, &context).await;
             rows.push(StatusRow {
                 target: t.name.clone(),
                 context,
@@ -32,9 +31,9 @@ pub fn run(config: &Config, args: &StatusArgs, ui: &Ui) -> Result<()> {
         }
         rows
     });
-    match args.output {
-        OutputFormat::Json => ui.json(&status::json(&rows))?,
-        OutputFormat::Human => ui.out(&status::table(&rows))?,
+    match settings.output {
+        Format::Json => ui.json(&status::json(&rows))?,
+        Format::Human => ui.out(&status::table(&rows))?,
     }
     if !rows.is_empty() && rows.iter().all(|r| r.found.is_err()) {
         anyhow::bail!("the status of no target could be read (see the table above)");
@@ -43,14 +42,14 @@ pub fn run(config: &Config, args: &StatusArgs, ui: &Ui) -> Result<()> {
 }
 
 async fn status_of(
-    args: &StatusArgs,
+    settings: &StatusSettings,
     target: &str,
     context: &str,
 ) -> Result<Vec<StatusReport>, String> {
     if context.is_empty() {
         return Err("no kubeconfig context (set `context` or pass --context)".into());
     }
-    let client = ClusterClient::connect(args.cluster.kubeconfig.as_deref(), context)
+    let client = ClusterClient::connect(settings.kubeconfig.as_deref(), context)
         .await
         .map_err(|e| format!("{e:#}"))?;
     let namespaces = cluster::find_inventory_namespaces(&client, target)

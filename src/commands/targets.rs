@@ -2,14 +2,13 @@
 
 use anyhow::Result;
 
-use crate::cli::OutputFormat;
 use crate::config::Config;
-use crate::ui::Ui;
+use crate::ui::{Format, Ui};
 
-pub fn run(config: &Config, format: OutputFormat, ui: &Ui) -> Result<()> {
+pub fn run(config: &Config, format: Format, ui: &Ui) -> Result<()> {
     match format {
-        OutputFormat::Human => ui.out(&config.table().to_string())?,
-        OutputFormat::Json => ui.json(&crate::ui::status::targets_json(config))?,
+        Format::Human => ui.out(&config.table().to_string())?,
+        Format::Json => ui.json(&crate::ui::status::targets_json(config))?,
     }
     Ok(())
 }

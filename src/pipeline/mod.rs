@@ -24,7 +24,7 @@ use crate::cluster::{
 };
 use crate::render::{Document, KustomizeError};
 
-pub use render::{RenderRequest, kms_is_outage, render};
+pub use render::{RenderRequest, SecretsSettings, kms_is_outage, render};
 
 /// Why the pipeline stopped. Per-object failures are not errors here: they are in the
 /// [`DeployReport`] (see [`DeployReport::check`]).

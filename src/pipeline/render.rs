@@ -13,12 +13,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::render::source::SourceError;
 use crate::render::{DataHook, DataUse, Document, FsSource, Templater, kustomize};
-use crate::secrets::gcp_kms::KmsClient;
+use crate::secrets::gcp_kms::{KmsClient, KmsConfig};
 use crate::secrets::sops::{self, SopsKeys};
 use crate::secrets::{self, Decryptor, KmsError, Plaintext};
-use crate::settings::SecretsSettings;
 
 use super::PipelineError;
+
+/// How to reach Cloud KMS, resolved from flags, deploy.toml and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct SecretsSettings {
+    /// `--kms-key` > the target's `kms_key` > `[secrets] kms_key`.
+    pub kms_key: Option<String>,
+    /// `[secrets] kms_endpoint`: an explicit endpoint (an emulator, a private endpoint).
+    pub kms_endpoint: Option<String>,
+    /// `--access-token-file`: a bare OAuth access token, for CI.
+    pub access_token_file: Option<PathBuf>,
+    /// `[secrets] age_key_file`: age identities for SOPS when `SOPS_AGE_KEY_FILE` is unset.
+    pub age_key_file: Option<PathBuf>,
+}
+
+impl SecretsSettings {
+    /// The KMS client configuration: the environment (KMS_EMULATOR_HOST, ADC), then what
+    /// was configured explicitly.
+    pub fn kms_config(&self) -> KmsConfig {
+        let mut config = KmsConfig::from_env();
+        if let Some(endpoint) = &self.kms_endpoint {
+            config.endpoint = Some(endpoint.clone());
+        }
+        if let Some(file) = &self.access_token_file {
+            config.credentials.access_token_file = Some(file.clone());
+        }
+        config
+    }
+}
 
 /// What to render.
 #[derive(Debug, Clone)]

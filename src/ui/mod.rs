@@ -15,6 +15,13 @@ use std::io::{self, Write};
 pub use progress::ProgressPrinter;
 pub use style::{ColorChoice, Styles};
 
+/// How a command reports: for people or for machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
 pub struct Ui {
     pub style: Styles,
 }

@@ -219,3 +219,54 @@ fn nothing_prints_outside_ui_and_main() {
         offenders.join("\n")
     );
 }
+
+/// Clap's types stop at settings.rs: commands get resolved settings (completions, which
+/// generates from the clap definition itself, is the one exception).
+#[test]
+fn clap_types_stop_at_settings() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let allowed = [
+        "cli.rs",
+        "settings.rs",
+        "main.rs",
+        "commands/completions.rs",
+    ]
+    .map(|f| src().join(f));
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| !allowed.contains(f))
+        .filter(|f| {
+            let text = code(f);
+            names_after(&text, "crate::").contains("cli") || text.contains("clap::")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "clap types past settings.rs: {offenders:?}"
+    );
+}
+
+/// Every environment variable the source reads (`var("X")`, `var_os("X")`, `get("X")`
+/// on the environment) is listed in `lookctl::env::VARS`, which `--help` prints and the
+/// test harness clears.
+#[test]
+fn every_environment_variable_read_is_listed() {
+    let listed: BTreeSet<&str> = lookctl::env::names().collect();
+    let re = regex::Regex::new(r#"\b(?:var|var_os|get|env)\("([A-Z][A-Z0-9_]{2,})"\)"#).unwrap();
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut missing = BTreeSet::new();
+    for file in files {
+        let text = code(&file);
+        // Unit tests build environments of their own.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for cap in re.captures_iter(text) {
+            if !listed.contains(&cap[1]) {
+                missing.insert(format!("{} ({})", &cap[1], file.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in lookctl::env::VARS: {missing:?}");
+}

@@ -7,7 +7,7 @@ Markdown table for BENCHMARKS.md.
 Usage: bench/apply.py [--runs N] [--apps 167] [--latency 10ms] [--no-build] [--no-count]
                       [--lookctl-arg=--concurrency=32 ...]
 
-Input: ../shared/tools/gen_tree.py OUT 167, overlay `staging` (167 x Deployment + Service
+Input: tests/fixtures/kustomize/gen_tree.py OUT 167, overlay `staging` (167 x Deployment + Service
 + ConfigMap = 501 objects in namespace `staging`), plus a Namespace object added to the
 overlay (the fake server, like a real one, refuses objects in a missing namespace), so
 502 objects. A temp project has a deploy.toml whose target `bench` points at that overlay
@@ -30,7 +30,7 @@ import argparse, collections, http.client, http.server, json, os, re, shutil, si
 import statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GEN = os.path.join(ROOT, "..", "shared", "tools", "gen_tree.py")
+GEN = os.path.join(ROOT, "tests", "fixtures", "kustomize", "gen_tree.py")
 TARGET = os.environ.get("CARGO_TARGET_DIR") or (
     "/work/target-bench" if os.path.isdir("/work/target-bench") else os.path.join(ROOT, "target"))
 LOOKCTL = os.path.join(TARGET, "release", "lookctl")

@@ -5,7 +5,7 @@ trees, same run, same machine. Prints a Markdown table for BENCHMARKS.md.
 Usage: bench/render.py [--runs N] [--sizes 200,400,1000,2000] [--no-build]
 
 Builds lookctl in release mode first (CARGO_TARGET_DIR, default /work/target-bench if it
-exists, else ./target). Trees come from ../shared/tools/gen_tree.py (N apps x 3 objects,
+exists, else ./target). Trees come from tests/fixtures/kustomize/gen_tree.py (a copy of the shared generator) (N apps x 3 objects,
 overlay `production`) plus the example app's staging overlay.
 
 Method, per tree:
@@ -24,7 +24,7 @@ Method, per tree:
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GEN = os.path.join(ROOT, "..", "shared", "tools", "gen_tree.py")
+GEN = os.path.join(ROOT, "tests", "fixtures", "kustomize", "gen_tree.py")
 TARGET = os.environ.get("CARGO_TARGET_DIR") or (
     "/work/target-bench" if os.path.isdir("/work/target-bench") else os.path.join(ROOT, "target"))
 LOOKCTL = os.path.join(TARGET, "release", "lookctl")

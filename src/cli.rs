@@ -8,7 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// From a git commit to a running Kubernetes cluster: render kustomize overlays with
 /// build variables, decrypt secrets, apply, wait, prune.
 #[derive(Debug, Parser)]
-#[command(name = "lookctl", version, about, propagate_version = true)]
+#[command(
+    name = "lookctl",
+    version,
+    about,
+    propagate_version = true,
+    after_help = crate::env::help()
+)]
 pub struct Cli {
     /// Path of deploy.toml (default: found in the current directory or its parents).
     #[arg(long, global = true, value_name = "PATH")]
@@ -38,7 +44,8 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show what a deploy would change (server-side dry run) as a diff per object.
     ///
-    /// Exits 0 when there are no differences, 1 when there are, 2 on errors.
+    /// Exits 0 when there are no differences, 1 when there are, 3 when the comparison
+    /// failed, 4 when an input or the configuration must be fixed.
     Diff(DiffArgs),
     /// What the inventory says is deployed (commit, time, who) and workload health.
     Status(StatusArgs),
@@ -123,7 +130,7 @@ pub struct DeployArgs {
     pub kms: KmsArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Server-side dry run: print the diff, change nothing.
+    /// Server-side dry run: print the diff, change nothing (exit codes as for `diff`).
     #[arg(long)]
     pub dry_run: bool,
     /// Do not delete objects that left the rendered set.
@@ -205,7 +212,7 @@ pub struct ReviewUpArgs {
     /// An extra template variable, KEY=VALUE (repeatable).
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
-    /// How long the environment lives after this deploy (default: [review] ttl).
+    /// How long the environment lives after this deploy (default: `[review] ttl`).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub ttl: Option<std::time::Duration>,
     /// Protect the environment from eviction and gc.
@@ -271,7 +278,7 @@ pub struct SelectArgs {
     /// The tag name (default: from CI, then a tag pointing at the commit).
     #[arg(long)]
     pub tag: Option<String>,
-    /// An extra template variable, KEY=VALUE (repeatable; overrides deploy.toml [vars]).
+    /// An extra template variable, KEY=VALUE (repeatable; overrides deploy.toml `[vars]`).
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 }

@@ -40,14 +40,14 @@ pub enum ConfigError {
     Parse {
         path: PathBuf,
         line: usize,
-        /// "target `staging`: " when the error sits inside a [[target]] table.
+        /// "target `staging`: " when the error sits inside a `[[target]]` table.
         where_: String,
         message: String,
     },
     #[error("{path}: {scope}key `{key}`: {message}")]
     Invalid {
         path: PathBuf,
-        /// "target `staging`, " / "[review] " / "" for top-level problems.
+        /// "target `staging`, " / "`[review]` " / "" for top-level problems.
         scope: String,
         key: String,
         message: String,

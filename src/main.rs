@@ -1,9 +1,5 @@
-//! Parse → settings → run; maps errors to exit codes (0 ok, 1 failure, 2 usage/config).
-
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+//! Parse → settings → run; maps errors to exit codes through [`CliError`] (see
+//! `lookctl::error` for the table). Nothing else.
 
 use std::process::ExitCode;
 
@@ -14,32 +10,75 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use lookctl::cli::{Cli, Command};
-use lookctl::settings::{self, Process, SettingsError};
-use lookctl::ui::Ui;
-use lookctl::{commands, render};
+use lookctl::error::{CliError, DIFFERENCES, ExitMode};
+use lookctl::settings::{self, Process};
+use lookctl::ui::{self, Ui};
+use lookctl::{commands, env};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version exit 0; a bad flag is an input to fix (2, or 4 when the
+            // command line asks for a comparison).
+            let _ = err.print();
+            return ExitCode::from(match err.exit_code() {
+                0 => 0,
+                _ if compares(std::env::args().skip(1)) => 4,
+                _ => 2,
+            });
+        }
+    };
     // One TLS stack for every client (kube, Cloud KMS, registries): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ui = Ui::new(cli.color);
+    let ui = Ui::new(ui::Styles::choose(
+        settings::color_choice(cli.color),
+        env::no_color(),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    ));
+    let mode = match &cli.command {
+        Command::Diff(_) => ExitMode::Compare,
+        Command::Deploy(args) if args.dry_run => ExitMode::Compare,
+        _ => ExitMode::Normal,
+    };
     match run(&cli, &ui) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            ui.error(&err);
-            if let Some(hint) = hint(&err) {
-                ui.note(&format!("hint: {hint}"));
-            }
-            ExitCode::from(exit_code(&err, &cli))
+            ui.error(&err.message, &err.hints);
+            ExitCode::from(err.exit_code(mode))
         }
     }
 }
 
-fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
-    let env = |k: &str| std::env::var(k).ok();
+/// Whether unparsed arguments name `diff` or `deploy --dry-run`.
+fn compares(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    let mut command = None;
+    let mut words = args.iter();
+    while let Some(arg) = words.next() {
+        match arg.as_str() {
+            // Global options that take a value.
+            "--config" | "--color" => {
+                words.next();
+            }
+            a if a.starts_with('-') => {}
+            a => {
+                command = Some(a);
+                break;
+            }
+        }
+    }
+    match command {
+        Some("diff") => true,
+        Some("deploy") => args.iter().any(|a| a == "--dry-run"),
+        _ => false,
+    }
+}
+
+fn run(cli: &Cli, ui: &Ui) -> Result<u8, CliError> {
     let process = Process {
         cwd: std::env::current_dir()?,
-        env: &env,
+        env: &env::var,
     };
     match &cli.command {
         Command::Render(args) => {
@@ -48,28 +87,30 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
         }
         Command::Deploy(args) => {
             let settings = settings::deploy(cli, args, &process)?;
-            commands::deploy::run(&settings, ui)?;
+            if commands::deploy::run(&settings, ui)? == commands::deploy::Outcome::Differences {
+                return Ok(DIFFERENCES);
+            }
         }
         Command::Diff(args) => {
             let settings = settings::diff(cli, args, &process)?;
             if commands::deploy::run(&settings, ui)? == commands::deploy::Outcome::Differences {
-                return Ok(1);
+                return Ok(DIFFERENCES);
             }
         }
         Command::Review(command) => review(cli, command, &process, ui)?,
         Command::Status(args) => {
-            let config = settings::require_config(cli, &process.cwd)?;
-            commands::status::run(&config, args, ui)?;
+            let settings = settings::status(cli, args, &process)?;
+            commands::status::run(&settings, ui)?;
         }
         Command::Targets(args) => {
             let config = settings::require_config(cli, &process.cwd)?;
-            commands::targets::run(&config, args.output, ui)?;
+            commands::targets::run(&config, settings::format(args.output), ui)?;
         }
         Command::Secrets(command) => {
-            let config = settings::load_config(cli, &process.cwd)?;
-            commands::secrets::run(command, config.as_ref(), ui)?;
+            let settings = settings::secrets_file(cli, command, &process)?;
+            commands::secrets::run(&settings, ui)?;
         }
-        Command::Completions(args) => commands::completions::run(args)?,
+        Command::Completions(args) => commands::completions::run(args, ui)?,
     }
     Ok(0)
 }
@@ -79,63 +120,13 @@ fn review(
     command: &lookctl::cli::ReviewCommand,
     process: &Process<'_>,
     ui: &Ui,
-) -> anyhow::Result<()> {
+) -> Result<(), CliError> {
     use lookctl::cli::ReviewCommand as R;
-    use lookctl::settings::ReviewInput;
-    let input = match command {
-        R::Up(a) => ReviewInput {
-            sha: a.sha.as_deref(),
-            branch: a.branch.as_deref(),
-            vars: &a.vars,
-            kms: Some(&a.kms),
-            cluster: &a.cluster,
-        },
-        R::Down(a) => ReviewInput {
-            sha: a.sha.as_deref(),
-            branch: None,
-            vars: &[],
-            kms: None,
-            cluster: &a.cluster,
-        },
-        R::List(lookctl::cli::ReviewListArgs { cluster, .. })
-        | R::Gc(lookctl::cli::ReviewGcArgs { cluster, .. }) => ReviewInput {
-            sha: None,
-            branch: None,
-            vars: &[],
-            kms: None,
-            cluster,
-        },
-    };
-    let settings = settings::review(cli, &input, process)?;
-    match command {
-        R::Up(a) => commands::review::up(&settings, a, ui),
+    let settings = settings::review(cli, command, process)?;
+    Ok(match command {
+        R::Up(_) => commands::review::up(&settings, ui),
         R::Down(_) => commands::review::down(&settings, ui),
-        R::List(a) => commands::review::list(&settings, a.output, ui),
-        R::Gc(a) => commands::review::gc(&settings, a.dry_run, ui),
-    }
-}
-
-/// 2 for anything the user must fix in what they asked for or in their files; 1 otherwise
-/// (`lookctl diff` uses 1 for "differences", so its errors are 2 as well).
-fn exit_code(err: &anyhow::Error, cli: &Cli) -> u8 {
-    if matches!(cli.command, Command::Diff(_)) {
-        return 2;
-    }
-    let usage = err.chain().any(|e| {
-        e.is::<SettingsError>()
-            || e.is::<lookctl::config::ConfigError>()
-            || e.is::<render::KustomizeError>()
-            || e.is::<render::SourceError>()
-            || e.is::<render::TemplateError>()
-            || e.is::<lookctl::review::ReviewError>()
-    });
-    if usage { 2 } else { 1 }
-}
-
-fn hint(err: &anyhow::Error) -> Option<&'static str> {
-    err.chain()
-        .find_map(|e| match e.downcast_ref::<SettingsError>() {
-            Some(SettingsError::Select(_)) => Some("run `lookctl targets` to see the branch table"),
-            _ => None,
-        })
+        R::List(_) => commands::review::list(&settings, ui),
+        R::Gc(_) => commands::review::gc(&settings, ui),
+    }?)
 }

@@ -4,9 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, SelectArgs};
+use crate::cli::{
+    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, ReviewCommand,
+    SecretsCommand, SelectArgs, StatusArgs,
+};
 use crate::config::{Config, ConfigError, SelectError, Selection};
-use crate::deploy::SecretsSettings;
+pub use crate::pipeline::SecretsSettings;
+use crate::ui::Format;
 use crate::vars::{self, BuildVars, Env, VarsError};
 
 /// Problems with what the user asked for; all of them exit with code 2.
@@ -24,6 +28,8 @@ pub enum SettingsError {
         "--show-secrets with --output would write secret values to disk; print to stdout instead"
     )]
     SecretsToDisk,
+    #[error("secrets decrypt needs -o FILE (or -o - for stdout)")]
+    NoDecryptOutput,
     #[error(
         "no Cloud KMS key: pass --kms-key projects/P/locations/L/keyRings/R/cryptoKeys/K or set [secrets] kms_key in deploy.toml"
     )]
@@ -44,6 +50,98 @@ pub enum SettingsError {
         "target `{target}` asks for confirmation (confirm = true) and this is not an interactive terminal; pass --yes to deploy"
     )]
     NeedsConfirmation { target: String },
+}
+
+/// `--color`, as the ui layer takes it.
+pub fn color_choice(choice: ColorChoice) -> crate::ui::ColorChoice {
+    match choice {
+        ColorChoice::Auto => crate::ui::ColorChoice::Auto,
+        ColorChoice::Always => crate::ui::ColorChoice::Always,
+        ColorChoice::Never => crate::ui::ColorChoice::Never,
+    }
+}
+
+/// `--output`, as the ui layer takes it.
+pub fn format(output: OutputFormat) -> Format {
+    match output {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Json => Format::Json,
+    }
+}
+
+/// Everything `status` needs.
+#[derive(Debug)]
+pub struct StatusSettings {
+    pub config: Config,
+    /// Only this target; `None` for all.
+    pub target: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`, overriding every target's.
+    pub context: Option<String>,
+    pub output: Format,
+}
+
+pub fn status(
+    cli: &Cli,
+    args: &StatusArgs,
+    process: &Process<'_>,
+) -> Result<StatusSettings, SettingsError> {
+    Ok(StatusSettings {
+        config: require_config(cli, &process.cwd)?,
+        target: args.target.clone(),
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context: args.cluster.context.clone(),
+        output: format(args.output),
+    })
+}
+
+/// What `secrets encrypt` or `secrets decrypt` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsOp {
+    Encrypt,
+    Decrypt,
+}
+
+/// Everything `secrets encrypt|decrypt` needs.
+#[derive(Debug)]
+pub struct SecretsFileSettings {
+    pub op: SecretsOp,
+    pub input: PathBuf,
+    /// `-o`; for decrypt, `-` is stdout.
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    pub kms: SecretsSettings,
+}
+
+pub fn secrets_file(
+    cli: &Cli,
+    command: &SecretsCommand,
+    process: &Process<'_>,
+) -> Result<SecretsFileSettings, SettingsError> {
+    let config = load_config(cli, &process.cwd)?;
+    let (op, input, output, force, kms) = match command {
+        SecretsCommand::Encrypt(a) => (
+            SecretsOp::Encrypt,
+            &a.file,
+            a.output.clone(),
+            a.force,
+            &a.kms,
+        ),
+        SecretsCommand::Decrypt(a) => (
+            SecretsOp::Decrypt,
+            &a.file,
+            Some(a.output.clone()),
+            a.force,
+            &a.kms,
+        ),
+    };
+    Ok(SecretsFileSettings {
+        op,
+        input: input.clone(),
+        output,
+        force,
+        kms: secrets(kms, config.as_ref(), None),
+    })
 }
 
 /// Everything `deploy` and `diff` need.
@@ -70,7 +168,7 @@ pub struct DeploySettings {
     pub lock_timeout: std::time::Duration,
     pub force_conflicts: bool,
     pub concurrency: usize,
-    pub output: OutputFormat,
+    pub output: Format,
 }
 
 impl DeploySettings {
@@ -114,7 +212,7 @@ pub fn deploy(
         lock_timeout: args.lock_timeout,
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
-        output: args.output,
+        output: format(args.output),
     })
 }
 
@@ -318,22 +416,66 @@ pub struct ReviewSettings {
     pub context: String,
     /// The clock: now, or `LOOKCTL_NOW` (RFC 3339) so tests can move time.
     pub now: std::time::SystemTime,
+    /// `review list --output`.
+    pub output: Format,
+    /// `review up`'s options.
+    pub up: ReviewUpOptions,
+    /// `review gc --dry-run`.
+    pub gc_dry_run: bool,
+}
+
+/// `review up`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewUpOptions {
+    /// `--ttl`, else `[review] ttl`.
+    pub ttl: Option<std::time::Duration>,
+    /// `Some(true)` with --pin, `Some(false)` with --unpin.
+    pub pin: Option<bool>,
+    pub wait: bool,
+    pub timeout: std::time::Duration,
+    pub check_image: bool,
 }
 
 /// What the review commands were given.
-pub struct ReviewInput<'a> {
-    pub sha: Option<&'a str>,
-    pub branch: Option<&'a str>,
-    pub vars: &'a [String],
-    pub kms: Option<&'a KmsArgs>,
-    pub cluster: &'a crate::cli::ClusterArgs,
+struct ReviewInput<'a> {
+    sha: Option<&'a str>,
+    branch: Option<&'a str>,
+    vars: &'a [String],
+    kms: Option<&'a KmsArgs>,
+    cluster: &'a crate::cli::ClusterArgs,
 }
 
 pub fn review(
     cli: &Cli,
-    input: &ReviewInput<'_>,
+    command: &ReviewCommand,
     process: &Process<'_>,
 ) -> Result<ReviewSettings, SettingsError> {
+    use ReviewCommand as R;
+    let input = match command {
+        R::Up(a) => ReviewInput {
+            sha: a.sha.as_deref(),
+            branch: a.branch.as_deref(),
+            vars: &a.vars,
+            kms: Some(&a.kms),
+            cluster: &a.cluster,
+        },
+        R::Down(a) => ReviewInput {
+            sha: a.sha.as_deref(),
+            branch: None,
+            vars: &[],
+            kms: None,
+            cluster: &a.cluster,
+        },
+        R::List(crate::cli::ReviewListArgs { cluster, .. })
+        | R::Gc(crate::cli::ReviewGcArgs { cluster, .. }) => ReviewInput {
+            sha: None,
+            branch: None,
+            vars: &[],
+            kms: None,
+            cluster,
+        },
+    };
+    let input = &input;
     let config = require_config(cli, &process.cwd)?;
     let review = config
         .review
@@ -375,5 +517,24 @@ pub fn review(
         context,
         review,
         now,
+        output: match command {
+            R::List(a) => format(a.output),
+            _ => Format::Human,
+        },
+        up: match command {
+            R::Up(a) => ReviewUpOptions {
+                ttl: a.ttl,
+                pin: match (a.pin, a.unpin) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                wait: !a.no_wait,
+                timeout: a.timeout,
+                check_image: !a.skip_image_check,
+            },
+            _ => ReviewUpOptions::default(),
+        },
+        gc_dry_run: matches!(command, R::Gc(a) if a.dry_run),
     })
 }

@@ -11,9 +11,10 @@ use serde_json::Value;
 
 use super::error::{ClusterError, ObjectError, ObjectFailure};
 use super::inventory::{self, Inventory};
+use super::manifest::{Manifest, manifests_from_yaml};
 use super::object::{
-    FIELD_MANAGER, LABEL_TARGET, Manifest, ObjectRef, Stage, add_labels, manifests_from_yaml,
-    mask_secret_pair, set_namespace, strip_server_fields, wants_replace,
+    FIELD_MANAGER, LABEL_TARGET, ObjectRef, Stage, add_labels, mask_secret_pair,
+    strip_server_fields, wants_replace,
 };
 use super::retry::Failure;
 use super::{ClusterClient, Progress, ProgressEvent};
@@ -251,9 +252,9 @@ async fn prepare(
         match namespaced {
             Some(true) => {
                 let ns = m.id.namespace.clone().unwrap_or_else(|| default_ns.clone());
-                set_namespace(m, Some(&ns));
+                m.set_namespace(Some(&ns));
             }
-            Some(false) => set_namespace(m, None),
+            Some(false) => m.set_namespace(None),
             None => {}
         }
     }

@@ -7,7 +7,7 @@
 //! It does not render manifests, decrypt secrets or print anything: objects come in as
 //! rendered YAML values, and progress goes out through the caller's [`Progress`].
 //!
-//! A deploy, as `deploy.rs` composes it:
+//! A deploy, as the pipeline (`crate::pipeline`) composes it:
 //! ```no_run
 //! # async fn demo(objects: Vec<serde_yaml::Value>) -> Result<(), lookctl::cluster::ClusterError> {
 //! use lookctl::cluster::{self, ApplyOptions, ClusterClient, NoProgress};
@@ -16,9 +16,9 @@
 //! let opts = ApplyOptions { target: "staging".into(), project: "shop".into(),
 //!     namespace_default: Some("shop".into()), commit: "abc123".into(),
 //!     identity: "alice".into(), ..ApplyOptions::default() };
-//! // --dry-run / `lookctl diff`: a server-side dry run and a masked, coloured diff.
+//! // --dry-run / `lookctl diff`: a server-side dry run, Secret values masked.
 //! let plan = cluster::plan(&client, &objects, &opts).await?;
-//! let _text = cluster::render_diff(&plan, true);
+//! let _changes = plan.has_changes();
 //! // deploy: lock the target, apply in stages, prune, wait for the rollout.
 //! let lock = cluster::acquire_lock(&client, "staging", "default", "alice", Duration::from_secs(60)).await?;
 //! let report = cluster::apply(&client, &objects, &opts, &NoProgress).await?;
@@ -30,10 +30,10 @@
 //! ```
 
 mod apply;
-mod diff;
 mod error;
 mod inventory;
 mod lock;
+mod manifest;
 mod namespace;
 mod object;
 mod retry;
@@ -52,7 +52,6 @@ pub use apply::{
     ApplyAction, ApplyOptions, ApplyReport, ObjectResult, Plan, PlanAction, PlanEntry, PruneResult,
     apply, plan,
 };
-pub use diff::render_diff;
 pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
 pub use inventory::{Inventory, inventory_name};
 pub use lock::{DeployLock, LockOptions, acquire_lock, acquire_lock_with};

@@ -7,8 +7,6 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::error::ClusterError;
-
 /// Label every applied object carries.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Label naming the deploy target that owns the object.
@@ -81,54 +79,6 @@ impl fmt::Display for ObjectRef {
             None => write!(f, "{} {}", self.kind, self.name),
         }
     }
-}
-
-/// One rendered object, as JSON, with its identity.
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    pub id: ObjectRef,
-    pub body: Value,
-}
-
-/// Converts rendered YAML documents to manifests; rejects documents without
-/// apiVersion/kind/metadata.name. `Null` documents (empty YAML documents) are skipped.
-pub fn manifests_from_yaml(objects: &[serde_yaml::Value]) -> Result<Vec<Manifest>, ClusterError> {
-    let mut out = Vec::with_capacity(objects.len());
-    for (index, yaml) in objects.iter().enumerate() {
-        if yaml.is_null() {
-            continue;
-        }
-        let body: Value =
-            serde_json::to_value(yaml).map_err(|e| ClusterError::InvalidManifest {
-                index,
-                what: describe(yaml),
-                reason: format!("not representable as JSON: {e}"),
-            })?;
-        if !body.is_object() {
-            return Err(ClusterError::InvalidManifest {
-                index,
-                what: describe(yaml),
-                reason: "a manifest must be a mapping".to_owned(),
-            });
-        }
-        let id = ObjectRef::from_value(&body).ok_or_else(|| ClusterError::InvalidManifest {
-            index,
-            what: describe(yaml),
-            reason: "apiVersion, kind and metadata.name are required".to_owned(),
-        })?;
-        out.push(Manifest { id, body });
-    }
-    Ok(out)
-}
-
-fn describe(yaml: &serde_yaml::Value) -> String {
-    let kind = yaml.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
-    let name = yaml
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(|n| n.as_str())
-        .unwrap_or("?");
-    format!("{kind} {name}")
 }
 
 /// Apply stages, in order. Objects of one stage are applied concurrently.
@@ -211,25 +161,6 @@ pub fn add_labels(body: &mut Value, target: &str, project: &str) {
         labels.insert(LABEL_MANAGED_BY.to_owned(), Value::from("lookctl"));
         labels.insert(LABEL_TARGET.to_owned(), Value::from(target));
         labels.insert(LABEL_PROJECT.to_owned(), Value::from(project));
-    }
-}
-
-/// Sets (namespaced) or removes (cluster-scoped) metadata.namespace, and the id with it.
-pub fn set_namespace(manifest: &mut Manifest, namespace: Option<&str>) {
-    manifest.id.namespace = namespace.map(str::to_owned);
-    if let Some(metadata) = manifest
-        .body
-        .get_mut("metadata")
-        .and_then(Value::as_object_mut)
-    {
-        match namespace {
-            Some(ns) => {
-                metadata.insert("namespace".to_owned(), Value::from(ns));
-            }
-            None => {
-                metadata.remove("namespace");
-            }
-        }
     }
 }
 
@@ -376,36 +307,6 @@ fn base64_encode(input: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn yaml(text: &str) -> Vec<serde_yaml::Value> {
-        serde_yaml::Deserializer::from_str(text)
-            .map(|d| serde::Deserialize::deserialize(d).unwrap_or(serde_yaml::Value::Null))
-            .collect()
-    }
-
-    #[test]
-    fn parses_identity_and_skips_empty_documents() {
-        let docs = yaml(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: staging}\n---\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n",
-        );
-        let manifests = manifests_from_yaml(&docs).unwrap_or_default();
-        assert_eq!(manifests.len(), 2);
-        assert_eq!(manifests[0].id.to_string(), "Deployment staging/web");
-        assert_eq!(manifests[0].id.group(), "apps");
-        assert_eq!(manifests[1].id.to_string(), "Namespace staging");
-        assert_eq!(manifests[1].id.group(), "");
-        assert_eq!(manifests[1].id.version(), "v1");
-    }
-
-    #[test]
-    fn missing_name_is_an_error_naming_the_document() {
-        let docs = yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n");
-        let err = manifests_from_yaml(&docs).err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("manifest #0 (ConfigMap ?): apiVersion, kind and metadata.name are required")
-        );
-    }
 
     #[test]
     fn stages_order_namespaces_first_and_workloads_late() {

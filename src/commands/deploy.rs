@@ -1,16 +1,15 @@
-//! `lookctl deploy` and `lookctl diff`: select → render (with secrets) → lock → plan or
-//! apply → prune → wait. Nothing reaches the cluster before rendering and decryption
-//! have fully succeeded, and a wrong kubeconfig context is refused before any request.
+//! `lookctl deploy` and `lookctl diff`: confirm, then run the pipeline (render with
+//! secrets → plan, or lock → apply → prune → wait → release) and print its report.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cli::OutputFormat;
-use crate::cluster::{self, ApplyOptions, ClusterClient, ObjectRef};
-use crate::deploy;
+use crate::cluster::ApplyOptions;
+use crate::pipeline::{self, LockSpec, Namespace, NoStep, RenderRequest, Request};
 use crate::settings::{DeploySettings, SettingsError};
-use crate::ui::{ProgressPrinter, Ui};
+use crate::ui::deploy::DeployView;
+use crate::ui::{Format, ProgressPrinter, Ui};
 
 /// What a deploy or diff ended with; `main` turns it into the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,13 +22,48 @@ pub enum Outcome {
 
 pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
     confirm(settings, ui)?;
-    // Render and decrypt first: a failure here must stop before any request.
-    let objects = deploy::render(&deploy::RenderRequest {
-        dir: &settings.dir,
-        template_vars: Some(&settings.template_vars),
-        secrets: &settings.secrets,
+    let request = Request {
+        render: RenderRequest {
+            dir: &settings.dir,
+            template_vars: Some(&settings.template_vars),
+            secrets: &settings.secrets,
+        },
+        kubeconfig: settings.kubeconfig.as_deref(),
+        context: &settings.context,
+        apply: ApplyOptions {
+            target: settings.target.clone(),
+            project: settings.project.clone(),
+            namespace_default: None,
+            force_conflicts: settings.force_conflicts,
+            dry_run: settings.dry_run,
+            prune: settings.prune,
+            concurrency: settings.concurrency,
+            commit: settings.commit.clone(),
+            identity: settings.identity.clone(),
+        },
+        namespace: Namespace::Rendered,
+        lock: LockSpec {
+            name: settings.target.clone(),
+            timeout: settings.lock_timeout,
+            report_waiting: true,
+            through_wait: true,
+        },
+        wait: settings.wait.then_some(settings.timeout),
+    };
+    let progress = ProgressPrinter::new(ui);
+    let report = pipeline::run(&request, &NoStep, &progress)?;
+    ui.deploy_report(&DeployView {
+        report: &report,
+        json: settings.output == Format::Json,
+        short_commit: settings.short_commit(),
+        target: &settings.target,
     })?;
-    super::runtime()?.block_on(run_cluster(settings, &objects, ui))
+    report.check()?;
+    Ok(if report.has_changes() {
+        Outcome::Differences
+    } else {
+        Outcome::Clean
+    })
 }
 
 fn confirm(settings: &DeploySettings, ui: &Ui) -> Result<()> {
@@ -42,13 +76,12 @@ fn confirm(settings: &DeploySettings, ui: &Ui) -> Result<()> {
         }
         .into());
     }
-    ui.note(&format!(
-        "Deploy {} to target `{}` (context `{}`)? [y/N] ",
+    ui.prompt(&format!(
+        "Deploy {} to target `{}` (context `{}`)? [y/N] \n",
         settings.short_commit(),
         settings.target,
         settings.context
     ));
-    let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
@@ -57,97 +90,4 @@ fn confirm(settings: &DeploySettings, ui: &Ui) -> Result<()> {
         bail!("deploy to `{}` cancelled", settings.target);
     }
     Ok(())
-}
-
-async fn run_cluster(
-    settings: &DeploySettings,
-    objects: &[serde_yaml::Value],
-    ui: &Ui,
-) -> Result<Outcome> {
-    let client = ClusterClient::connect(settings.kubeconfig.as_deref(), &settings.context).await?;
-    let namespace = deploy::target_namespace(objects).map(str::to_owned);
-    let options = ApplyOptions {
-        target: settings.target.clone(),
-        project: settings.project.clone(),
-        namespace_default: namespace.clone(),
-        force_conflicts: settings.force_conflicts,
-        dry_run: settings.dry_run,
-        prune: settings.prune,
-        concurrency: settings.concurrency,
-        commit: settings.commit.clone(),
-        identity: settings.identity.clone(),
-    };
-    if settings.dry_run {
-        let plan = cluster::plan(&client, objects, &options).await?;
-        match settings.output {
-            OutputFormat::Json => ui.out(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&deploy::plan_json(&plan))?
-            ))?,
-            OutputFormat::Human => {
-                ui.out(&cluster::render_diff(&plan, ui.color))?;
-                ui.note(&deploy::plan_summary(&plan));
-            }
-        }
-        let failures = plan.failures();
-        if !failures.is_empty() {
-            return Err(cluster::ClusterError::ApplyFailed { failures }.into());
-        }
-        return Ok(if plan.has_changes() {
-            Outcome::Differences
-        } else {
-            Outcome::Clean
-        });
-    }
-
-    let progress = ProgressPrinter::new(ui, objects.len());
-    let lock_namespace = namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
-    if let Some(ns) = &namespace
-        && objects.iter().any(|o| deploy::is_namespace_named(o, ns))
-    {
-        cluster::ensure_namespace(&client, ns).await?;
-    }
-    let lock = cluster::acquire_lock_with(
-        &client,
-        &settings.target,
-        &lock_namespace,
-        &settings.identity,
-        settings.lock_timeout,
-        cluster::LockOptions::default(),
-        &progress,
-    )
-    .await?;
-    let report = cluster::apply(&client, objects, &options, &progress).await;
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = lock.release().await;
-            return Err(e.into());
-        }
-    };
-    let applied: Vec<ObjectRef> = report.applied();
-    let wait = if settings.wait && report.failures().is_empty() {
-        Some(cluster::wait(&client, &applied, settings.timeout, &progress).await)
-    } else {
-        None
-    };
-    let _ = lock.release().await;
-    progress.finish();
-
-    let wait = wait.transpose()?;
-    if settings.output == OutputFormat::Json {
-        ui.out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&deploy::report_json(&report, wait.as_ref()))?
-        ))?;
-    } else {
-        ui.note(&deploy::report_summary(&report, wait.as_ref(), settings));
-    }
-    report.check()?;
-    if let Some(wait) = &wait {
-        wait.check()?;
-    }
-    Ok(Outcome::Clean)
 }

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::deploy;
+use crate::pipeline;
 use crate::render::Document;
 use crate::render::output::{mask_secret, to_yaml_stream};
 use crate::settings::RenderSettings;
 use crate::ui::Ui;
 
 pub fn run(settings: &RenderSettings, ui: &Ui) -> Result<()> {
-    let mut objects = deploy::render(&deploy::RenderRequest {
+    let mut objects = pipeline::render(&pipeline::RenderRequest {
         dir: &settings.dir,
         template_vars: settings.template_vars.as_ref(),
         secrets: &settings.secrets,

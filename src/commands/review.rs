@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{OutputFormat, ReviewUpArgs};
-use crate::cluster::{self, ApplyOptions, ClusterClient, NoProgress};
-use crate::deploy;
+use crate::cluster::{self, ApplyOptions, ClusterClient, ClusterError, NoProgress};
+use crate::pipeline::{
+    self, LockSpec, Namespace, PipelineError, RenderRequest, Request, UnderLock,
+};
 use crate::registry::{self, Credentials, ImageRef, RegistryClient};
 use crate::review::{self, ReviewEnv, ReviewName, UpPlan};
 use crate::settings::ReviewSettings;
+use crate::ui::Format;
 use crate::ui::{ProgressPrinter, Ui};
 
 /// How long a namespace may take to disappear.
@@ -31,22 +33,67 @@ fn cap_lock_target(project: &str) -> String {
     format!("review-{project}")
 }
 
-pub fn up(settings: &ReviewSettings, args: &ReviewUpArgs, ui: &Ui) -> Result<()> {
+pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
+    let args = &settings.up;
     let name = ReviewName::resolve(
         &settings.review,
         &settings.project,
         &settings.template_vars,
         &settings.config_path,
     )?;
-    if !args.skip_image_check {
+    if args.check_image {
         check_image(settings, &name, ui)?;
     }
-    let objects = deploy::render(&deploy::RenderRequest {
-        dir: &settings.review.overlay,
-        template_vars: Some(&settings.template_vars),
-        secrets: &settings.secrets,
-    })?;
-    runtime()?.block_on(up_cluster(settings, args, &name, &objects, ui))
+    let ttl = args.ttl.unwrap_or(settings.review.ttl);
+    let pin = args.pin;
+    let request = Request {
+        render: RenderRequest {
+            dir: &settings.review.overlay,
+            template_vars: Some(&settings.template_vars),
+            secrets: &settings.secrets,
+        },
+        kubeconfig: settings.kubeconfig.as_deref(),
+        context: &settings.context,
+        apply: ApplyOptions {
+            target: name.namespace.clone(),
+            project: settings.project.clone(),
+            commit: name.sha.clone(),
+            identity: settings.identity.clone(),
+            ..ApplyOptions::default()
+        },
+        namespace: Namespace::Fixed(name.namespace.clone()),
+        // The lock covers the decision, the stamp and the apply, so a concurrent `up`
+        // never evicts an environment whose objects are still being applied.
+        lock: LockSpec {
+            name: cap_lock_target(&settings.project),
+            timeout: CAP_LOCK_WAIT,
+            report_waiting: false,
+            through_wait: false,
+        },
+        wait: args.wait.then_some(args.timeout),
+    };
+    let step = DecideAndStamp {
+        settings,
+        name: &name,
+        ttl,
+        pin,
+        ui,
+    };
+    let progress = ProgressPrinter::new(ui);
+    let report = pipeline::run(&request, &step, &progress)?;
+    for warning in &report.warnings {
+        ui.warn(warning);
+    }
+    report.check()?;
+    ui.note(&format!(
+        "review environment for {} is up in namespace {}",
+        &name.sha[..name.sha.len().min(7)],
+        name.namespace
+    ));
+    if let Some(url) = &name.url {
+        ui.out(&format!("{url}\n"))?;
+    }
+    Ok(())
 }
 
 /// The image `[project] image` names at this commit (its tag defaults to COMMIT_SHA).
@@ -114,6 +161,13 @@ async fn connect(settings: &ReviewSettings) -> Result<ClusterClient> {
 
 /// The project's review environments as their namespaces record them.
 async fn environments(client: &ClusterClient, project: &str) -> Result<Vec<ReviewEnv>> {
+    Ok(list_environments(client, project).await?)
+}
+
+async fn list_environments(
+    client: &ClusterClient,
+    project: &str,
+) -> Result<Vec<ReviewEnv>, ClusterError> {
     let namespaces = cluster::list_namespaces(client, &review::label_selector(project)).await?;
     Ok(namespaces
         .iter()
@@ -123,80 +177,33 @@ async fn environments(client: &ClusterClient, project: &str) -> Result<Vec<Revie
         .collect())
 }
 
-async fn up_cluster(
-    settings: &ReviewSettings,
-    args: &ReviewUpArgs,
-    name: &ReviewName,
-    objects: &[serde_yaml::Value],
-    ui: &Ui,
-) -> Result<()> {
-    let client = connect(settings).await?;
-    let ttl = args.ttl.unwrap_or(settings.review.ttl);
-    let pin = match (args.pin, args.unpin) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
-    let lock_namespace = client.default_namespace().to_owned();
-    let lock = cluster::acquire_lock_with(
-        &client,
-        &cap_lock_target(&settings.project),
-        &lock_namespace,
-        &settings.identity,
-        CAP_LOCK_WAIT,
-        cluster::LockOptions::default(),
-        &NoProgress,
-    )
-    .await?;
-    // The lock covers the decision, the stamp and the apply, so a concurrent `up` never
-    // evicts an environment whose objects are still being applied.
-    let progress = ProgressPrinter::new(ui, objects.len());
-    let applied = async {
-        decide_and_stamp(settings, &client, name, ttl, pin, ui).await?;
-        let options = ApplyOptions {
-            target: name.namespace.clone(),
-            project: settings.project.clone(),
-            namespace_default: Some(name.namespace.clone()),
-            commit: name.sha.clone(),
-            identity: settings.identity.clone(),
-            ..ApplyOptions::default()
-        };
-        anyhow::Ok(cluster::apply(&client, objects, &options, &progress).await?)
-    }
-    .await;
-    let _ = lock.release().await;
-    let report = applied?;
-    let wait = if args.no_wait || !report.failures().is_empty() {
-        None
-    } else {
-        Some(cluster::wait(&client, &report.applied(), args.timeout, &progress).await?)
-    };
-    progress.finish();
-    report.check()?;
-    if let Some(w) = &wait {
-        w.check()?;
-    }
-    ui.note(&format!(
-        "review environment for {} is up in namespace {}",
-        &name.sha[..name.sha.len().min(7)],
-        name.namespace
-    ));
-    if let Some(url) = &name.url {
-        ui.out(&format!("{url}\n"))?;
-    }
-    Ok(())
-}
-
 /// Under the project's lock: decide, evict, and stamp the namespace (creating it).
-async fn decide_and_stamp(
-    settings: &ReviewSettings,
-    client: &ClusterClient,
-    name: &ReviewName,
+struct DecideAndStamp<'a> {
+    settings: &'a ReviewSettings,
+    name: &'a ReviewName,
     ttl: Duration,
     pin: Option<bool>,
-    ui: &Ui,
-) -> Result<()> {
-    let existing = environments(client, &settings.project).await?;
+    ui: &'a Ui,
+}
+
+impl UnderLock for DecideAndStamp<'_> {
+    async fn run(&self, client: &ClusterClient) -> Result<(), PipelineError> {
+        decide_and_stamp(self, client).await
+    }
+}
+
+async fn decide_and_stamp(
+    step: &DecideAndStamp<'_>,
+    client: &ClusterClient,
+) -> Result<(), PipelineError> {
+    let DecideAndStamp {
+        settings,
+        name,
+        ttl,
+        pin,
+        ui,
+    } = *step;
+    let existing = list_environments(client, &settings.project).await?;
     let plan = review::plan_up(&existing, name, settings.now, ttl, settings.review.max_envs)
         .into_result()?;
     let previous = match &plan {
@@ -255,7 +262,7 @@ pub fn down(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     })
 }
 
-pub fn list(settings: &ReviewSettings, output: OutputFormat, ui: &Ui) -> Result<()> {
+pub fn list(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     let entries = runtime()?.block_on(async {
         let client = connect(settings).await?;
         let mut entries = Vec::new();
@@ -276,21 +283,19 @@ pub fn list(settings: &ReviewSettings, output: OutputFormat, ui: &Ui) -> Result<
                 )),
                 Err(e) => Some(format!("unknown: {e}")),
             };
-            entries.push(review::ListEntry { env, health });
+            entries.push(crate::ui::review::ListEntry { env, health });
         }
         anyhow::Ok(entries)
     })?;
-    match output {
-        OutputFormat::Human => ui.out(&review::format_table(&entries, settings.now))?,
-        OutputFormat::Json => ui.out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&review::list_items(&entries, settings.now))?
-        ))?,
+    match settings.output {
+        Format::Human => ui.out(&crate::ui::review::format_table(&entries, settings.now))?,
+        Format::Json => ui.json(&crate::ui::review::list_items(&entries, settings.now))?,
     }
     Ok(())
 }
 
-pub fn gc(settings: &ReviewSettings, dry_run: bool, ui: &Ui) -> Result<()> {
+pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
+    let dry_run = settings.gc_dry_run;
     runtime()?.block_on(async {
         let client = connect(settings).await?;
         let candidates = review::plan_gc(
@@ -349,7 +354,11 @@ pub fn gc(settings: &ReviewSettings, dry_run: bool, ui: &Ui) -> Result<()> {
                 fresh.short_sha()
             ))?;
         }
-        let _ = lock.release().await;
+        if let Err(e) = lock.release().await {
+            ui.warn(&format!(
+                "releasing the lock failed: {e}; the next `review up` or `gc` waits until the Lease expires"
+            ));
+        }
         result
     })
 }

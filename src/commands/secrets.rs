@@ -1,28 +1,21 @@
 //! `lookctl secrets encrypt|decrypt`: the Cloud KMS file round trip that Makefiles do
 //! with `gcloud kms encrypt/decrypt`, byte-compatible with it.
 
-use std::io::Write as _;
-
 use anyhow::{Context as _, Result};
 
-use crate::cli::{DecryptArgs, EncryptArgs, SecretsCommand};
-use crate::config::Config;
 use crate::secrets::gcp_kms::KmsClient;
 use crate::secrets::{self, DecryptOutcome, DecryptOutput};
+use crate::settings::{SecretsFileSettings, SecretsOp, SecretsSettings};
 use crate::ui::Ui;
 
-pub fn run(command: &SecretsCommand, config: Option<&Config>, ui: &Ui) -> Result<()> {
-    match command {
-        SecretsCommand::Encrypt(args) => encrypt(args, config, ui),
-        SecretsCommand::Decrypt(args) => decrypt(args, config, ui),
+pub fn run(settings: &SecretsFileSettings, ui: &Ui) -> Result<()> {
+    match settings.op {
+        SecretsOp::Encrypt => encrypt(settings, ui),
+        SecretsOp::Decrypt => decrypt(settings, ui),
     }
 }
 
-fn client_and_key(
-    kms: &crate::cli::KmsArgs,
-    config: Option<&Config>,
-) -> Result<(KmsClient, String)> {
-    let settings = crate::settings::secrets(kms, config, None);
+fn client_and_key(settings: &SecretsSettings) -> Result<(KmsClient, String)> {
     let Some(key) = settings.kms_key.clone() else {
         return Err(crate::settings::SettingsError::NoKmsKey.into());
     };
@@ -30,11 +23,11 @@ fn client_and_key(
     Ok((client, key))
 }
 
-fn encrypt(args: &EncryptArgs, config: Option<&Config>, ui: &Ui) -> Result<()> {
-    let (client, key) = client_and_key(&args.kms, config)?;
+fn encrypt(args: &SecretsFileSettings, ui: &Ui) -> Result<()> {
+    let (client, key) = client_and_key(&args.kms)?;
     let written = secrets::encrypt_file(
         &secrets::EncryptFileOptions {
-            input: args.file.clone(),
+            input: args.input.clone(),
             output: args.output.clone(),
             key,
             force: args.force,
@@ -43,22 +36,22 @@ fn encrypt(args: &EncryptArgs, config: Option<&Config>, ui: &Ui) -> Result<()> {
     )?;
     ui.note(&format!(
         "encrypted {} -> {}",
-        args.file.display(),
+        args.input.display(),
         written.display()
     ));
     Ok(())
 }
 
-fn decrypt(args: &DecryptArgs, config: Option<&Config>, ui: &Ui) -> Result<()> {
-    let (client, key) = client_and_key(&args.kms, config)?;
-    let output = if args.output.as_os_str() == "-" {
-        DecryptOutput::Stdout
-    } else {
-        DecryptOutput::File(args.output.clone())
+fn decrypt(args: &SecretsFileSettings, ui: &Ui) -> Result<()> {
+    let (client, key) = client_and_key(&args.kms)?;
+    let output = match &args.output {
+        Some(path) if path.as_os_str() == "-" => DecryptOutput::Stdout,
+        Some(path) => DecryptOutput::File(path.clone()),
+        None => return Err(crate::settings::SettingsError::NoDecryptOutput.into()),
     };
     let outcome = secrets::decrypt_file(
         &secrets::DecryptFileOptions {
-            input: args.file.clone(),
+            input: args.input.clone(),
             output,
             key,
             force: args.force,
@@ -67,9 +60,7 @@ fn decrypt(args: &DecryptArgs, config: Option<&Config>, ui: &Ui) -> Result<()> {
     )?;
     match outcome {
         DecryptOutcome::Stdout(plaintext) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(plaintext.expose())?;
-            out.flush()?;
+            ui.out_bytes(plaintext.expose())?;
         }
         DecryptOutcome::Written {
             path,
@@ -77,7 +68,7 @@ fn decrypt(args: &DecryptArgs, config: Option<&Config>, ui: &Ui) -> Result<()> {
         } => {
             ui.note(&format!(
                 "decrypted {} -> {}",
-                args.file.display(),
+                args.input.display(),
                 path.display()
             ));
             if unignored_in_work_tree {

@@ -18,7 +18,6 @@
 //! before it is deleted.
 
 mod env;
-mod list;
 mod naming;
 mod policy;
 
@@ -29,7 +28,6 @@ pub use env::{
     ANNOTATION_LAST_DEPLOYED, ANNOTATION_URL, Deploy, LABEL_PINNED, LABEL_PROJECT, LABEL_REVIEW,
     LABEL_SHA, ReviewEnv, format_time, label_selector, parse_time,
 };
-pub use list::{ListEntry, ListItem, format_table, list_items};
 pub use naming::{ReviewName, validate_dns1123_label, validate_label_value, validate_sha};
 pub use policy::{
     DEFAULT_GC_GRACE, UpPlan, expires_in, format_duration, is_collectable, plan_gc,

@@ -3,17 +3,12 @@
 
 use similar::TextDiff;
 
-use super::apply::{Plan, PlanAction};
-
-const RED: &str = "\x1b[31m";
-const GREEN: &str = "\x1b[32m";
-const CYAN: &str = "\x1b[36m";
-const BOLD: &str = "\x1b[1m";
-const RESET: &str = "\x1b[0m";
+use super::style::{self, Styles};
+use crate::cluster::{Plan, PlanAction};
 
 /// A unified diff per created, changed, replaced or pruned object (unchanged objects are
-/// left out; refused objects show the server's reason). ANSI colours when `color`.
-pub fn render_diff(plan: &Plan, color: bool) -> String {
+/// left out; refused objects show the server's reason), coloured as `styles` says.
+pub fn render_diff(plan: &Plan, styles: &Styles) -> String {
     let mut out = String::new();
     for entry in &plan.entries {
         let label = match entry.action {
@@ -25,12 +20,8 @@ pub fn render_diff(plan: &Plan, color: bool) -> String {
             PlanAction::Error => "error",
         };
         let header = format!("{} ({label})", entry.object);
-        if color {
-            out.push_str(&format!("{BOLD}{header}{RESET}\n"));
-        } else {
-            out.push_str(&header);
-            out.push('\n');
-        }
+        out.push_str(&styles.paint(style::HEADER, &header));
+        out.push('\n');
         if let Some(error) = &entry.error {
             out.push_str(&format!("  {error}\n"));
             continue;
@@ -56,26 +47,18 @@ pub fn render_diff(plan: &Plan, color: bool) -> String {
             .header(&a, &b)
             .to_string();
         for line in text.lines() {
-            if color {
-                let paint = if line.starts_with("+++") || line.starts_with("---") {
-                    BOLD
-                } else if line.starts_with('+') {
-                    GREEN
-                } else if line.starts_with('-') {
-                    RED
-                } else if line.starts_with("@@") {
-                    CYAN
-                } else {
-                    ""
-                };
-                if paint.is_empty() {
-                    out.push_str(line);
-                } else {
-                    out.push_str(&format!("{paint}{line}{RESET}"));
-                }
+            let paint = if line.starts_with("+++") || line.starts_with("---") {
+                style::HEADER
+            } else if line.starts_with('+') {
+                style::ADDED
+            } else if line.starts_with('-') {
+                style::REMOVED
+            } else if line.starts_with("@@") {
+                style::HUNK
             } else {
-                out.push_str(line);
-            }
+                style::PLAIN
+            };
+            out.push_str(&styles.paint(paint, line));
             out.push('\n');
         }
     }
@@ -132,12 +115,12 @@ mod tests {
                 ),
             ],
         };
-        let text = render_diff(&plan, false);
+        let text = render_diff(&plan, &Styles::plain());
         assert_eq!(
             text,
             "ConfigMap staging/cfg (changed)\n--- live/ConfigMap staging/cfg\n+++ new/ConfigMap staging/cfg\n@@ -1,2 +1,2 @@\n data:\n-  a: \"1\"\n+  a: \"2\"\n"
         );
-        let colored = render_diff(&plan, true);
+        let colored = render_diff(&plan, &Styles::colored());
         assert!(colored.contains("\x1b[31m-  a: \"1\"\x1b[0m"));
         assert!(colored.contains("\x1b[32m+  a: \"2\"\x1b[0m"));
     }
@@ -151,7 +134,7 @@ mod tests {
                 None,
             )],
         };
-        let text = render_diff(&plan, false);
+        let text = render_diff(&plan, &Styles::plain());
         assert!(
             text.starts_with(
                 "ConfigMap staging/cfg (pruned)\n--- live/ConfigMap staging/cfg\n+++ /dev/null\n"

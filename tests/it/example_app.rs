@@ -14,22 +14,8 @@ fn repo() -> &'static Path {
 }
 
 fn lookctl() -> Command {
-    let mut cmd = Command::cargo_bin("lookctl").expect("binary");
+    let mut cmd = crate::support::lookctl();
     cmd.current_dir(repo());
-    for v in [
-        "CI",
-        "GITHUB_ACTIONS",
-        "GITLAB_CI",
-        "COMMIT_SHA",
-        "BRANCH_NAME",
-        "TAG_NAME",
-        "SOPS_AGE_KEY_FILE",
-        "SOPS_AGE_KEY",
-        "KMS_EMULATOR_HOST",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-    ] {
-        cmd.env_remove(v);
-    }
     cmd
 }
 

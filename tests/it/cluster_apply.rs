@@ -189,7 +189,7 @@ async fn first_apply_creates_everything_and_reapply_is_a_no_op_plan() {
         "{:?}",
         plan.entries
     );
-    let diff = cluster::render_diff(&plan, false);
+    let diff = lookctl::ui::diff::render_diff(&plan, &lookctl::ui::Styles::plain());
     assert!(
         diff.contains("Deployment shop/web (new)\n--- /dev/null\n+++ new/Deployment shop/web"),
         "{diff}"
@@ -270,9 +270,12 @@ async fn first_apply_creates_everything_and_reapply_is_a_no_op_plan() {
     assert!(
         !plan.has_changes(),
         "{}",
-        cluster::render_diff(&plan, false)
+        lookctl::ui::diff::render_diff(&plan, &lookctl::ui::Styles::plain())
     );
-    assert_eq!(cluster::render_diff(&plan, false), "");
+    assert_eq!(
+        lookctl::ui::diff::render_diff(&plan, &lookctl::ui::Styles::plain()),
+        ""
+    );
     let again = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)
         .await
         .expect("re-apply");
@@ -319,7 +322,7 @@ async fn plan_diffs_changes_and_masks_secret_values() {
         actions.contains(&("Deployment shop/web".into(), PlanAction::Unchanged)),
         "{actions:?}"
     );
-    let diff = cluster::render_diff(&plan, false);
+    let diff = lookctl::ui::diff::render_diff(&plan, &lookctl::ui::Styles::plain());
     assert!(
         diff.contains("-  greeting: hello\n+  greeting: bonjour"),
         "{diff}"
@@ -373,7 +376,10 @@ async fn removing_an_object_prunes_it_and_nothing_outside_the_inventory() {
         .expect("plan");
     let prunes: Vec<String> = plan.prunes().iter().map(ToString::to_string).collect();
     assert_eq!(prunes, vec!["Service shop/web".to_owned()]);
-    assert!(cluster::render_diff(&plan, false).contains("Service shop/web (pruned)"));
+    assert!(
+        lookctl::ui::diff::render_diff(&plan, &lookctl::ui::Styles::plain())
+            .contains("Service shop/web (pruned)")
+    );
 
     let mut no_prune = opts("staging");
     no_prune.prune = false;
@@ -456,7 +462,7 @@ async fn conflicts_with_another_manager_are_reported_and_force_conflicts_wins() 
         conflicted[0].error,
         Some(ObjectError::Conflict(_))
     ));
-    let diff = cluster::render_diff(&plan, false);
+    let diff = lookctl::ui::diff::render_diff(&plan, &lookctl::ui::Styles::plain());
     assert!(diff.contains("ConfigMap shop/settings (error)"), "{diff}");
     assert!(diff.contains("owned by \"other\""), "{diff}");
 
@@ -700,7 +706,7 @@ async fn injected_server_errors_and_throttling_still_converge() {
     assert!(
         !plan.has_changes(),
         "{}",
-        cluster::render_diff(&plan, false)
+        lookctl::ui::diff::render_diff(&plan, &lookctl::ui::Styles::plain())
     );
     // Prune under faults too.
     let report = cluster::apply(&client, &docs(APP), &opts("staging"), &NoProgress)

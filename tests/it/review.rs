@@ -7,7 +7,7 @@ use std::process::Output;
 use assert_cmd::Command;
 use testkit::apiserver::{Config, FakeApiServer};
 
-mod support;
+use crate::support;
 use support::registry::{Pusher, Registry};
 
 const CONTEXT: &str = "fake-review";
@@ -93,15 +93,12 @@ impl Env {
     }
 
     fn lookctl(&self, now: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("lookctl").expect("binary");
+        let mut cmd = crate::support::lookctl();
         cmd.current_dir(self.dir.path())
             .args(args)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .env("LOOKCTL_NOW", now)
-            .env_remove("CI")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("COMMIT_SHA");
+            .env("LOOKCTL_NOW", now);
         cmd
     }
 
@@ -187,7 +184,7 @@ fn up_list_update_and_down() {
     let json = env.run(&at(10), &["review", "list", "--output", "json"]);
     let items: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(items[0]["sha"], a.as_str());
-    assert_eq!(items[0]["expires_in_seconds"], 50 * 60);
+    assert_eq!(items[0]["expiresInSeconds"], 50 * 60);
 
     // Again for the same commit: updated in place, TTL extended from the new deploy.
     let out = env.up(&at(30), &a, &[]);
@@ -310,12 +307,11 @@ fn concurrent_ups_never_exceed_the_cap_and_one_sha_ends_in_one_env() {
         env.push(s);
     }
     let spawn = |s: &str, minute: u64| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("lookctl"))
+        crate::support::lookctl_std()
             .current_dir(env.dir.path())
             .args(["review", "up", "--sha", s, "--no-wait", "--kubeconfig"])
             .arg(&env.kubeconfig)
             .env("LOOKCTL_NOW", at(minute))
-            .env_remove("CI")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -367,13 +363,12 @@ fn gc_racing_up_never_removes_the_environment_being_deployed() {
     // Two hours later A has expired; a redeploy and a gc run at the same moment.
     let later = at(120);
     let spawn = |args: &[&str]| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("lookctl"))
+        crate::support::lookctl_std()
             .current_dir(env.dir.path())
             .args(args)
             .arg("--kubeconfig")
             .arg(&env.kubeconfig)
             .env("LOOKCTL_NOW", &later)
-            .env_remove("CI")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -11,10 +11,8 @@ const KEY: &str = "projects/acme/locations/global/keyRings/deploy/cryptoKeys/k8s
 const MARKER: &str = "plaintext-marker-7c1e55";
 
 fn lookctl(dir: &Path, kms: &KmsEmulator) -> Command {
-    let mut cmd = Command::cargo_bin("lookctl").expect("binary");
-    cmd.current_dir(dir)
-        .env("KMS_EMULATOR_HOST", kms.host())
-        .env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+    let mut cmd = crate::support::lookctl();
+    cmd.current_dir(dir).env("KMS_EMULATOR_HOST", kms.host());
     cmd
 }
 
@@ -104,7 +102,7 @@ fn decrypt_refuses_to_overwrite_and_requires_an_output() {
 }
 
 #[test]
-fn a_missing_key_is_a_usage_error_and_a_denied_key_names_the_key() {
+fn a_missing_key_and_a_denied_key_are_usage_errors_naming_the_key() {
     let kms = KmsEmulator::start_blocking().expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("a.txt"), MARKER).expect("write");
@@ -117,7 +115,8 @@ fn a_missing_key_is_a_usage_error_and_a_denied_key_names_the_key() {
     let out = lookctl(dir.path(), &kms)
         .args(["secrets", "encrypt", "a.txt", "--kms-key", KEY, "--force"])
         .assert()
-        .code(1)
+        // Permission on the key is configuration (IAM) to fix, not an outage.
+        .code(2)
         .stderr(predicate::str::contains(KEY));
     assert_no_marker(out.get_output());
 }

@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use testkit::kms::KmsEmulator;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -67,19 +66,13 @@ impl Project {
     }
 
     fn render_on(&self, branch: &str, extra: &[&str]) -> Output {
-        let mut cmd = Command::cargo_bin("lookctl").expect("binary");
+        let mut cmd = crate::support::lookctl();
         cmd.current_dir(self.root())
             .args([
                 "render", "--target", "staging", "--sha", SHA, "--branch", branch,
             ])
             .args(extra)
-            .env("KMS_EMULATOR_HOST", self.kms.host())
-            .env_remove("CI")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITLAB_CI")
-            .env_remove("COMMIT_SHA")
-            .env_remove("BRANCH_NAME")
-            .env_remove("TAG_NAME");
+            .env("KMS_EMULATOR_HOST", self.kms.host());
         cmd.output().expect("runs")
     }
 }

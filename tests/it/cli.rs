@@ -9,37 +9,9 @@ use predicates::prelude::*;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// Variables of CI systems that would leak into the tests from the machine running them.
-const CI_VARS: [&str; 21] = [
-    "CI",
-    "BUILD_ID",
-    "GITHUB_ACTIONS",
-    "GITHUB_SHA",
-    "GITHUB_REF_NAME",
-    "GITHUB_REF_TYPE",
-    "GITHUB_HEAD_REF",
-    "GITHUB_REPOSITORY",
-    "GITLAB_CI",
-    "CI_COMMIT_SHA",
-    "CI_COMMIT_REF_NAME",
-    "CI_COMMIT_BRANCH",
-    "CI_COMMIT_TAG",
-    "CI_PROJECT_NAME",
-    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
-    "COMMIT_SHA",
-    "SHORT_SHA",
-    "BRANCH_NAME",
-    "TAG_NAME",
-    "REPO_NAME",
-    "NO_COLOR",
-];
-
 fn lookctl(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("lookctl").expect("binary builds");
+    let mut cmd = crate::support::lookctl();
     cmd.current_dir(dir);
-    for v in CI_VARS {
-        cmd.env_remove(v);
-    }
     cmd
 }
 

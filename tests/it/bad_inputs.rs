@@ -4,7 +4,6 @@
 //! 2, print nothing on stdout, write nothing, and name the file and the key, entry or
 //! line at fault. Every failing case is reported, not only the first.
 
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
 use std::process::Command;
@@ -621,8 +620,7 @@ fn every_bad_input_is_refused_with_a_message_that_names_the_culprit() {
             continue;
         }
         let out_file = tmp.path().join("out.yaml");
-        let out = assert_cmd::Command::cargo_bin("lookctl")
-            .expect("binary")
+        let out = crate::support::lookctl()
             .arg("render")
             .arg(&root)
             .arg("--no-template")

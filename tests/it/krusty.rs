@@ -19,12 +19,12 @@
 //!
 //! `tests/krusty-expected.tsv` records each case's class. The test fails when a case does
 //! worse than recorded (or is new or gone) and prints the improvements;
-//! `KRUSTY_BLESS=1 cargo test --test krusty` rewrites the file.
+//! `KRUSTY_BLESS=1 cargo test --test it krusty::` rewrites the file.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -224,7 +224,7 @@ fn value_difference(path: &str, w: &serde_yaml::Value, g: &serde_yaml::Value) ->
 
 /// Runs lookctl on a directory: Ok(stdout) or Err(stderr), None on timeout.
 fn lookctl(dir: &Path) -> Option<Result<String, String>> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lookctl"))
+    let mut child = crate::support::lookctl_std()
         .arg("render")
         .arg(dir)
         .args(["--no-template", "--show-secrets"])
@@ -392,7 +392,7 @@ fn read_expected(path: &Path) -> BTreeMap<String, (Class, String)> {
 fn write_expected(path: &Path, outcomes: &[Outcome]) {
     let mut text = String::from(
         "# kustomize's krusty tests against lookctl: case<TAB>class<TAB>reason.\n\
-         # Written by `KRUSTY_BLESS=1 cargo test --test krusty` (see tests/krusty.rs).\n",
+         # Written by `KRUSTY_BLESS=1 cargo test --test it krusty::` (see tests/it/krusty.rs).\n",
     );
     for o in outcomes {
         text.push_str(&format!("{}\t{}\t{}\n", o.name, o.class.name(), o.reason));
@@ -482,7 +482,7 @@ fn krusty_suite_against_kustomize() {
         .collect();
     if !better.is_empty() {
         println!(
-            "\nimprovements ({}; run KRUSTY_BLESS=1 cargo test --test krusty to record them):",
+            "\nimprovements ({}; run KRUSTY_BLESS=1 cargo test --test it krusty:: to record them):",
             better.len()
         );
         for b in &better {
@@ -528,6 +528,6 @@ fn krusty_suite_against_kustomize() {
     }
     assert!(
         problems.is_empty(),
-        "{problems}\n(if intended: KRUSTY_BLESS=1 cargo test --test krusty rewrites {EXPECTED})"
+        "{problems}\n(if intended: KRUSTY_BLESS=1 cargo test --test it krusty:: rewrites {EXPECTED})"
     );
 }

@@ -1,20 +1,23 @@
-//! The pipeline every cluster-facing command shares: render (templating + kustomize) with
-//! secrets decrypted in memory, then — in later stages — plan, apply, prune and wait.
+//! The render and decrypt steps of the pipeline: templating + kustomize with secrets
+//! decrypted in memory.
 //!
 //! It composes the domain modules (`render`, `secrets`) without them knowing of each
 //! other: the renderer asks a [`DataHook`] for inputs it cannot find, and the hook here
-//! answers with Cloud KMS plaintext.
+//! answers with Cloud KMS (or SOPS) plaintext. The hook also remembers whether Cloud KMS
+//! was unreachable, so that an outage is told apart from a wrong key or a bad file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cluster::{ApplyAction, ApplyReport, Plan, PlanAction, WaitReport};
 use crate::render::source::SourceError;
-use crate::render::{DataHook, DataUse, Document, FsSource, KustomizeError, Templater, kustomize};
+use crate::render::{DataHook, DataUse, Document, FsSource, Templater, kustomize};
 use crate::secrets::gcp_kms::{KmsClient, KmsConfig};
 use crate::secrets::sops::{self, SopsKeys};
 use crate::secrets::{self, Decryptor, KmsError, Plaintext};
+
+use super::PipelineError;
 
 /// How to reach Cloud KMS, resolved from flags, deploy.toml and the environment.
 #[derive(Debug, Clone, Default)]
@@ -55,11 +58,34 @@ pub struct RenderRequest<'a> {
 
 /// Renders a kustomization with its encrypted inputs decrypted in memory. The plaintext
 /// exists only inside the returned objects (Secret data), never on disk.
-pub fn render(request: &RenderRequest<'_>) -> Result<Vec<Document>, KustomizeError> {
+///
+/// A failure because Cloud KMS could not be reached (an outage, not a wrong key or file)
+/// is [`PipelineError::KmsUnavailable`]; every other failure is [`PipelineError::Render`].
+pub fn render(request: &RenderRequest<'_>) -> Result<Vec<Document>, PipelineError> {
     let templater = request.template_vars.cloned().map(Templater::new);
     let hook = SecretsHook::new(request.secrets);
     let source = FsSource::new(templater.as_ref()).with_data_hook(&hook);
-    kustomize::build(&source, request.dir)
+    kustomize::build(&source, request.dir).map_err(|source| {
+        if hook.kms_unavailable.load(Ordering::Relaxed) {
+            PipelineError::KmsUnavailable(source)
+        } else {
+            PipelineError::Render(source)
+        }
+    })
+}
+
+/// Whether a Cloud KMS error means the service (or the way to it) failed, rather than
+/// the key, the credentials or the ciphertext the user supplied.
+pub fn kms_is_outage(error: &KmsError) -> bool {
+    match error {
+        KmsError::Api { status, .. } => *status >= 500 || *status == 429,
+        KmsError::Unavailable { .. }
+        | KmsError::Integrity { .. }
+        | KmsError::MalformedResponse { .. }
+        | KmsError::TokenRequest { .. }
+        | KmsError::HttpClient(_) => true,
+        _ => false,
+    }
 }
 
 /// Decrypts `X.enc` for a missing generator input `X`, creating the KMS client (and
@@ -67,6 +93,8 @@ pub fn render(request: &RenderRequest<'_>) -> Result<Vec<Document>, KustomizeErr
 struct SecretsHook<'a> {
     settings: &'a SecretsSettings,
     client: OnceLock<KmsClient>,
+    /// Set when a Cloud KMS call failed because the service could not be reached.
+    kms_unavailable: AtomicBool,
 }
 
 impl<'a> SecretsHook<'a> {
@@ -74,12 +102,25 @@ impl<'a> SecretsHook<'a> {
         SecretsHook {
             settings,
             client: OnceLock::new(),
+            kms_unavailable: AtomicBool::new(false),
         }
     }
 }
 
 impl Decryptor for SecretsHook<'_> {
     fn decrypt(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
+        let result = self.decrypt_with_client(key, ciphertext);
+        if let Err(e) = &result
+            && kms_is_outage(e)
+        {
+            self.kms_unavailable.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl SecretsHook<'_> {
+    fn decrypt_with_client(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
         if self.client.get().is_none() {
             // A failed construction is not cached: the error goes to this caller.
             let _ = self.client.set(KmsClient::new(self.settings.kms_config())?);
@@ -89,9 +130,7 @@ impl Decryptor for SecretsHook<'_> {
             None => Err(KmsError::NoCredentials { tried: Vec::new() }),
         }
     }
-}
 
-impl SecretsHook<'_> {
     fn sops_keys(&self) -> SopsKeys<'_> {
         let mut keys = SopsKeys::from_env(Some(self));
         if keys.age.key_file.is_none() {
@@ -173,175 +212,4 @@ fn data_error(path: &Path, e: &(dyn std::error::Error + 'static)) -> SourceError
         path: path.to_owned(),
         message,
     }
-}
-
-/// The namespace a deploy's namespaced objects share (set by the overlay's `namespace:`),
-/// where the inventory and the lock live. `None` when they disagree or name none.
-pub fn target_namespace(objects: &[Document]) -> Option<&str> {
-    let mut namespaces = objects.iter().filter_map(|o| {
-        o.get("metadata")
-            .and_then(|m| m.get("namespace"))
-            .and_then(Document::as_str)
-    });
-    let first = namespaces.next()?;
-    namespaces.all(|n| n == first).then_some(first)
-}
-
-/// Whether `object` is the Namespace `name`.
-pub fn is_namespace_named(object: &Document, name: &str) -> bool {
-    object.get("kind").and_then(Document::as_str) == Some("Namespace")
-        && object
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(Document::as_str)
-            == Some(name)
-}
-
-fn action_name(action: PlanAction) -> &'static str {
-    match action {
-        PlanAction::Create => "create",
-        PlanAction::Update => "update",
-        PlanAction::Unchanged => "unchanged",
-        PlanAction::Replace => "replace",
-        PlanAction::Prune => "prune",
-        PlanAction::Error => "error",
-    }
-}
-
-fn apply_action_name(action: ApplyAction) -> &'static str {
-    match action {
-        ApplyAction::Created => "created",
-        ApplyAction::Configured => "configured",
-        ApplyAction::Unchanged => "unchanged",
-        ApplyAction::Replaced => "replaced",
-    }
-}
-
-/// A dry run as JSON for CI: one entry per object with its action (no object bodies, so
-/// no Secret value can end up in a log).
-pub fn plan_json(plan: &Plan) -> serde_json::Value {
-    let entries: Vec<serde_json::Value> = plan
-        .entries
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "object": e.object,
-                "action": action_name(e.action),
-                "error": e.error.as_ref().map(ToString::to_string),
-            })
-        })
-        .collect();
-    serde_json::json!({ "dryRun": true, "changes": plan.has_changes(), "objects": entries })
-}
-
-/// `3 to create, 1 to update, 2 unchanged, 1 to prune`.
-pub fn plan_summary(plan: &Plan) -> String {
-    let count = |a: PlanAction| plan.entries.iter().filter(|e| e.action == a).count();
-    let mut parts = Vec::new();
-    for (action, label) in [
-        (PlanAction::Create, "to create"),
-        (PlanAction::Update, "to update"),
-        (PlanAction::Replace, "to replace"),
-        (PlanAction::Prune, "to prune"),
-        (PlanAction::Unchanged, "unchanged"),
-        (PlanAction::Error, "refused by the server"),
-    ] {
-        let n = count(action);
-        if n > 0 {
-            parts.push(format!("{n} {label}"));
-        }
-    }
-    if !plan.has_changes() {
-        return format!("no changes ({})", parts.join(", "));
-    }
-    parts.join(", ")
-}
-
-/// A deploy's result as JSON for CI.
-pub fn report_json(report: &ApplyReport, wait: Option<&WaitReport>) -> serde_json::Value {
-    let objects: Vec<serde_json::Value> = report
-        .results
-        .iter()
-        .map(|r| match &r.outcome {
-            Ok(a) => serde_json::json!({ "object": r.object, "action": apply_action_name(*a) }),
-            Err(e) => serde_json::json!({ "object": r.object, "error": e.to_string() }),
-        })
-        .collect();
-    let pruned: Vec<serde_json::Value> = report
-        .pruned
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "object": p.object,
-                "error": p.outcome.as_ref().err().map(ToString::to_string),
-            })
-        })
-        .collect();
-    let waited: Vec<serde_json::Value> = wait
-        .map(|w| {
-            w.results
-                .iter()
-                .map(|(object, outcome)| {
-                    serde_json::json!({ "object": object, "outcome": format!("{outcome:?}") })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    serde_json::json!({
-        "dryRun": report.dry_run,
-        "objects": objects,
-        "pruned": pruned,
-        "pruneSkipped": report.prune_skipped,
-        "inventory": report.inventory.as_ref().map(|i| serde_json::json!({
-            "commit": i.commit, "time": i.time, "identity": i.identity, "objects": i.objects.len(),
-        })),
-        "wait": waited,
-        "failures": report.failures().iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
-}
-
-/// One line a person reads at the end of a deploy.
-pub fn report_summary(
-    report: &ApplyReport,
-    wait: Option<&WaitReport>,
-    settings: &crate::settings::DeploySettings,
-) -> String {
-    let count = |a: ApplyAction| {
-        report
-            .results
-            .iter()
-            .filter(|r| r.outcome.as_ref().ok() == Some(&a))
-            .count()
-    };
-    let failed = report.results.iter().filter(|r| r.outcome.is_err()).count();
-    let mut line = format!(
-        "{} {} to `{}`: {} created, {} configured, {} unchanged, {} replaced, {} pruned",
-        if failed == 0 {
-            "deployed"
-        } else {
-            "deploy failed for"
-        },
-        settings.short_commit(),
-        settings.target,
-        count(ApplyAction::Created),
-        count(ApplyAction::Configured),
-        count(ApplyAction::Unchanged),
-        count(ApplyAction::Replaced),
-        report.pruned.iter().filter(|p| p.outcome.is_ok()).count(),
-    );
-    if failed > 0 {
-        line.push_str(&format!(", {failed} failed"));
-    }
-    if let Some(reason) = &report.prune_skipped {
-        line.push_str(&format!(" (prune skipped: {reason})"));
-    }
-    if let Some(w) = wait {
-        let not_ready = w.failures().len();
-        line.push_str(&format!(
-            "; {} of {} workloads ready",
-            w.results.len() - not_ready,
-            w.results.len()
-        ));
-    }
-    line
 }

@@ -1,5 +1,5 @@
 //! `lookctl deploy` against a real Kubernetes control plane (etcd, kube-apiserver,
-//! kube-controller-manager, kube-scheduler, kwok; see tests/support/real_cluster.rs and
+//! kube-controller-manager, kube-scheduler, kwok; see tests/it/support/real_cluster.rs and
 //! scripts/real-cluster), asserting what a user sees: exit code, the key message, and the
 //! cluster state read back with kubectl.
 //!
@@ -12,8 +12,7 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
-mod support;
-use support::real_cluster::{ADMIN, DEV, DEV_NAMESPACE, RealCluster, cluster};
+use crate::support::real_cluster::{ADMIN, DEV, DEV_NAMESPACE, RealCluster, cluster};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const SHA2: &str = "89abcdef0123456789abcdef0123456789abcdef";
@@ -69,7 +68,7 @@ impl Project {
     }
 
     fn lookctl(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("lookctl").expect("binary");
+        let mut cmd = crate::support::lookctl();
         cmd.current_dir(self.root())
             .args(args)
             .arg("--kubeconfig")

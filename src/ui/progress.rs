@@ -1,86 +1,60 @@
-//! All printing: stdout for the product (YAML, tables, JSON), stderr for messages and
-//! errors. A closed pipe (`lookctl render | head`) is not an error.
+//! Deploy progress: an indicatif bar on a terminal, one plain line per event otherwise
+//! (CI logs).
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
 
-use crate::cli::ColorChoice;
-
-pub struct Ui {
-    pub color: bool,
-}
-
-impl Ui {
-    pub fn new(choice: ColorChoice) -> Self {
-        let color = match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none() && io::stderr().is_terminal()
-            }
-        };
-        Ui { color }
-    }
-
-    /// Writes product output to stdout.
-    pub fn out(&self, text: &str) -> io::Result<()> {
-        ignore_broken_pipe(io::stdout().lock().write_all(text.as_bytes()))
-    }
-
-    /// A message for the person at the terminal (stderr).
-    pub fn note(&self, text: &str) {
-        let _ = writeln!(io::stderr().lock(), "{text}");
-    }
-
-    /// Prints an error and its whole chain of causes.
-    pub fn error(&self, err: &anyhow::Error) {
-        let prefix = if self.color {
-            "\x1b[1;31merror:\x1b[0m"
-        } else {
-            "error:"
-        };
-        let _ = writeln!(io::stderr().lock(), "{prefix} {err:#}");
-    }
-}
-
-fn ignore_broken_pipe(r: io::Result<()>) -> io::Result<()> {
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
-}
+use crate::pipeline::Observer;
 
 /// Shows deploy progress: an indicatif bar on a terminal, one plain line per event
 /// otherwise (CI logs).
+///
+/// The bar appears once rendering is done and the number of objects is known.
 pub struct ProgressPrinter {
-    bar: Option<indicatif::ProgressBar>,
+    terminal: bool,
+    bar: OnceLock<indicatif::ProgressBar>,
 }
 
 impl ProgressPrinter {
-    pub fn new(_ui: &Ui, objects: usize) -> Self {
-        let bar = io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(objects as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            ) {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        });
-        ProgressPrinter { bar }
+    pub fn new(_ui: &super::Ui) -> Self {
+        ProgressPrinter {
+            terminal: io::stderr().is_terminal(),
+            bar: OnceLock::new(),
+        }
+    }
+
+    fn bar(&self) -> Option<&indicatif::ProgressBar> {
+        self.bar.get()
     }
 
     fn line(&self, text: String) {
-        match &self.bar {
+        match self.bar() {
             Some(bar) => bar.println(text),
             None => {
                 let _ = writeln!(io::stderr().lock(), "{text}");
             }
         }
     }
+}
 
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+impl Observer for ProgressPrinter {
+    fn rendered(&self, objects: usize) {
+        if !self.terminal {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(objects as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        // A second render (never happens) keeps the first bar.
+        let _ = self.bar.set(bar);
+    }
+
+    fn finished(&self) {
+        if let Some(bar) = self.bar() {
             bar.finish_and_clear();
         }
     }
@@ -91,12 +65,12 @@ impl crate::cluster::Progress for ProgressPrinter {
         use crate::cluster::{ApplyAction, ProgressEvent as E};
         match e {
             E::Stage { stage, objects } => {
-                if let Some(bar) = &self.bar {
+                if let Some(bar) = self.bar() {
                     bar.set_message(format!("{} ({objects})", stage.name()));
                 }
             }
             E::Applied { object, action } => {
-                if let Some(bar) = &self.bar {
+                if let Some(bar) = self.bar() {
                     bar.inc(1);
                 }
                 let verb = match action {
@@ -105,7 +79,7 @@ impl crate::cluster::Progress for ProgressPrinter {
                     ApplyAction::Unchanged => "unchanged",
                     ApplyAction::Replaced => "replaced",
                 };
-                if *action != ApplyAction::Unchanged || self.bar.is_none() {
+                if *action != ApplyAction::Unchanged || self.bar().is_none() {
                     self.line(format!("{object} {verb}"));
                 }
             }
@@ -138,7 +112,7 @@ impl crate::cluster::Progress for ProgressPrinter {
             E::InventoryWritten { namespace, name } => self.line(format!(
                 "inventory recorded in ConfigMap {namespace}/{name}"
             )),
-            E::Waiting { object, message } => match &self.bar {
+            E::Waiting { object, message } => match self.bar() {
                 Some(bar) => bar.set_message(format!("waiting for {object}: {message}")),
                 None => self.line(format!("{object} waiting: {message}")),
             },
@@ -147,7 +121,7 @@ impl crate::cluster::Progress for ProgressPrinter {
                 "target `{target}` is being deployed by {holder}; waiting for the lock"
             )),
             E::LockAcquired { target } => {
-                if self.bar.is_none() {
+                if self.bar().is_none() {
                     self.line(format!("lock for target `{target}` acquired"));
                 }
             }

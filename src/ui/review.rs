@@ -1,12 +1,12 @@
 //! `review list`: the table and the `--output json` shape, as pure functions of the
-//! environments, their health (which the cluster module reports) and the time.
+//! environments, their health (which the cluster module reports) and the time. The
+//! review module decides; this only presents.
 
 use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::env::{ReviewEnv, format_time};
-use super::policy::{expires_in, format_duration};
+use crate::review::{ReviewEnv, expires_in, format_duration, format_time};
 
 /// One environment with its health as the cluster reports it (`Ready`, `Degraded: …`).
 #[derive(Debug, Clone)]
@@ -16,7 +16,8 @@ pub struct ListEntry {
 }
 
 /// One environment in `review list --output json`. Times are RFC 3339 UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ListItem {
     pub sha: String,
     pub short_sha: String,
@@ -214,15 +215,15 @@ fedcba9   review-fedcba9   4d4h      4d4h ago        never        yes      -    
         let items = list_items(&entries(), at(NOW));
         let value = serde_json::to_value(&items).expect("serializes");
         let first = &value[0];
-        assert_eq!(first["short_sha"], "0123456");
+        assert_eq!(first["shortSha"], "0123456");
         assert_eq!(first["namespace"], "review-0123456");
         assert_eq!(first["expires"], "2027-01-18T06:00:00Z");
-        assert_eq!(first["expires_in_seconds"], 70 * H);
+        assert_eq!(first["expiresInSeconds"], 70 * H);
         assert_eq!(first["expired"], false);
         assert_eq!(first["health"], "Ready");
         assert_eq!(value[1]["pinned"], true);
         assert_eq!(value[1]["expired"], false);
-        assert_eq!(value[1]["expires_in_seconds"], serde_json::Value::Null);
+        assert_eq!(value[1]["expiresInSeconds"], serde_json::Value::Null);
         assert_eq!(value[2]["expired"], true);
         assert_eq!(value[2]["unreadable"][0], "lookctl.dev/expires");
     }

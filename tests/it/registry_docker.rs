@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lookctl::registry::{Credentials, ImageRef, ImageStatus, Options, RegistryError, image_exists};
 
-mod support;
+use crate::support;
 use support::registry::{Pusher, Registry};
 
 const SHA: &str = "3f786850e387550fdab836ed7e6dc881de23001b";

@@ -1,0 +1,326 @@
+//! The one deploy pipeline that `deploy`, `deploy --dry-run`, `diff` and `review up` share:
+//! render → decrypt → plan (dry run) or lock → apply → prune → wait → release.
+//!
+//! Selecting the target happens before, when the command's settings are resolved; the
+//! pipeline gets a selected overlay and cluster. It composes the domain modules
+//! (`render`, `secrets`, `cluster`) and returns a typed [`DeployReport`]; it never prints
+//! (progress goes to the caller's [`Observer`]) and never decides exit codes.
+//!
+//! Guarantees every caller gets:
+//! - nothing reaches the cluster before rendering and decryption have fully succeeded;
+//! - the lock is released on every path, and a failed release is reported (as a
+//!   [`DeployReport::warnings`] entry, or inside [`PipelineError::LockNotReleased`]);
+//! - per-object failures are collected in the report, not stopped at the first.
+
+pub mod render;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cluster::{
+    self, ApplyOptions, ApplyReport, ClusterClient, ClusterError, DeployLock, Plan, Progress,
+    WaitReport,
+};
+use crate::render::{Document, KustomizeError};
+
+pub use render::{RenderRequest, SecretsSettings, kms_is_outage, render};
+
+/// Why the pipeline stopped. Per-object failures are not errors here: they are in the
+/// [`DeployReport`] (see [`DeployReport::check`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The templates, the kustomization or an encrypted input is wrong.
+    #[error(transparent)]
+    Render(KustomizeError),
+    /// Cloud KMS could not be reached while decrypting an input (an outage, not a
+    /// wrong key): nothing was sent to the cluster.
+    #[error(transparent)]
+    KmsUnavailable(KustomizeError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A step the caller runs under the lock (review up's cap decision) refused.
+    #[error(transparent)]
+    Review(#[from] crate::review::ReviewError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// The pipeline failed, and releasing the lock afterwards failed too.
+    #[error("{error}\nreleasing the lock afterwards failed as well: {release}")]
+    LockNotReleased {
+        error: Box<PipelineError>,
+        release: ClusterError,
+    },
+}
+
+/// Where the namespace of the applied objects comes from.
+#[derive(Debug, Clone)]
+pub enum Namespace {
+    /// A deploy target: the namespace the rendered objects share (the overlay's
+    /// `namespace:`) holds the lock and the inventory; when the overlay renders that
+    /// Namespace it is created before the lock is taken. Without one, the kubeconfig
+    /// context's default namespace holds the lock.
+    Rendered,
+    /// A review environment: its namespace is fixed and created under the lock by the
+    /// caller's [`UnderLock`] step; the lock lives in the context's default namespace.
+    Fixed(String),
+}
+
+/// The lock that keeps two runs from interleaving.
+#[derive(Debug, Clone)]
+pub struct LockSpec {
+    /// The Lease's target name (a deploy target, or `review-<project>`).
+    pub name: String,
+    /// How long to wait for another holder.
+    pub timeout: Duration,
+    /// Tell the observer about waiting for the lock (a deploy); a review's short
+    /// decision lock waits silently.
+    pub report_waiting: bool,
+    /// Hold the lock until the rollout wait ends (a deploy). A review releases it after
+    /// the apply: it only guards the cap decision and the objects being applied.
+    pub through_wait: bool,
+}
+
+/// One run of the pipeline.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub render: RenderRequest<'a>,
+    pub kubeconfig: Option<&'a Path>,
+    pub context: &'a str,
+    /// How to apply; `dry_run` plans instead (a server-side dry run: no lock, no writes).
+    /// Its `namespace_default` is filled in from [`Request::namespace`].
+    pub apply: ApplyOptions,
+    pub namespace: Namespace,
+    pub lock: LockSpec,
+    /// Wait this long for the rollout; `None` does not wait.
+    pub wait: Option<Duration>,
+}
+
+/// A step the caller runs under the lock, before anything is applied.
+pub trait UnderLock {
+    fn run(&self, client: &ClusterClient) -> impl Future<Output = Result<(), PipelineError>>;
+}
+
+/// Nothing to do under the lock (a deploy).
+pub struct NoStep;
+
+impl UnderLock for NoStep {
+    async fn run(&self, _client: &ClusterClient) -> Result<(), PipelineError> {
+        Ok(())
+    }
+}
+
+/// Receives progress: the cluster's events, plus when rendering is done (how many
+/// objects will be applied) and when the cluster part is over.
+pub trait Observer: Progress {
+    fn rendered(&self, _objects: usize) {}
+    fn finished(&self) {}
+}
+
+impl Observer for cluster::NoProgress {}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct DeployReport {
+    pub outcome: Outcome,
+    /// Problems that did not fail the run (a lock that could not be released: the next
+    /// run waits until the Lease expires).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// A dry run: what applying would do, per object.
+    Planned(Plan),
+    /// Applied (and pruned), and the rollout wait when one was asked for and the apply
+    /// had no failures.
+    Applied {
+        report: Box<ApplyReport>,
+        wait: Option<WaitReport>,
+    },
+}
+
+impl DeployReport {
+    /// Whether a dry run found differences (an applied run reports `false`).
+    pub fn has_changes(&self) -> bool {
+        match &self.outcome {
+            Outcome::Planned(plan) => plan.has_changes(),
+            Outcome::Applied { .. } => false,
+        }
+    }
+
+    /// Every object that failed to plan, apply, prune or become ready, as one error.
+    pub fn check(&self) -> Result<(), ClusterError> {
+        match &self.outcome {
+            Outcome::Planned(plan) => {
+                let failures = plan.failures();
+                if failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ClusterError::ApplyFailed { failures })
+                }
+            }
+            Outcome::Applied { report, wait } => {
+                report.check()?;
+                match wait {
+                    Some(wait) => wait.check(),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Renders (with secrets), then plans or applies. Blocks; the cluster part runs on its
+/// own async runtime.
+pub fn run(
+    request: &Request<'_>,
+    step: &impl UnderLock,
+    observer: &dyn Observer,
+) -> Result<DeployReport, PipelineError> {
+    // Render and decrypt first: a failure here must stop before any request.
+    let objects = render(&request.render)?;
+    observer.rendered(objects.len());
+    let result = runtime()?.block_on(run_cluster(request, &objects, step, observer));
+    observer.finished();
+    result
+}
+
+/// The async runtime of the cluster part. Rendering (and Cloud KMS, which is blocking)
+/// happens before it is entered.
+pub fn runtime() -> Result<tokio::runtime::Runtime, PipelineError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Runtime)
+}
+
+async fn run_cluster(
+    request: &Request<'_>,
+    objects: &[Document],
+    step: &impl UnderLock,
+    observer: &dyn Observer,
+) -> Result<DeployReport, PipelineError> {
+    let client = ClusterClient::connect(request.kubeconfig, request.context).await?;
+    let namespace = match &request.namespace {
+        Namespace::Rendered => target_namespace(objects).map(str::to_owned),
+        Namespace::Fixed(ns) => Some(ns.clone()),
+    };
+    let options = ApplyOptions {
+        namespace_default: namespace.clone(),
+        ..request.apply.clone()
+    };
+    if options.dry_run {
+        let plan = cluster::plan(&client, objects, &options).await?;
+        return Ok(DeployReport {
+            outcome: Outcome::Planned(plan),
+            warnings: Vec::new(),
+        });
+    }
+
+    let lock_namespace = match (&request.namespace, &namespace) {
+        (Namespace::Rendered, Some(ns)) => {
+            if objects.iter().any(|o| is_namespace_named(o, ns)) {
+                cluster::ensure_namespace(&client, ns).await?;
+            }
+            ns.clone()
+        }
+        _ => client.default_namespace().to_owned(),
+    };
+    let lock_progress: &dyn Progress = if request.lock.report_waiting {
+        observer
+    } else {
+        &cluster::NoProgress
+    };
+    let lock = cluster::acquire_lock_with(
+        &client,
+        &request.lock.name,
+        &lock_namespace,
+        &options.identity,
+        request.lock.timeout,
+        cluster::LockOptions::default(),
+        lock_progress,
+    )
+    .await?;
+    let mut lock = Some(lock);
+    let mut released: Option<ClusterError> = None;
+
+    let applied = async {
+        step.run(&client).await?;
+        Ok::<_, PipelineError>(cluster::apply(&client, objects, &options, observer).await?)
+    }
+    .await;
+    if !request.lock.through_wait || applied.is_err() {
+        released = release(lock.take()).await;
+    }
+    let report = match applied {
+        Ok(report) => report,
+        Err(error) => return Err(attach_release(error, released)),
+    };
+
+    let wait = match request.wait {
+        Some(timeout) if report.failures().is_empty() => {
+            Some(cluster::wait(&client, &report.applied(), timeout, observer).await)
+        }
+        _ => None,
+    };
+    if let Some(e) = release(lock.take()).await {
+        released = Some(e);
+    }
+    let wait = match wait.transpose() {
+        Ok(wait) => wait,
+        Err(error) => return Err(attach_release(error.into(), released)),
+    };
+    Ok(DeployReport {
+        outcome: Outcome::Applied {
+            report: Box::new(report),
+            wait,
+        },
+        warnings: released
+            .map(|e| {
+                format!(
+                    "releasing the lock failed: {e}; the next run waits until the Lease expires"
+                )
+            })
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// Releases the lock when it is still held; the release's error, if any.
+async fn release(lock: Option<DeployLock>) -> Option<ClusterError> {
+    lock?.release().await.err()
+}
+
+/// The run's error, with a failed lock release attached.
+fn attach_release(error: PipelineError, release: Option<ClusterError>) -> PipelineError {
+    match release {
+        Some(release) => PipelineError::LockNotReleased {
+            error: Box::new(error),
+            release,
+        },
+        None => error,
+    }
+}
+
+/// The namespace a deploy's namespaced objects share (set by the overlay's `namespace:`),
+/// where the inventory and the lock live. `None` when they disagree or name none.
+pub fn target_namespace(objects: &[Document]) -> Option<&str> {
+    let mut namespaces = objects.iter().filter_map(|o| {
+        o.get("metadata")
+            .and_then(|m| m.get("namespace"))
+            .and_then(Document::as_str)
+    });
+    let first = namespaces.next()?;
+    namespaces.all(|n| n == first).then_some(first)
+}
+
+/// Whether `object` is the Namespace `name`.
+pub fn is_namespace_named(object: &Document, name: &str) -> bool {
+    object.get("kind").and_then(Document::as_str) == Some("Namespace")
+        && object
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Document::as_str)
+            == Some(name)
+}

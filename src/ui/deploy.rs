@@ -1,0 +1,313 @@
+//! What `deploy`, `diff` and `review up` print about a pipeline run: the JSON report for
+//! machines and the summary line for people. No object bodies ever appear in JSON, so
+//! no Secret value can end up in a CI log.
+
+use serde::Serialize;
+
+use crate::cluster::{ApplyAction, ApplyReport, ObjectRef, Plan, PlanAction, WaitReport};
+use crate::pipeline::{DeployReport, Outcome};
+
+/// An object's identity in JSON: `{"apiVersion", "kind", "namespace"?, "name"}`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectJson {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl From<&ObjectRef> for ObjectJson {
+    fn from(o: &ObjectRef) -> Self {
+        ObjectJson {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        }
+    }
+}
+
+/// `deploy --dry-run --output json` and `diff --output json`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanJson {
+    /// Always `true`.
+    pub dry_run: bool,
+    /// Whether applying would change anything.
+    pub changes: bool,
+    pub objects: Vec<PlanObjectJson>,
+    /// Problems that did not fail the run.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanObjectJson {
+    pub object: ObjectJson,
+    /// `create`, `update`, `unchanged`, `replace`, `prune` or `error`.
+    pub action: &'static str,
+    /// Why the server refused the object (action `error`).
+    pub error: Option<String>,
+}
+
+/// `deploy --output json`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployJson {
+    /// Always `false`.
+    pub dry_run: bool,
+    pub objects: Vec<AppliedObjectJson>,
+    pub pruned: Vec<PrunedObjectJson>,
+    /// Why nothing was pruned, when pruning was skipped.
+    pub prune_skipped: Option<String>,
+    pub inventory: Option<InventoryJson>,
+    /// One entry per workload waited for (empty with --no-wait).
+    pub wait: Vec<WaitJson>,
+    /// Every failed object, as `<object>: <reason>`.
+    pub failures: Vec<String>,
+    /// Problems that did not fail the run (a lock that could not be released).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedObjectJson {
+    pub object: ObjectJson,
+    /// `created`, `configured`, `unchanged` or `replaced`; absent when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// Why it failed; absent when it was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrunedObjectJson {
+    pub object: ObjectJson,
+    /// Why it could not be deleted; `null` when it was.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryJson {
+    pub commit: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub identity: String,
+    /// How many objects the inventory records.
+    pub objects: usize,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitJson {
+    pub object: ObjectJson,
+    /// `ready`, `failed` or `timedOut`.
+    pub state: &'static str,
+    /// Why it failed or timed out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub(crate) fn action_name(action: PlanAction) -> &'static str {
+    match action {
+        PlanAction::Create => "create",
+        PlanAction::Update => "update",
+        PlanAction::Unchanged => "unchanged",
+        PlanAction::Replace => "replace",
+        PlanAction::Prune => "prune",
+        PlanAction::Error => "error",
+    }
+}
+
+pub(crate) fn apply_action_name(action: ApplyAction) -> &'static str {
+    match action {
+        ApplyAction::Created => "created",
+        ApplyAction::Configured => "configured",
+        ApplyAction::Unchanged => "unchanged",
+        ApplyAction::Replaced => "replaced",
+    }
+}
+
+pub fn plan_json(plan: &Plan, warnings: &[String]) -> PlanJson {
+    PlanJson {
+        dry_run: true,
+        changes: plan.has_changes(),
+        objects: plan
+            .entries
+            .iter()
+            .map(|e| PlanObjectJson {
+                object: (&e.object).into(),
+                action: action_name(e.action),
+                error: e.error.as_ref().map(ToString::to_string),
+            })
+            .collect(),
+        warnings: warnings.to_vec(),
+    }
+}
+
+pub fn deploy_json(
+    report: &ApplyReport,
+    wait: Option<&WaitReport>,
+    warnings: &[String],
+) -> DeployJson {
+    use crate::cluster::WaitOutcome;
+    DeployJson {
+        dry_run: report.dry_run,
+        objects: report
+            .results
+            .iter()
+            .map(|r| AppliedObjectJson {
+                object: (&r.object).into(),
+                action: r.outcome.as_ref().ok().map(|a| apply_action_name(*a)),
+                error: r.outcome.as_ref().err().map(ToString::to_string),
+            })
+            .collect(),
+        pruned: report
+            .pruned
+            .iter()
+            .map(|p| PrunedObjectJson {
+                object: (&p.object).into(),
+                error: p.outcome.as_ref().err().map(ToString::to_string),
+            })
+            .collect(),
+        prune_skipped: report.prune_skipped.clone(),
+        inventory: report.inventory.as_ref().map(|i| InventoryJson {
+            commit: i.commit.clone(),
+            time: i.time.clone(),
+            identity: i.identity.clone(),
+            objects: i.objects.len(),
+        }),
+        wait: wait
+            .map(|w| {
+                w.results
+                    .iter()
+                    .map(|(object, outcome)| {
+                        let (state, reason) = match outcome {
+                            WaitOutcome::Ready => ("ready", None),
+                            WaitOutcome::Failed(r) => ("failed", Some(r.clone())),
+                            WaitOutcome::TimedOut(r) => ("timedOut", Some(r.clone())),
+                        };
+                        WaitJson {
+                            object: object.into(),
+                            state,
+                            reason,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        failures: report.failures().iter().map(ToString::to_string).collect(),
+        warnings: warnings.to_vec(),
+    }
+}
+
+/// `3 to create, 1 to update, 2 unchanged, 1 to prune`.
+pub fn plan_summary(plan: &Plan) -> String {
+    let count = |a: PlanAction| plan.entries.iter().filter(|e| e.action == a).count();
+    let mut parts = Vec::new();
+    for (action, label) in [
+        (PlanAction::Create, "to create"),
+        (PlanAction::Update, "to update"),
+        (PlanAction::Replace, "to replace"),
+        (PlanAction::Prune, "to prune"),
+        (PlanAction::Unchanged, "unchanged"),
+        (PlanAction::Error, "refused by the server"),
+    ] {
+        let n = count(action);
+        if n > 0 {
+            parts.push(format!("{n} {label}"));
+        }
+    }
+    if !plan.has_changes() {
+        return format!("no changes ({})", parts.join(", "));
+    }
+    parts.join(", ")
+}
+
+/// The line a person reads at the end of a deploy.
+pub fn report_summary(
+    report: &ApplyReport,
+    wait: Option<&WaitReport>,
+    short_commit: &str,
+    target: &str,
+) -> String {
+    let count = |a: ApplyAction| {
+        report
+            .results
+            .iter()
+            .filter(|r| r.outcome.as_ref().ok() == Some(&a))
+            .count()
+    };
+    let failed = report.results.iter().filter(|r| r.outcome.is_err()).count();
+    let mut line = format!(
+        "{} {} to `{}`: {} created, {} configured, {} unchanged, {} replaced, {} pruned",
+        if failed == 0 {
+            "deployed"
+        } else {
+            "deploy failed for"
+        },
+        short_commit,
+        target,
+        count(ApplyAction::Created),
+        count(ApplyAction::Configured),
+        count(ApplyAction::Unchanged),
+        count(ApplyAction::Replaced),
+        report.pruned.iter().filter(|p| p.outcome.is_ok()).count(),
+    );
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed"));
+    }
+    if let Some(reason) = &report.prune_skipped {
+        line.push_str(&format!(" (prune skipped: {reason})"));
+    }
+    if let Some(w) = wait {
+        let not_ready = w.failures().len();
+        line.push_str(&format!(
+            "; {} of {} workloads ready",
+            w.results.len() - not_ready,
+            w.results.len()
+        ));
+    }
+    line
+}
+
+/// What a deploy (or dry run) tells its reader.
+pub struct DeployView<'a> {
+    pub report: &'a DeployReport,
+    pub json: bool,
+    pub short_commit: &'a str,
+    pub target: &'a str,
+}
+
+impl super::Ui {
+    /// Prints a pipeline run: the diff and its summary (dry run), or the summary of the
+    /// apply; as JSON with `json`. Warnings go to stderr.
+    pub fn deploy_report(&self, view: &DeployView<'_>) -> std::io::Result<()> {
+        let warnings = &view.report.warnings;
+        match (&view.report.outcome, view.json) {
+            (Outcome::Planned(plan), true) => self.json(&plan_json(plan, warnings))?,
+            (Outcome::Planned(plan), false) => {
+                self.out(&super::diff::render_diff(plan, &self.style))?;
+                self.note(&plan_summary(plan));
+            }
+            (Outcome::Applied { report, wait }, true) => {
+                self.json(&deploy_json(report, wait.as_ref(), warnings))?
+            }
+            (Outcome::Applied { report, wait }, false) => self.note(&report_summary(
+                report,
+                wait.as_ref(),
+                view.short_commit,
+                view.target,
+            )),
+        }
+        for warning in warnings {
+            self.warn(warning);
+        }
+        Ok(())
+    }
+}

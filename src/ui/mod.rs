@@ -1,0 +1,86 @@
+//! All printing: stdout for the product (YAML, tables, JSON), stderr for messages,
+//! warnings and errors. Every human and JSON output is produced here from typed reports;
+//! the rest of the crate never prints. A closed pipe (`lookctl render | head`) is not an
+//! error.
+
+pub mod deploy;
+pub mod diff;
+pub mod progress;
+pub mod review;
+pub mod status;
+pub mod style;
+
+use std::io::{self, Write};
+
+pub use progress::ProgressPrinter;
+pub use style::{ColorChoice, Styles};
+
+/// How a command reports: for people or for machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub struct Ui {
+    pub style: Styles,
+}
+
+impl Ui {
+    pub fn new(style: Styles) -> Self {
+        Ui { style }
+    }
+
+    /// Writes product output to stdout.
+    pub fn out(&self, text: &str) -> io::Result<()> {
+        ignore_broken_pipe(io::stdout().lock().write_all(text.as_bytes()))
+    }
+
+    /// Writes raw bytes to stdout (decrypted files with `-o -`).
+    pub fn out_bytes(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        ignore_broken_pipe(out.write_all(bytes).and_then(|()| out.flush()))
+    }
+
+    /// A value as pretty JSON on stdout, one document.
+    pub fn json<T: serde::Serialize>(&self, value: &T) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+        self.out(&format!("{text}\n"))
+    }
+
+    /// A message for the person at the terminal (stderr).
+    pub fn note(&self, text: &str) {
+        let _ = writeln!(io::stderr().lock(), "{text}");
+    }
+
+    /// A question on stderr, without a newline, flushed.
+    pub fn prompt(&self, text: &str) {
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "{text}");
+        let _ = err.flush();
+    }
+
+    /// Something that did not fail the command but needs attention.
+    pub fn warn(&self, text: &str) {
+        let prefix = self.style.paint(style::WARNING, "warning:");
+        let _ = writeln!(io::stderr().lock(), "{prefix} {text}");
+    }
+
+    /// An error (its message already holds its whole chain of causes) and its hints.
+    pub fn error(&self, message: &str, hints: &[String]) {
+        let mut err = io::stderr().lock();
+        let prefix = self.style.paint(style::ERROR, "error:");
+        let _ = writeln!(err, "{prefix} {message}");
+        for hint in hints {
+            let prefix = self.style.paint(style::HINT, "hint:");
+            let _ = writeln!(err, "{prefix} {hint}");
+        }
+    }
+}
+
+fn ignore_broken_pipe(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

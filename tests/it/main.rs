@@ -1,0 +1,38 @@
+//! lookctl's integration tests, one binary: one link of the test code, one place for
+//! shared helpers (`support`: the clean environment, `TestEnv`, snapshot filters).
+//!
+//! Every command runs the real binary with every environment variable lookctl reads
+//! cleared (see `lookctl::env::VARS`); a test sets what it needs.
+
+// Tests may unwrap and panic: a failed expectation is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod architecture;
+mod bad_inputs;
+mod cli;
+mod cluster_apply;
+mod deploy;
+mod example_app;
+mod exit_codes;
+mod hostile_inputs;
+mod hostile_secrets;
+mod krusty;
+mod leaks;
+mod output;
+mod patch_diff;
+mod patch_props;
+mod real_cluster;
+mod registry_docker;
+mod registry_protocol;
+mod render_diff;
+mod render_errors;
+mod review;
+mod review_policy_props;
+mod schema;
+mod secrets_cli;
+mod secrets_files;
+mod secrets_gcloud;
+mod secrets_leaks;
+mod secrets_sops;

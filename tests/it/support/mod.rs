@@ -1,0 +1,150 @@
+//! Helpers shared by the integration tests: the lookctl binary in a clean environment,
+//! a `TestEnv` (a temporary project next to a fake API server), and snapshot filters.
+
+#![allow(dead_code)]
+
+pub mod real_cluster;
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use testkit::apiserver::{Config, FakeApiServer};
+
+/// The lookctl binary with every environment variable lookctl reads removed (CI
+/// variables, credentials, KUBECONFIG, NO_COLOR, HOME, ...), so that the machine the
+/// tests run on cannot change what they see.
+pub fn lookctl() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(assert_cmd::cargo::cargo_bin("lookctl"));
+    for name in lookctl::env::names() {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// The same, as a std Command (for tests that spawn several at once).
+pub fn lookctl_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookctl"));
+    for name in lookctl::env::names() {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// Writes `text` to `root/rel`, creating directories.
+pub fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+pub const CONTEXT: &str = "fake-staging";
+
+/// A temporary project (deploy.toml with a `staging` target whose overlay renders a
+/// ConfigMap into namespace `shop`) next to an in-process fake API server, with a
+/// kubeconfig whose context `fake-staging` points at it.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub server: FakeApiServer,
+    pub kubeconfig: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        Self::with_server(Config::default())
+    }
+
+    pub fn with_server(config: Config) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = FakeApiServer::start_blocking(config).expect("fake apiserver");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig, CONTEXT)
+            .expect("kubeconfig");
+        let env = TestEnv {
+            dir,
+            server,
+            kubeconfig,
+        };
+        env.write(
+            "deploy.toml",
+            &format!(
+                "[project]\nname = \"shop\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"{CONTEXT}\"\n"
+            ),
+        );
+        env.write(
+            "overlay/kustomization.yaml",
+            "namespace: shop\nresources:\n- ns.yaml\n- cm.yaml\n",
+        );
+        env.write(
+            "overlay/ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+        );
+        env.write(
+            "overlay/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: \"{{ SHORT_SHA }}\"\n",
+        );
+        env
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        write(self.root(), rel, text);
+    }
+
+    /// lookctl in the project, clean environment, HOME inside the temporary directory.
+    pub fn lookctl(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = lookctl();
+        cmd.current_dir(self.root())
+            .env("HOME", self.root().join("home"))
+            .args(args);
+        cmd
+    }
+
+    /// lookctl with `--kubeconfig` pointing at the fake server.
+    pub fn cluster(&self, args: &[&str]) -> Output {
+        self.lookctl(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .output()
+            .expect("runs")
+    }
+
+    /// Replaces what changes from run to run (the temporary directory, the server's
+    /// port, times) with fixed words, for snapshots.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, Some(self.root()))
+    }
+}
+
+/// Fixed words for temporary paths, ports, times and durations.
+pub fn redact(text: &str, root: Option<&Path>) -> String {
+    let mut out = text.to_owned();
+    if let Some(root) = root {
+        for form in [root.canonicalize().ok(), Some(root.to_path_buf())]
+            .into_iter()
+            .flatten()
+        {
+            out = out.replace(&form.display().to_string(), "[TEMP]");
+        }
+    }
+    let rules: [(&str, &str); 4] = [
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
+        (r"\b\d+(\.\d+)?(ms|s)\b", "[DURATION]"),
+        (r"/tmp/\.tmp[A-Za-z0-9]+", "[TEMP]"),
+    ];
+    for (pattern, replacement) in rules {
+        let re = regex::Regex::new(pattern).expect("regex");
+        out = re.replace_all(&out, replacement).into_owned();
+    }
+    out
+}

@@ -208,6 +208,8 @@ diff_tests!(
     long_line_folding,
     timestamp_string_quoting,
     kustomization_repeated_keys_last_wins,
+    namespace_flowcontrol_v1,
+    nested_sequence_compact,
     yaml11_scalars,
 );
 

@@ -4,7 +4,6 @@
 //! 2, print nothing on stdout, write nothing, and name the file and the key, entry or
 //! line at fault. Every failing case is reported, not only the first.
 
-
 use std::path::Path;
 use std::process::Command;
 

@@ -94,8 +94,16 @@ impl Accumulator {
                         let merge_data = res.behavior == Behavior::Merge;
                         copy_merge_meta(&mut res, old);
                         if merge_data {
+                            // A merge keeps where the object came from; a replace
+                            // takes the new generator's origin.
+                            if old.origin.is_some() {
+                                res.origin = old.origin.clone();
+                            }
+                            // A Secret's stringData joins its data (encoded) before the
+                            // merge, as kustomize reads a Secret's data map.
+                            let old_doc = secret_string_data_as_data(&old.doc);
                             for field in ["data", "binaryData"] {
-                                merge_string_map_field(&mut res.doc, &old.doc, field);
+                                merge_string_map_field(&mut res.doc, &old_doc, field);
                             }
                         }
                         self.resources[*i] = res;
@@ -149,9 +157,24 @@ fn copy_merge_meta(res: &mut Resource, old: &Resource) {
     res.needs_hash = old.needs_hash && res.needs_hash;
     res.behavior = old.behavior;
     res.ref_vars = old.ref_vars.clone();
-    if old.origin.is_some() {
-        res.origin = old.origin.clone();
+}
+
+/// `doc` with a Secret's `stringData` entries moved into `data`, base64-encoded.
+fn secret_string_data_as_data(doc: &Document) -> std::borrow::Cow<'_, Document> {
+    let string_data = map_of(doc, &["stringData"]);
+    if doc.get("kind").and_then(Document::as_str) != Some("Secret") || string_data.is_empty() {
+        return std::borrow::Cow::Borrowed(doc);
     }
+    let mut out = doc.clone();
+    let mut data = map_of(doc, &["data"]);
+    for (k, v) in string_data {
+        data.insert(k, generators::wrapped_base64(v.as_bytes()));
+    }
+    set_string_map(&mut out, &["data"], data);
+    if let Document::Mapping(m) = &mut out {
+        m.remove("stringData");
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn merge_string_map_field(doc: &mut Document, old: &Document, field: &str) {
@@ -604,11 +627,13 @@ impl Ctx<'_> {
                 } else {
                     "ConfigMapGenerator"
                 };
-                self.generate_one(k, field, &args, ra, kind, None)?;
+                self.generate_one(k, field, &args, ra, kind, None, None)?;
             }
         }
         if !k.generators.is_empty() {
-            for (doc, field) in self.plugin_configs(k, "generators", &k.generators)? {
+            for (doc, field, configured_in) in
+                self.plugin_configs(k, "generators", &k.generators)?
+            {
                 let kind = doc
                     .get("kind")
                     .and_then(Document::as_str)
@@ -635,7 +660,7 @@ impl Ctx<'_> {
                     .and_then(|m| m.get("name"))
                     .and_then(Document::as_str)
                     .map(str::to_owned);
-                self.generate_one(k, &field, &args, ra, &kind, name)?;
+                self.generate_one(k, &field, &args, ra, &kind, name, configured_in)?;
             }
         }
         Ok(())
@@ -649,6 +674,7 @@ impl Ctx<'_> {
         ra: &mut Accumulator,
         plugin_kind: &str,
         plugin_name: Option<String>,
+        configured_in: Option<String>,
     ) -> Result<(), KustomizeError> {
         struct Ldr<'b, 'c> {
             ctx: &'b Ctx<'c>,
@@ -696,9 +722,10 @@ impl Ctx<'_> {
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let configured_in = configured_in
+                .unwrap_or_else(|| normalize(&k.origin.join(file)).display().to_string());
             let mut o = format!(
-                "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {plugin_kind}\n",
-                normalize(&k.origin.join(file)).display()
+                "configuredIn: {configured_in}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {plugin_kind}\n"
             );
             if let Some(n) = plugin_name {
                 o.push_str(&format!("  name: {n}\n"));
@@ -715,7 +742,7 @@ impl Ctx<'_> {
         k: &Kustomization,
         field: &str,
         entries: &[String],
-    ) -> Result<Vec<(Document, String)>, KustomizeError> {
+    ) -> Result<Vec<(Document, String, Option<String>)>, KustomizeError> {
         let mut inline = Vec::new();
         let mut paths = Vec::new();
         for e in entries {
@@ -725,13 +752,21 @@ impl Ctx<'_> {
                 .ok()
                 .filter(|d| d.iter().any(Document::is_mapping));
             match parsed {
-                Some(docs) => inline.extend(docs.into_iter().map(|d| (d, field.to_owned()))),
+                Some(docs) => inline.extend(docs.into_iter().map(|d| (d, field.to_owned(), None))),
                 None => paths.push(self.source.inline_text(e).into_owned()),
             }
         }
         let mut sub = Accumulator::default();
         self.accumulate_resources(k, &mut sub, &paths, field)?;
-        inline.extend(sub.resources.into_iter().map(|r| (r.doc, field.to_owned())));
+        // A config read from a file was configured in that file (its origin, when tracked).
+        inline.extend(sub.resources.into_iter().map(|r| {
+            let file = r
+                .origin
+                .as_deref()
+                .and_then(|o| o.strip_prefix("path: "))
+                .map(|p| p.trim_end().to_owned());
+            (r.doc, field.to_owned(), file)
+        }));
         Ok(inline)
     }
 
@@ -827,7 +862,7 @@ impl Ctx<'_> {
             super::engine_replacements::apply(res, &reps).map_err(err("replacements"))?;
         }
         if !k.transformers.is_empty() {
-            for (doc, field) in self.plugin_configs(k, "transformers", &k.transformers)? {
+            for (doc, field, _) in self.plugin_configs(k, "transformers", &k.transformers)? {
                 self.run_builtin_transformer(k, &field, &doc, res)?;
             }
         }

@@ -482,7 +482,7 @@ fn apply_target(res: &mut [Resource], t: &Document, value: &Document) -> Result<
             // keep the source text rather than a resolved number.
             let keep_text = fp.starts_with("metadata.annotations.");
             let n = matches(&mut r.doc, &split_dots(fp), create, &mut |node| {
-                if keep_text && node.is_null() && value.is_string() {
+                if keep_text && node.is_null() && value.is_string() && o.delimiter.is_empty() {
                     *node = value.clone();
                     return Ok(());
                 }

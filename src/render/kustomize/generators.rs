@@ -232,7 +232,7 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
 
 /// Base64 the way kyaml writes Secret data: lines of 70 characters, each followed by a
 /// newline once the text is 70 characters or longer.
-fn wrapped_base64(v: &[u8]) -> String {
+pub(super) fn wrapped_base64(v: &[u8]) -> String {
     const LINE: usize = 70;
     let enc = base64::engine::general_purpose::STANDARD.encode(v);
     if enc.len() < LINE {

@@ -185,6 +185,14 @@ fn merge_string_map_field(doc: &mut Document, old: &Document, field: &str) {
     }
 }
 
+/// Where a generator was configured, for its origin annotation: the builtin kind, the
+/// config's name and, for a config read from a file, that file.
+struct GeneratorOrigin<'a> {
+    kind: &'a str,
+    name: Option<String>,
+    configured_in: Option<String>,
+}
+
 /// The state of one build.
 pub struct Ctx<'a> {
     pub source: &'a dyn Source,
@@ -627,7 +635,12 @@ impl Ctx<'_> {
                 } else {
                     "ConfigMapGenerator"
                 };
-                self.generate_one(k, field, &args, ra, kind, None, None)?;
+                let origin = GeneratorOrigin {
+                    kind,
+                    name: None,
+                    configured_in: None,
+                };
+                self.generate_one(k, field, &args, ra, origin)?;
             }
         }
         if !k.generators.is_empty() {
@@ -660,7 +673,12 @@ impl Ctx<'_> {
                     .and_then(|m| m.get("name"))
                     .and_then(Document::as_str)
                     .map(str::to_owned);
-                self.generate_one(k, &field, &args, ra, &kind, name, configured_in)?;
+                let origin = GeneratorOrigin {
+                    kind: &kind,
+                    name,
+                    configured_in,
+                };
+                self.generate_one(k, &field, &args, ra, origin)?;
             }
         }
         Ok(())
@@ -672,10 +690,13 @@ impl Ctx<'_> {
         field: &str,
         args: &GeneratorArgs,
         ra: &mut Accumulator,
-        plugin_kind: &str,
-        plugin_name: Option<String>,
-        configured_in: Option<String>,
+        origin: GeneratorOrigin<'_>,
     ) -> Result<(), KustomizeError> {
+        let GeneratorOrigin {
+            kind: plugin_kind,
+            name: plugin_name,
+            configured_in,
+        } = origin;
         struct Ldr<'b, 'c> {
             ctx: &'b Ctx<'c>,
             k: &'b Kustomization,

@@ -159,9 +159,9 @@ impl Builder {
                     text.pop();
                 }
                 self.scalars += 1;
-                let v = if tag.is_none() && self.at_top_annotation_value() {
+                let v = if self.at_top_annotation_value() {
                     // kustomize rewrites an object's annotations from the text of each
-                    // value: `a: 0x10` is "0x10", `a: null` is "null".
+                    // value, whatever its tag: `a: 0x10` is "0x10", `a: null` is "null".
                     Value::String(text)
                 } else {
                     resolve_scalar(text, style, tag.as_ref())
@@ -1064,5 +1064,16 @@ mod tests {
         assert_eq!(one("a: |\n  x\nb: 1")["a"], Value::from("x\n"));
         assert_eq!(one("a: |\n  x\n# done")["a"], Value::from("x\n"));
         assert_eq!(one("a: >\n  x\n  y")["a"], Value::from("x y"));
+    }
+
+    /// Found by the yaml_parse fuzz target: a tagged empty annotation value read back
+    /// differently from how it was written.
+    #[test]
+    fn annotation_values_round_trip_whatever_their_tag() {
+        let v = one("metadata:\n  annotations:\n    a: !0.0\n    b: !!int 5\n    c:\n");
+        assert_eq!(v["metadata"]["annotations"]["a"], Value::from(""));
+        assert_eq!(v["metadata"]["annotations"]["b"], Value::from("5"));
+        assert_eq!(v["metadata"]["annotations"]["c"], Value::from(""));
+        assert_eq!(one(&to_string(&v)), v);
     }
 }

@@ -295,3 +295,28 @@ fn a_byte_order_mark_is_accepted_like_kustomize() {
     let objs = kustomize::build(&FsSource::new(None), &tree.app()).expect("builds");
     assert_eq!(objs.len(), 1);
 }
+
+/// Inputs the fuzz targets (`fuzz/`) found, kept as regressions: the YAML reader neither
+/// panics nor hangs on them, and what it reads is written back and read the same.
+#[test]
+fn inputs_found_by_fuzzing_parse_and_round_trip() {
+    use lookctl::render::yaml;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/fixtures/fuzz") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        seen += 1;
+        if let Ok(docs) = yaml::parse_stream(text) {
+            for doc in &docs {
+                let written = yaml::to_string(doc);
+                let again = yaml::parse_stream(&written).expect("written YAML parses");
+                assert_eq!(again.first(), Some(doc), "{}:\n{written}", path.display());
+            }
+        }
+    }
+    assert!(seen > 0, "no fuzz regressions in {}", dir.display());
+}

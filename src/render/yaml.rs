@@ -938,11 +938,10 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        let started = std::time::Instant::now();
+        // The node budget is what bounds time and memory here (10^12 nodes otherwise).
         let e = parse_stream(&bomb).expect_err("bomb");
         assert!(e.message.contains("excessive aliasing"), "{e:?}");
         assert!(e.line > 1, "{e:?}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

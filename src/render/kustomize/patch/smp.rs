@@ -991,10 +991,10 @@ mod tests {
         let base = format!(
             "{DEP}spec:\n  template:\n    spec:\n      containers: [{{name: a, env: [{env}]}}]\ndata:\n  {data}\n"
         );
-        let start = std::time::Instant::now();
+        // Speed is measured in bench/ (BENCHMARKS.md), not asserted here: a quadratic
+        // merge of this input would still make the suite visibly slow.
         let out = merged(&base, &base);
         assert_eq!(out, y(&base));
-        assert!(start.elapsed() < std::time::Duration::from_secs(10));
     }
 
     fn env_list(patch: bool) -> impl proptest::strategy::Strategy<Value = Vec<Value>> {

@@ -4,9 +4,6 @@
 //! 2, print nothing on stdout, write nothing, and name the file and the key, entry or
 //! line at fault. Every failing case is reported, not only the first.
 
-use std::path::Path;
-use std::process::Command;
-
 /// A well-formed resource most cases build on.
 const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: b\n";
 const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx\n";
@@ -578,15 +575,6 @@ fn catalogue() -> Vec<Case> {
     cases
 }
 
-fn oracle_refuses(dir: &Path) -> bool {
-    let out = match std::env::var_os("LOOKCTL_KUSTOMIZE") {
-        Some(k) => Command::new(k).arg("build").arg(dir).output(),
-        None => Command::new("kubectl").arg("kustomize").arg(dir).output(),
-    }
-    .expect("the kustomize oracle (LOOKCTL_KUSTOMIZE or kubectl) is required");
-    !out.status.success()
-}
-
 #[test]
 fn every_bad_input_is_refused_with_a_message_that_names_the_culprit() {
     let cases = catalogue();
@@ -611,7 +599,7 @@ fn every_bad_input_is_refused_with_a_message_that_names_the_culprit() {
             std::fs::write(path, text).expect("write");
         }
         std::fs::create_dir_all(&root).expect("root");
-        if c.oracle == Oracle::Refuses && !oracle_refuses(&root) {
+        if c.oracle == Oracle::Refuses && crate::support::kustomize_oracle_builds(&root) {
             failures.push(format!(
                 "{}: the oracle builds it (not a bad input)",
                 c.name

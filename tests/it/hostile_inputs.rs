@@ -7,7 +7,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lookctl::render::{FsSource, kustomize};
 
@@ -23,16 +22,6 @@ fn write(root: &Path, rel: &str, text: &str) {
 fn symlink(target: &Path, link: &Path) {
     std::fs::create_dir_all(link.parent().expect("parent")).expect("mkdir");
     std::os::unix::fs::symlink(target, link).expect("symlink");
-}
-
-/// `kustomize build DIR` with the oracle: true when it succeeds.
-fn oracle_builds(dir: &Path) -> bool {
-    let out = match std::env::var_os("LOOKCTL_KUSTOMIZE") {
-        Some(k) => Command::new(k).arg("build").arg(dir).output(),
-        None => Command::new("kubectl").arg("kustomize").arg(dir).output(),
-    }
-    .expect("the kustomize oracle (LOOKCTL_KUSTOMIZE or kubectl) is required");
-    out.status.success()
 }
 
 fn lookctl_error(dir: &Path) -> String {
@@ -188,7 +177,7 @@ fn symlinks_out_of_the_tree_are_refused_in_every_path_field() {
                 "app/kustomization.yaml",
                 &kustomization.replace("{}", &entry),
             );
-            if oracle_builds(&tree.app()) {
+            if crate::support::kustomize_oracle_builds(&tree.app()) {
                 failures.push(format!("{field} {how:?}: the oracle accepted it"));
                 continue;
             }
@@ -217,7 +206,7 @@ fn a_kustomization_file_linked_from_outside_is_refused() {
         &tree.root().join("outside/kustomization.yaml"),
         &tree.app().join("kustomization.yaml"),
     );
-    assert!(!oracle_builds(&tree.app()));
+    assert!(!crate::support::kustomize_oracle_builds(&tree.app()));
     let msg = lookctl_error(&tree.app());
     assert!(
         msg.contains("kustomization.yaml") && msg.contains("is outside"),
@@ -234,7 +223,7 @@ fn links_that_stay_inside_the_tree_are_followed_like_kustomize() {
         "app/kustomization.yaml",
         "resources:\n- alias.yaml\n",
     );
-    assert!(oracle_builds(&tree.app()));
+    assert!(crate::support::kustomize_oracle_builds(&tree.app()));
     let objs = kustomize::build(&FsSource::new(None), &tree.app()).expect("builds");
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0]["metadata"]["name"].as_str(), Some("base"));
@@ -256,7 +245,7 @@ fn a_linked_kustomization_directory_is_its_own_root() {
         "app/kustomization.yaml",
         "resources:\n- shared\n",
     );
-    assert!(oracle_builds(&tree.app()));
+    assert!(crate::support::kustomize_oracle_builds(&tree.app()));
     let objs = kustomize::build(&FsSource::new(None), &tree.app()).expect("builds");
     assert_eq!(objs[0]["metadata"]["name"].as_str(), Some("stolen"));
 }
@@ -274,7 +263,7 @@ fn a_nul_byte_is_an_error_with_file_and_offset_not_a_truncated_object() {
         "app/kustomization.yaml",
         "resources:\n- deploy.yaml\n",
     );
-    assert!(!oracle_builds(&tree.app()));
+    assert!(!crate::support::kustomize_oracle_builds(&tree.app()));
     let msg = lookctl_error(&tree.app());
     assert!(msg.contains("deploy.yaml:5"), "{msg}");
     assert!(
@@ -291,7 +280,7 @@ fn a_byte_order_mark_is_accepted_like_kustomize() {
         "app/kustomization.yaml",
         "\u{feff}resources:\n- base.yaml\n",
     );
-    assert!(oracle_builds(&tree.app()));
+    assert!(crate::support::kustomize_oracle_builds(&tree.app()));
     let objs = kustomize::build(&FsSource::new(None), &tree.app()).expect("builds");
     assert_eq!(objs.len(), 1);
 }

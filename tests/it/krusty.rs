@@ -143,29 +143,10 @@ fn parse_stream(text: &str) -> Result<Vec<serde_yaml::Value>, String> {
     Ok(out)
 }
 
-fn ident(v: &serde_yaml::Value) -> String {
-    let s = |p: &[&str]| {
-        let mut cur = v;
-        for k in p {
-            match cur.get(*k) {
-                Some(x) => cur = x,
-                None => return String::new(),
-            }
-        }
-        cur.as_str().unwrap_or_default().to_owned()
-    };
-    format!(
-        "{} {}/{}",
-        s(&["kind"]),
-        s(&["metadata", "namespace"]),
-        s(&["metadata", "name"])
-    )
-}
-
 /// The first difference between two object streams, in one line.
 fn first_difference(want: &[serde_yaml::Value], got: &[serde_yaml::Value]) -> String {
-    let wi: Vec<String> = want.iter().map(ident).collect();
-    let gi: Vec<String> = got.iter().map(ident).collect();
+    let wi: Vec<String> = want.iter().map(crate::support::object_ident).collect();
+    let gi: Vec<String> = got.iter().map(crate::support::object_ident).collect();
     if wi != gi {
         let mut ws = wi.clone();
         let mut gs = gi.clone();
@@ -180,7 +161,11 @@ fn first_difference(want: &[serde_yaml::Value], got: &[serde_yaml::Value]) -> St
     }
     for (w, g) in want.iter().zip(got) {
         if w != g {
-            return format!("{}: {}", ident(w), value_difference("", w, g));
+            return format!(
+                "{}: {}",
+                crate::support::object_ident(w),
+                value_difference("", w, g)
+            );
         }
     }
     String::new()

@@ -39,25 +39,6 @@ fn kubectl(dir: &Path) -> Result<Result<(Vec<Value>, String), String>, String> {
     Ok(parse_stream(&text).map(|objs| (objs, text)))
 }
 
-fn ident(v: &Value) -> String {
-    let s = |p: &[&str]| {
-        let mut cur = v;
-        for k in p {
-            match cur.get(*k) {
-                Some(x) => cur = x,
-                None => return String::new(),
-            }
-        }
-        cur.as_str().unwrap_or_default().to_owned()
-    };
-    format!(
-        "{} {}/{}",
-        s(&["kind"]),
-        s(&["metadata", "namespace"]),
-        s(&["metadata", "name"])
-    )
-}
-
 fn yaml(v: &Value) -> String {
     serde_yaml::to_string(v).unwrap_or_default()
 }
@@ -68,8 +49,8 @@ pub fn assert_same(dir: &Path) -> Result<(), String> {
         kubectl(dir)?.map_err(|e| format!("kubectl kustomize {} failed: {e}", dir.display()))?;
     let got = kustomize::build(&FsSource::new(None), dir)
         .map_err(|e| format!("lookctl failed on {}: {e}", dir.display()))?;
-    let wi: Vec<String> = want.iter().map(ident).collect();
-    let gi: Vec<String> = got.iter().map(ident).collect();
+    let wi: Vec<String> = want.iter().map(crate::support::object_ident).collect();
+    let gi: Vec<String> = got.iter().map(crate::support::object_ident).collect();
     if wi != gi {
         return Err(format!(
             "{}: object order differs\nkubectl: {wi:#?}\nlookctl: {gi:#?}",
@@ -81,7 +62,7 @@ pub fn assert_same(dir: &Path) -> Result<(), String> {
             return Err(format!(
                 "{}: {} differs\n--- kubectl\n{}--- lookctl\n{}",
                 dir.display(),
-                ident(w),
+                crate::support::object_ident(w),
                 yaml(w),
                 yaml(g)
             ));

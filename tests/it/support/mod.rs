@@ -148,3 +148,37 @@ pub fn redact(text: &str, root: Option<&Path>) -> String {
     }
     out
 }
+
+/// Whether `kustomize build DIR` succeeds with the rendering oracle: the newest kustomize
+/// (`$LOOKCTL_KUSTOMIZE`, set by scripts/test), else kubectl's embedded one.
+pub fn kustomize_oracle_builds(dir: &Path) -> bool {
+    let out = match std::env::var_os("LOOKCTL_KUSTOMIZE") {
+        Some(k) => std::process::Command::new(k).arg("build").arg(dir).output(),
+        None => std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(dir)
+            .output(),
+    }
+    .expect("the kustomize oracle (LOOKCTL_KUSTOMIZE or kubectl) is required");
+    out.status.success()
+}
+
+/// `Kind namespace/name` of a rendered object, for messages about it.
+pub fn object_ident(v: &serde_yaml::Value) -> String {
+    let s = |p: &[&str]| {
+        let mut cur = v;
+        for k in p {
+            match cur.get(*k) {
+                Some(x) => cur = x,
+                None => return String::new(),
+            }
+        }
+        cur.as_str().unwrap_or_default().to_owned()
+    };
+    format!(
+        "{} {}/{}",
+        s(&["kind"]),
+        s(&["metadata", "namespace"]),
+        s(&["metadata", "name"])
+    )
+}

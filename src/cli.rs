@@ -24,6 +24,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
+    /// Print only results and errors: no notes on stderr about what lookctl decided.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,28 +40,46 @@ pub enum Command {
     /// branch. With DIR, renders that directory like `kustomize build DIR`, after
     /// templating with the build variables. Secret values are masked unless
     /// --show-secrets is given.
+    #[command(
+        after_help = "Examples:\n  lookctl render                              # the current branch's target, at HEAD\n  lookctl render --target staging --sha abc1234\n  lookctl render overlays/staging --no-template   # exactly like `kustomize build`\n  lookctl render -o manifests/                # one file per object\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Render(RenderArgs),
     /// Deploy a commit to its target: render, decrypt, server-side apply, prune, wait.
     ///
     /// Holds a per-target lock (a Lease) while it runs. Targets with `confirm = true`
     /// ask first; pass --yes when not interactive.
+    #[command(
+        after_help = "Examples:\n  lookctl deploy --sha abc1234\n  lookctl deploy --target production --yes    # CI: no prompt\n  lookctl deploy --dry-run                    # the diff only (exit 1 when it differs)\n  lookctl deploy -o json                      # a report for machines\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Deploy(DeployArgs),
     /// Show what a deploy would change (server-side dry run) as a diff per object.
     ///
     /// Exits 0 when there are no differences, 1 when there are, 3 when the comparison
     /// failed, 4 when an input or the configuration must be fixed.
+    #[command(
+        after_help = "Examples:\n  lookctl diff\n  lookctl diff --target production --sha abc1234 -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Diff(DiffArgs),
     /// What the inventory says is deployed (commit, time, who) and workload health.
+    #[command(
+        after_help = "Examples:\n  lookctl status\n  lookctl status -t production -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Status(StatusArgs),
     /// Per-commit review environments: up, down, list, gc.
     #[command(subcommand)]
     Review(ReviewCommand),
     /// Print the branch/tag -> target table from deploy.toml.
+    #[command(
+        after_help = "Examples:\n  lookctl targets\n  lookctl targets -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Targets(TargetsArgs),
     /// Encrypt or decrypt files with Cloud KMS (replaces `gcloud kms encrypt/decrypt`).
     #[command(subcommand)]
     Secrets(SecretsCommand),
     /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  lookctl completions bash > ~/.local/share/bash-completion/completions/lookctl\n  lookctl completions zsh > ~/.zfunc/_lookctl\n  lookctl completions fish > ~/.config/fish/completions/lookctl.fish\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Completions(CompletionsArgs),
 }
 
@@ -77,8 +99,14 @@ pub struct KmsArgs {
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
     /// Encrypt FILE with Cloud KMS into FILE.enc (raw ciphertext, as `gcloud kms encrypt`).
+    #[command(
+        after_help = "Examples:\n  lookctl secrets encrypt overlays/production/db.env   # writes db.env.enc\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Encrypt(EncryptArgs),
     /// Decrypt FILE.enc with Cloud KMS into the file named by -o (`-o -` for stdout).
+    #[command(
+        after_help = "Examples:\n  lookctl secrets decrypt overlays/production/db.env.enc -o -   # to stdout\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Decrypt(DecryptArgs),
 }
 
@@ -154,8 +182,8 @@ pub struct DeployArgs {
     /// Do not ask for confirmation (needed for `confirm = true` targets when not interactive).
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    /// Output format (`-o json`, as with kubectl).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 }
 
@@ -170,20 +198,20 @@ pub struct DiffArgs {
     /// Leave objects that left the rendered set out of the diff.
     #[arg(long)]
     pub no_prune: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    /// Output format (`-o json`, as with kubectl).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this target (default: every target in deploy.toml).
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', add = clap_complete::ArgValueCandidates::new(target_names))]
     pub target: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    /// Output format (`-o json`, as with kubectl).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 }
 
@@ -191,18 +219,30 @@ pub struct StatusArgs {
 pub enum ReviewCommand {
     /// Deploy a commit into its own namespace and print its URL. Again for the same
     /// commit: update in place and extend the TTL.
+    #[command(
+        after_help = "Examples:\n  lookctl review up --sha abc1234\n  lookctl review up --pin --ttl 7d\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Up(ReviewUpArgs),
     /// Delete a commit's review environment (its namespace) and wait until it is gone.
+    #[command(
+        after_help = "Examples:\n  lookctl review down --sha abc1234           # exits 0 when already gone\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Down(ReviewDownArgs),
     /// List the project's review environments.
+    #[command(
+        after_help = "Examples:\n  lookctl review list -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     List(ReviewListArgs),
     /// Delete expired, unpinned review environments.
+    #[command(
+        after_help = "Examples:\n  lookctl review gc --dry-run\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
     Gc(ReviewGcArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ReviewUpArgs {
-    /// The commit (7-40 hex characters; short SHAs resolve through git). Default: HEAD
+    /// The commit (4-40 hex characters; short SHAs resolve through git). Default: HEAD
     /// or the CI's commit.
     #[arg(long)]
     pub sha: Option<String>,
@@ -249,8 +289,8 @@ pub struct ReviewDownArgs {
 pub struct ReviewListArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    /// Output format (`-o json`, as with kubectl).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 }
 
@@ -267,7 +307,7 @@ pub struct ReviewGcArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct SelectArgs {
     /// The target to use (overrides tag and branch matching).
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', add = clap_complete::ArgValueCandidates::new(target_names))]
     pub target: Option<String>,
     /// The commit (4-40 hex characters; short SHAs are resolved through git).
     #[arg(long)]
@@ -289,7 +329,8 @@ pub struct RenderArgs {
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Write the stream to FILE, or one file per object into an existing DIR.
+    /// Write the stream to FILE, or one file per object into an existing DIR (as
+    /// `kustomize build -o`). A format name (`-o json`) is refused: render prints YAML.
     #[arg(long, short = 'o', value_name = "FILE|DIR")]
     pub output: Option<PathBuf>,
     /// Print Secret values instead of masking them (stdout only).
@@ -304,8 +345,8 @@ pub struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub struct TargetsArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    /// Output format (`-o json`, as with kubectl).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 }
 
@@ -327,4 +368,23 @@ pub enum ColorChoice {
 pub enum OutputFormat {
     Human,
     Json,
+}
+
+/// deploy.toml's target names (found from the current directory), what `--target`
+/// completes to in the shell (see `lookctl completions`).
+fn target_names() -> Vec<clap_complete::CompletionCandidate> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    let Ok(config) = crate::config::Config::discover(&cwd) else {
+        return Vec::new();
+    };
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            let help = t.context.as_deref().map(|c| format!("context {c}").into());
+            clap_complete::CompletionCandidate::new(&t.name).help(help)
+        })
+        .collect()
 }

@@ -124,6 +124,23 @@ pub struct Secrets {
     /// An age identity file for SOPS files, relative to deploy.toml, used when
     /// `SOPS_AGE_KEY_FILE` is not set (the example app's demo key).
     pub age_key_file: Option<String>,
+    /// What to do when a generator input `X` and its encrypted `X.enc` both exist.
+    #[serde(default)]
+    pub when_both_exist: WhenBothExist,
+}
+
+/// `[secrets] when_both_exist`: a plaintext `X` beside its `X.enc` is usually a leftover
+/// of `lookctl secrets decrypt`, with values that may be stale.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenBothExist {
+    /// Refuse to render, naming both files (the default).
+    #[default]
+    Refuse,
+    /// Use the encrypted file and ignore the plaintext one.
+    UseEnc,
+    /// Use the plaintext file and ignore the encrypted one.
+    UsePlaintext,
 }
 
 #[derive(Debug, Clone)]

@@ -87,6 +87,10 @@ pub const VARS: &[EnvVar] = &[
         "the clock for review environments (RFC 3339), for tests",
     ),
     var_doc(
+        "COMPLETE",
+        "set by the shell completion scripts of `lookctl completions`",
+    ),
+    var_doc(
         "NO_COLOR",
         "no colours with --color auto (https://no-color.org)",
     ),

@@ -174,11 +174,38 @@ fn kind_of(e: &(dyn StdError + 'static)) -> Option<(ErrorKind, Vec<String>)> {
     None
 }
 
+/// Adds the hints that belong to a cause wherever it sits in the chain, whatever decided
+/// the kind, once.
+fn add_cause_hints(hints: &mut Vec<String>, error: &(dyn StdError + 'static)) {
+    for hint in cause_hints(error) {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    }
+}
+
+fn cause_hints(error: &(dyn StdError + 'static)) -> Vec<String> {
+    let mut hints = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(KmsError::NoCredentials { .. }) = e.downcast_ref::<KmsError>() {
+            hints.push(NO_GOOGLE_CREDENTIALS_HINT.into());
+        }
+        next = e.source();
+    }
+    hints
+}
+
+const NO_GOOGLE_CREDENTIALS_HINT: &str = "log in with `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS; without Google Cloud, run the KMS emulator and set KMS_EMULATOR_HOST (README, \"Secrets\"), or pick a target whose secrets need no Cloud KMS (--target NAME)";
+
 const TARGETS_HINT: &str = "run `lookctl targets` to see the branch table";
 
 fn pipeline_kind(e: &PipelineError) -> Option<(ErrorKind, Vec<String>)> {
     match e {
         PipelineError::Render(_) | PipelineError::Review(_) => Some((ErrorKind::Usage, Vec::new())),
+        PipelineError::NoGoogleCredentials(_) => {
+            Some((ErrorKind::Usage, vec![NO_GOOGLE_CREDENTIALS_HINT.into()]))
+        }
         PipelineError::KmsUnavailable(_) => Some((
             ErrorKind::Failure,
             vec!["Cloud KMS could not be reached; nothing was sent to the cluster, so it is safe to run again".into()],
@@ -238,10 +265,11 @@ pub fn kind_error(kind: ErrorKind, message: impl Into<String>) -> impl StdError 
 /// whole chain (with any context the command added) as the message.
 impl From<anyhow::Error> for CliError {
     fn from(error: anyhow::Error) -> Self {
-        let (kind, hints) = error
+        let (kind, mut hints) = error
             .chain()
             .find_map(kind_of)
             .unwrap_or((ErrorKind::Failure, Vec::new()));
+        add_cause_hints(&mut hints, error.as_ref());
         CliError {
             kind,
             message: format!("{error:#}"),
@@ -254,7 +282,8 @@ macro_rules! from_domain {
     ($($t:ty),* $(,)?) => {$(
         impl From<$t> for CliError {
             fn from(error: $t) -> Self {
-                let (kind, hints) = kind_of(&error).unwrap_or((ErrorKind::Failure, Vec::new()));
+                let (kind, mut hints) = kind_of(&error).unwrap_or((ErrorKind::Failure, Vec::new()));
+                add_cause_hints(&mut hints, &error);
                 CliError { kind, message: chain(&error), hints }
             }
         }

@@ -16,6 +16,7 @@ use lookctl::ui::{self, Ui};
 use lookctl::{commands, env};
 
 fn main() -> ExitCode {
+    commands::completions::answer_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
         settings::color_choice(cli.color),
         env::no_color(),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    ));
+    ))
+    .quiet(cli.quiet);
     let mode = match &cli.command {
         Command::Diff(_) => ExitMode::Compare,
         Command::Deploy(args) if args.dry_run => ExitMode::Compare,
@@ -83,7 +85,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8, CliError> {
     match &cli.command {
         Command::Render(args) => {
             let settings = settings::render(cli, args, &process)?;
-            commands::render::run(&settings, ui)?;
+            commands::render::run(&settings, ui, &process.cwd)?;
         }
         Command::Deploy(args) => {
             let settings = settings::deploy(cli, args, &process)?;

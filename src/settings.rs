@@ -11,6 +11,7 @@ use crate::cli::{
 use crate::config::{Config, ConfigError, SelectError, Selection};
 pub use crate::pipeline::SecretsSettings;
 use crate::ui::Format;
+use crate::ui::render::{Decision, TargetOrigin};
 use crate::vars::{self, BuildVars, Env, VarsError};
 
 /// Problems with what the user asked for; all of them exit with code 2.
@@ -28,6 +29,10 @@ pub enum SettingsError {
         "--show-secrets with --output would write secret values to disk; print to stdout instead"
     )]
     SecretsToDisk,
+    #[error(
+        "render -o `{value}`: -o is where render writes (a file, or a directory for one file per object, as `kustomize build -o`), and `{value}` looks like an output format; render prints YAML only, so drop -o, or write `-o ./{value}` for a file of that name"
+    )]
+    OutputLooksLikeFormat { value: String },
     #[error("secrets decrypt needs -o FILE (or -o - for stdout)")]
     NoDecryptOutput,
     #[error(
@@ -291,7 +296,12 @@ pub struct RenderSettings {
     pub output: Option<PathBuf>,
     pub config: Option<Config>,
     pub secrets: SecretsSettings,
+    /// What was decided and why, for the line `render` prints on stderr.
+    pub decision: Decision,
 }
+
+/// kubectl's `-o` formats: as a bare `render -o` value they are a habit, not a file name.
+const FORMAT_NAMES: &[&str] = &["json", "yaml", "yml", "wide", "name", "human"];
 
 /// Loads deploy.toml: `--config`, else found from `start` upwards.
 pub fn load_config(cli: &Cli, start: &Path) -> Result<Option<Config>, ConfigError> {
@@ -345,6 +355,13 @@ pub fn render(
     if args.show_secrets && args.output.is_some() {
         return Err(SettingsError::SecretsToDisk);
     }
+    if let Some(value) = args.output.as_deref().and_then(|o| o.to_str())
+        && FORMAT_NAMES.contains(&value)
+    {
+        return Err(SettingsError::OutputLooksLikeFormat {
+            value: value.to_owned(),
+        });
+    }
     let (dir, config, target, build) = match &args.dir {
         Some(dir) => {
             let dir = process.cwd.join(dir);
@@ -356,15 +373,23 @@ pub fn render(
             if let (Some(c), Some(t)) = (&config, &args.select.target) {
                 c.target(t)?;
             }
-            (dir, config, args.select.target.clone(), build)
+            let target = args.select.target.clone().map(|t| (t, TargetOrigin::Flag));
+            (dir, config, target, build)
         }
         None => {
             let config = require_config(cli, &process.cwd)?;
             let (target, build) = select_target(&config, &args.select, process)?;
+            let origin = target_origin(target, &args.select, &build);
             let (dir, name) = (target.overlay.clone(), target.name.clone());
-            (dir, Some(config), Some(name), build)
+            (dir, Some(config), Some((name, origin)), build)
         }
     };
+    let decision = Decision {
+        dir: dir.clone(),
+        target: target.clone(),
+        build: build.clone(),
+    };
+    let target = target.map(|(name, _)| name);
     let template_vars = (!args.no_template).then(|| {
         let empty = BTreeMap::new();
         let config_vars = config.as_ref().map_or(&empty, |c| &c.vars);
@@ -379,7 +404,25 @@ pub fn render(
         output: args.output.as_ref().map(|o| process.cwd.join(o)),
         config,
         secrets,
+        decision,
     })
+}
+
+/// Why `select_target` chose `target`: the flag, else the tag's rule, else the branch's.
+fn target_origin(
+    target: &crate::config::Target,
+    select: &SelectArgs,
+    build: &BuildVars,
+) -> TargetOrigin {
+    let by_tag = build
+        .tag
+        .as_deref()
+        .is_some_and(|tag| target.tags.iter().any(|p| p.matches(tag)));
+    match () {
+        _ if select.target.is_some() => TargetOrigin::Flag,
+        _ if by_tag => TargetOrigin::Tag,
+        _ => TargetOrigin::Branch,
+    }
 }
 
 /// The KMS key: `--kms-key` > the target's `kms_key` > `[secrets] kms_key`.
@@ -397,6 +440,9 @@ pub fn secrets(kms: &KmsArgs, config: Option<&Config>, target: Option<&str>) -> 
         kms_endpoint: config.and_then(|c| c.secrets.kms_endpoint.clone()),
         access_token_file: kms.access_token_file.clone(),
         age_key_file: config.and_then(|c| c.secrets.age_key_file.as_ref().map(|f| c.root.join(f))),
+        when_both_exist: config
+            .map(|c| c.secrets.when_both_exist)
+            .unwrap_or_default(),
     }
 }
 
@@ -483,9 +529,8 @@ pub fn review(
         .ok_or_else(|| SettingsError::NoReview {
             path: config.path.clone(),
         })?;
-    if let Some(sha) = input.sha {
-        crate::review::validate_sha(sha)?;
-    }
+    // `--sha` is checked and resolved like every other command's (4 to 40 hex digits,
+    // short ones through git); the environment is named from the full SHA.
     let flags = vars::Flags {
         sha: input.sha.map(str::to_owned),
         branch: input.branch.map(str::to_owned),

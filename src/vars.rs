@@ -57,6 +57,28 @@ pub struct Flags {
     pub vars: Vec<String>,
 }
 
+/// Where a build variable came from, for the line that says what lookctl decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// `--sha`, `--branch` or `--tag`.
+    Flag,
+    /// The CI system's environment.
+    Ci(Ci),
+    /// The local git repository.
+    Git,
+    /// Nowhere: the variable is unset.
+    #[default]
+    Unset,
+}
+
+/// Where each of the commit, the branch and the tag came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origins {
+    pub commit: Origin,
+    pub branch: Origin,
+    pub tag: Origin,
+}
+
 /// The resolved build variables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildVars {
@@ -69,6 +91,7 @@ pub struct BuildVars {
     pub ci: Option<Ci>,
     /// Why no branch is known, when none is (e.g. a detached HEAD).
     pub no_branch_reason: Option<String>,
+    pub origins: Origins,
 }
 
 impl BuildVars {
@@ -109,6 +132,12 @@ pub fn resolve(flags: &Flags, env: Env<'_>, dir: &Path) -> Result<BuildVars, Var
     let repo = git2::Repository::discover(dir).ok();
     let git = repo.as_ref().map(git_vars).transpose()?;
 
+    let origin = |flag: bool, from_ci: bool, from_git: bool| match () {
+        _ if flag => Origin::Flag,
+        _ if from_ci => ci.ci.map_or(Origin::Unset, Origin::Ci),
+        _ if from_git => Origin::Git,
+        _ => Origin::Unset,
+    };
     let commit_sha = match &flags.sha {
         Some(sha) => Some(resolve_sha(sha, repo.as_ref())?),
         None => ci
@@ -116,6 +145,8 @@ pub fn resolve(flags: &Flags, env: Env<'_>, dir: &Path) -> Result<BuildVars, Var
             .clone()
             .or_else(|| git.as_ref().and_then(|g| g.head.clone())),
     };
+    let git_head = git.as_ref().is_some_and(|g| g.head.is_some());
+    let git_branch = git.as_ref().is_some_and(|g| g.branch.is_some());
     let branch = flags
         .branch
         .clone()
@@ -125,6 +156,11 @@ pub fn resolve(flags: &Flags, env: Env<'_>, dir: &Path) -> Result<BuildVars, Var
         let (repo, sha) = (repo.as_ref()?, commit_sha.as_deref()?);
         tag_at(repo, sha)
     });
+    let origins = Origins {
+        commit: origin(flags.sha.is_some(), ci.commit_sha.is_some(), git_head),
+        branch: origin(flags.branch.is_some(), ci.branch.is_some(), git_branch),
+        tag: origin(flags.tag.is_some(), ci.tag.is_some(), tag.is_some()),
+    };
     let repo_name = ci
         .repo_name
         .clone()
@@ -144,6 +180,7 @@ pub fn resolve(flags: &Flags, env: Env<'_>, dir: &Path) -> Result<BuildVars, Var
         extra,
         ci: ci.ci,
         no_branch_reason,
+        origins,
     })
 }
 
@@ -188,10 +225,16 @@ fn resolve_sha(sha: &str, repo: Option<&git2::Repository>) -> Result<String, Var
         .to_string();
     match repo.find_commit_by_prefix(&sha) {
         Ok(commit) => Ok(commit.id().to_string()),
-        Err(e) if e.code() == git2::ErrorCode::Ambiguous => Err(VarsError::AmbiguousSha {
-            sha,
-            repo: repo_path,
-        }),
+        // git2 counts trees and blobs too; only commits can make a --sha ambiguous.
+        Err(e) if e.code() == git2::ErrorCode::Ambiguous => {
+            match commits_with_prefix(repo, &sha).as_slice() {
+                [only] => Ok(only.to_string()),
+                _ => Err(VarsError::AmbiguousSha {
+                    sha,
+                    repo: repo_path,
+                }),
+            }
+        }
         // A full SHA the local clone lacks (shallow CI checkouts) is still a valid SHA.
         Err(_) if sha.len() == 40 => Ok(sha),
         Err(_) => Err(VarsError::UnknownSha {
@@ -199,6 +242,26 @@ fn resolve_sha(sha: &str, repo: Option<&git2::Repository>) -> Result<String, Var
             repo: repo_path,
         }),
     }
+}
+
+/// Every commit whose id starts with `prefix` (a walk of the object database, done only
+/// when git2 finds the prefix ambiguous among all objects).
+fn commits_with_prefix(repo: &git2::Repository, prefix: &str) -> Vec<git2::Oid> {
+    let mut found = Vec::new();
+    let Ok(odb) = repo.odb() else {
+        return found;
+    };
+    let _ = odb.foreach(|oid| {
+        if oid.to_string().starts_with(prefix)
+            && odb
+                .read_header(*oid)
+                .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit)
+        {
+            found.push(*oid);
+        }
+        true
+    });
+    found
 }
 
 #[derive(Default)]

@@ -45,6 +45,9 @@ pub struct ApplyOptions {
     pub commit: String,
     /// Who deploys: a user or a CI identity (recorded in the inventory).
     pub identity: String,
+    /// Objects this run created before applying (the namespace that holds the lock):
+    /// reported as created, not configured.
+    pub created_before: Vec<ObjectRef>,
 }
 
 impl Default for ApplyOptions {
@@ -59,6 +62,7 @@ impl Default for ApplyOptions {
             concurrency: 8,
             commit: String::new(),
             identity: String::new(),
+            created_before: Vec::new(),
         }
     }
 }
@@ -880,6 +884,7 @@ async fn apply_one_inner(
     match result {
         Ok(obj) => Ok(match &live {
             None => ApplyAction::Created,
+            Some(_) if opts.created_before.contains(&m.id) => ApplyAction::Created,
             Some(live) if same(live, &to_json(&obj)) => ApplyAction::Unchanged,
             Some(_) => ApplyAction::Configured,
         }),

@@ -29,16 +29,16 @@ fn object_error(object: ObjectRef, f: Failure) -> ClusterError {
 }
 
 /// Creates namespace `name` when it does not exist (the full Namespace object is applied
-/// later with the rest of the set). The deploy lock lives in this namespace, so it must
-/// exist before the first deploy can take the lock.
-pub async fn ensure_namespace(client: &ClusterClient, name: &str) -> Result<(), ClusterError> {
+/// later with the rest of the set), and says whether it did. The deploy lock lives in
+/// this namespace, so it must exist before the first deploy can take the lock.
+pub async fn ensure_namespace(client: &ClusterClient, name: &str) -> Result<bool, ClusterError> {
     let api: kube::Api<Namespace> = kube::Api::all(client.kube_client().clone());
     let id = namespace_ref(name);
     match client
         .call(Some(&id), &NoProgress, || api.get_opt(name))
         .await
     {
-        Ok(Some(_)) => return Ok(()),
+        Ok(Some(_)) => return Ok(false),
         Ok(None) | Err(Failure::NotFound) => {}
         Err(f) => return Err(object_error(id, f)),
     }
@@ -54,9 +54,9 @@ pub async fn ensure_namespace(client: &ClusterClient, name: &str) -> Result<(), 
         .call(Some(&id), &NoProgress, || api.create(&post, &ns))
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Another deploy created it in the meantime (or a retried create already did).
-        Err(Failure::Permanent(ObjectError::Rejected { code: 409, .. })) => Ok(()),
+        Err(Failure::Permanent(ObjectError::Rejected { code: 409, .. })) => Ok(false),
         Err(f) => Err(object_error(id, f)),
     }
 }

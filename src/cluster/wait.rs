@@ -119,7 +119,7 @@ pub fn workload_health(kind: &str, v: &Value) -> Health {
     let observed = int(v, "/status/observedGeneration").unwrap_or(0);
     if kind != "Job" && observed < generation {
         return Health::Progressing(format!(
-            "waiting for the controller to observe generation {generation}"
+            "the controller has not yet observed generation {generation}"
         ));
     }
     match kind {
@@ -161,7 +161,7 @@ pub fn workload_health(kind: &str, v: &Value) -> Health {
                     updated.unwrap_or(0)
                 ))
             } else if current.is_some() && update.is_some() && current != update {
-                Health::Progressing("waiting for the update revision to roll out".to_owned())
+                Health::Progressing("the update revision is still rolling out".to_owned())
             } else {
                 Health::Ready
             }

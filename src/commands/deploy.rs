@@ -22,34 +22,7 @@ pub enum Outcome {
 
 pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
     confirm(settings, ui)?;
-    let request = Request {
-        render: RenderRequest {
-            dir: &settings.dir,
-            template_vars: Some(&settings.template_vars),
-            secrets: &settings.secrets,
-        },
-        kubeconfig: settings.kubeconfig.as_deref(),
-        context: &settings.context,
-        apply: ApplyOptions {
-            target: settings.target.clone(),
-            project: settings.project.clone(),
-            namespace_default: None,
-            force_conflicts: settings.force_conflicts,
-            dry_run: settings.dry_run,
-            prune: settings.prune,
-            concurrency: settings.concurrency,
-            commit: settings.commit.clone(),
-            identity: settings.identity.clone(),
-        },
-        namespace: Namespace::Rendered,
-        lock: LockSpec {
-            name: settings.target.clone(),
-            timeout: settings.lock_timeout,
-            report_waiting: true,
-            through_wait: true,
-        },
-        wait: settings.wait.then_some(settings.timeout),
-    };
+    let request = request(settings, settings.dry_run);
     let progress = ProgressPrinter::new(ui);
     let report = pipeline::run(&request, &NoStep, &progress)?;
     ui.deploy_report(&DeployView {
@@ -66,6 +39,38 @@ pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
     })
 }
 
+fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
+    Request {
+        render: RenderRequest {
+            dir: &settings.dir,
+            template_vars: Some(&settings.template_vars),
+            secrets: &settings.secrets,
+        },
+        kubeconfig: settings.kubeconfig.as_deref(),
+        context: &settings.context,
+        apply: ApplyOptions {
+            target: settings.target.clone(),
+            project: settings.project.clone(),
+            namespace_default: None,
+            force_conflicts: settings.force_conflicts,
+            dry_run,
+            prune: settings.prune,
+            concurrency: settings.concurrency,
+            commit: settings.commit.clone(),
+            identity: settings.identity.clone(),
+            created_before: Vec::new(),
+        },
+        namespace: Namespace::Rendered,
+        lock: LockSpec {
+            name: settings.target.clone(),
+            timeout: settings.lock_timeout,
+            report_waiting: true,
+            through_wait: true,
+        },
+        wait: settings.wait.then_some(settings.timeout),
+    }
+}
+
 fn confirm(settings: &DeploySettings, ui: &Ui) -> Result<()> {
     if !settings.confirm || settings.yes || settings.dry_run {
         return Ok(());
@@ -75,6 +80,15 @@ fn confirm(settings: &DeploySettings, ui: &Ui) -> Result<()> {
             target: settings.target.clone(),
         }
         .into());
+    }
+    // The question shows what the answer commits to: the server's dry run of this deploy.
+    let plan = pipeline::run(
+        &request(settings, true),
+        &NoStep,
+        &crate::cluster::NoProgress,
+    )?;
+    if let pipeline::Outcome::Planned(plan) = &plan.outcome {
+        ui.prompt(&crate::ui::deploy::confirm_plan(plan));
     }
     ui.prompt(&format!(
         "Deploy {} to target `{}` (context `{}`)? [y/N] \n",

@@ -11,20 +11,28 @@ use crate::render::output::{mask_secret, to_yaml_stream};
 use crate::settings::RenderSettings;
 use crate::ui::Ui;
 
-pub fn run(settings: &RenderSettings, ui: &Ui) -> Result<()> {
+pub fn run(settings: &RenderSettings, ui: &Ui, cwd: &Path) -> Result<()> {
+    ui.note(&crate::ui::render::decision_line(&settings.decision, cwd));
     let mut objects = pipeline::render(&pipeline::RenderRequest {
         dir: &settings.dir,
         template_vars: settings.template_vars.as_ref(),
         secrets: &settings.secrets,
     })?;
-    if !settings.show_secrets {
-        objects.iter_mut().for_each(mask_secret);
-    }
+    let masked = match settings.show_secrets {
+        true => 0,
+        false => objects
+            .iter_mut()
+            .filter_map(|o| mask_secret(o).then_some(()))
+            .count(),
+    };
     match &settings.output {
         None => ui.out(&to_yaml_stream(&objects))?,
         Some(path) if path.is_dir() => write_per_object(path, &objects)?,
         Some(path) => std::fs::write(path, to_yaml_stream(&objects))
             .with_context(|| format!("writing {}", path.display()))?,
+    }
+    if masked > 0 {
+        ui.note(&crate::ui::render::masked_note(masked));
     }
     Ok(())
 }

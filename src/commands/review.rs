@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::cluster::{self, ApplyOptions, ClusterClient, ClusterError, NoProgress};
 use crate::pipeline::{
@@ -41,8 +41,14 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
         &settings.template_vars,
         &settings.config_path,
     )?;
+    // Local checks first: a context missing from the kubeconfig is known at once, and
+    // must not wait behind a registry round trip (connecting sends no request).
+    runtime()?.block_on(ClusterClient::connect(
+        settings.kubeconfig.as_deref(),
+        &settings.context,
+    ))?;
     if args.check_image {
-        check_image(settings, &name, ui)?;
+        check_image(settings, &name, ui).map_err(|e| e.context(SKIP_IMAGE_CHECK_HINT))?;
     }
     let ttl = args.ttl.unwrap_or(settings.review.ttl);
     let pin = args.pin;
@@ -95,6 +101,11 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every registry error of `up` ends with this, as the way past a registry lookctl
+/// cannot read (the image is then not checked).
+const SKIP_IMAGE_CHECK_HINT: &str =
+    "checking the image before deploying (pass --skip-image-check to deploy without checking)";
 
 /// The image `[project] image` names at this commit (its tag defaults to COMMIT_SHA).
 fn check_image(settings: &ReviewSettings, name: &ReviewName, ui: &Ui) -> Result<()> {
@@ -248,12 +259,15 @@ pub fn down(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     runtime()?.block_on(async {
         let client = connect(settings).await?;
         let existing = environments(&client, &settings.project).await?;
+        // Idempotent, for the jobs that run when a pull request closes: an environment
+        // that is already gone (deleted by hand, by gc, or by an earlier run) is success.
         let Some(env) = existing.iter().find(|e| e.matches_sha(&sha)) else {
-            bail!(
-                "no review environment of project `{}` for commit {} (see `lookctl review list`)",
+            ui.note(&format!(
+                "no review environment of project `{}` for commit {}: nothing to delete",
                 settings.project,
                 &sha[..sha.len().min(7)]
-            );
+            ));
+            return Ok(());
         };
         ui.note(&format!("deleting namespace {} ...", env.namespace));
         cluster::delete_namespace(&client, &env.namespace, DELETE_TIMEOUT).await?;

@@ -37,6 +37,9 @@ pub enum PipelineError {
     /// wrong key): nothing was sent to the cluster.
     #[error(transparent)]
     KmsUnavailable(KustomizeError),
+    /// No Google credentials were found to decrypt an input with Cloud KMS.
+    #[error(transparent)]
+    NoGoogleCredentials(KustomizeError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     /// A step the caller runs under the lock (review up's cap decision) refused.
@@ -206,7 +209,7 @@ async fn run_cluster(
         Namespace::Rendered => target_namespace(objects).map(str::to_owned),
         Namespace::Fixed(ns) => Some(ns.clone()),
     };
-    let options = ApplyOptions {
+    let mut options = ApplyOptions {
         namespace_default: namespace.clone(),
         ..request.apply.clone()
     };
@@ -220,8 +223,15 @@ async fn run_cluster(
 
     let lock_namespace = match (&request.namespace, &namespace) {
         (Namespace::Rendered, Some(ns)) => {
-            if objects.iter().any(|o| is_namespace_named(o, ns)) {
-                cluster::ensure_namespace(&client, ns).await?;
+            if objects.iter().any(|o| is_namespace_named(o, ns))
+                && cluster::ensure_namespace(&client, ns).await?
+            {
+                options.created_before.push(cluster::ObjectRef {
+                    api_version: "v1".to_owned(),
+                    kind: "Namespace".to_owned(),
+                    namespace: None,
+                    name: ns.clone(),
+                });
             }
             ns.clone()
         }

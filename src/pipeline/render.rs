@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::config::WhenBothExist;
 use crate::render::source::SourceError;
 use crate::render::{DataHook, DataUse, Document, FsSource, Templater, kustomize};
 use crate::secrets::gcp_kms::{KmsClient, KmsConfig};
@@ -30,6 +31,8 @@ pub struct SecretsSettings {
     pub access_token_file: Option<PathBuf>,
     /// `[secrets] age_key_file`: age identities for SOPS when `SOPS_AGE_KEY_FILE` is unset.
     pub age_key_file: Option<PathBuf>,
+    /// `[secrets] when_both_exist`: which of `X` and `X.enc` a generator reads.
+    pub when_both_exist: WhenBothExist,
 }
 
 impl SecretsSettings {
@@ -68,6 +71,8 @@ pub fn render(request: &RenderRequest<'_>) -> Result<Vec<Document>, PipelineErro
     kustomize::build(&source, request.dir).map_err(|source| {
         if hook.kms_unavailable.load(Ordering::Relaxed) {
             PipelineError::KmsUnavailable(source)
+        } else if hook.no_credentials.load(Ordering::Relaxed) {
+            PipelineError::NoGoogleCredentials(source)
         } else {
             PipelineError::Render(source)
         }
@@ -95,6 +100,8 @@ struct SecretsHook<'a> {
     client: OnceLock<KmsClient>,
     /// Set when a Cloud KMS call failed because the service could not be reached.
     kms_unavailable: AtomicBool,
+    /// Set when a Cloud KMS call found no Google credentials.
+    no_credentials: AtomicBool,
 }
 
 impl<'a> SecretsHook<'a> {
@@ -103,6 +110,7 @@ impl<'a> SecretsHook<'a> {
             settings,
             client: OnceLock::new(),
             kms_unavailable: AtomicBool::new(false),
+            no_credentials: AtomicBool::new(false),
         }
     }
 }
@@ -115,11 +123,27 @@ impl Decryptor for SecretsHook<'_> {
         {
             self.kms_unavailable.store(true, Ordering::Relaxed);
         }
+        if let Err(KmsError::NoCredentials { .. }) = &result {
+            self.no_credentials.store(true, Ordering::Relaxed);
+        }
         result
     }
 }
 
 impl SecretsHook<'_> {
+    /// `X` from `X.enc`, for a Secret only; `Ok(None)` when there is no `X.enc`.
+    fn decrypt_enc(&self, path: &Path, usage: DataUse) -> Result<Option<Vec<u8>>, SourceError> {
+        if usage != DataUse::Secret && self.can_provide(path) {
+            return Err(SourceError::Data {
+                path: secrets::enc_path(path),
+                message: "encrypted inputs may only feed a secretGenerator: a configMapGenerator would store the decrypted values in clear in a ConfigMap".into(),
+            });
+        }
+        secrets::read_enc(path, self.settings.kms_key.as_deref(), self)
+            .map(|p| p.map(|p| p.expose().to_vec()))
+            .map_err(|e| data_error(path, &e))
+    }
+
     fn decrypt_with_client(&self, key: &str, ciphertext: &[u8]) -> Result<Plaintext, KmsError> {
         if self.client.get().is_none() {
             // A failed construction is not cached: the error goes to this caller.
@@ -150,26 +174,28 @@ impl DataHook for SecretsHook<'_> {
     }
 
     fn missing_input(&self, path: &Path, usage: DataUse) -> Result<Option<Vec<u8>>, SourceError> {
-        if usage != DataUse::Secret && self.can_provide(path) {
-            return Err(SourceError::Data {
-                path: secrets::enc_path(path),
-                message: "encrypted inputs may only feed a secretGenerator: a configMapGenerator would store the decrypted values in clear in a ConfigMap".into(),
-            });
-        }
-        secrets::open_generator_input(path, self.settings.kms_key.as_deref(), self)
-            .map(|p| p.map(|p| p.expose().to_vec()))
-            .map_err(|e| data_error(path, &e))
+        self.decrypt_enc(path, usage)
     }
 
     fn input(&self, path: &Path, bytes: Vec<u8>, usage: DataUse) -> Result<Vec<u8>, SourceError> {
         let encrypted = secrets::enc_path(path);
-        if encrypted.exists() {
+        if encrypted.exists() && self.settings.when_both_exist == WhenBothExist::UseEnc {
+            same_directory_file(path, &encrypted)?;
+            return match self.decrypt_enc(path, usage)? {
+                Some(bytes) => Ok(bytes),
+                None => Err(SourceError::Data {
+                    path: encrypted,
+                    message: "cannot be read".into(),
+                }),
+            };
+        }
+        if encrypted.exists() && self.settings.when_both_exist == WhenBothExist::Refuse {
             // Typically a leftover of `lookctl secrets decrypt X.enc -o X`: its values may
             // be stale, and silently preferring either file deploys a surprise.
             return Err(SourceError::Data {
                 path: path.to_owned(),
                 message: format!(
-                    "both {} and its encrypted form {} exist; delete the plaintext file (or the .enc file) so that one source of truth remains",
+                    "both {} and its encrypted form {} exist; delete the plaintext file (or the .enc file) so that one source of truth remains, or choose one with `[secrets] when_both_exist = \"use-enc\"` or `\"use-plaintext\"` in deploy.toml",
                     path.display(),
                     encrypted.display()
                 ),
@@ -195,6 +221,23 @@ impl DataHook for SecretsHook<'_> {
         }
         let keys = self.sops_keys();
         sops::decrypt_documents(docs, path, &keys).map_err(|e| data_error(path, &e))
+    }
+}
+
+/// Refuses an `X.enc` that is a symlink or not beside `X` once symlinks are resolved:
+/// `X` passed the tree's confinement, so the file read in its place must be its sibling.
+fn same_directory_file(path: &Path, encrypted: &Path) -> Result<(), SourceError> {
+    let parent = |p: &Path| p.parent().and_then(|d| d.canonicalize().ok());
+    let is_link = std::fs::symlink_metadata(encrypted).is_ok_and(|m| m.file_type().is_symlink());
+    match (is_link, parent(path), parent(encrypted)) {
+        (false, Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err(SourceError::Data {
+            path: encrypted.to_owned(),
+            message: format!(
+                "must be a regular file beside {} (symlinks are not followed for encrypted inputs)",
+                path.display()
+            ),
+        }),
     }
 }
 

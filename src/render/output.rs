@@ -11,18 +11,34 @@ pub fn is_secret(doc: &Document) -> bool {
         && doc.get("apiVersion").and_then(Document::as_str) == Some("v1")
 }
 
-/// Replaces every value of a Secret's `data` and `stringData` by [`MASK`].
-pub fn mask_secret(doc: &mut Document) {
+/// Replaces every value of a Secret's `data` and `stringData` by [`MASK`], and returns
+/// whether the object was a Secret.
+///
+/// The masked values all end up under `data`, where [`MASK`] is not valid base64: a
+/// masked stream piped into `kubectl apply` is rejected by the API server instead of
+/// storing the literal text (`stringData` would accept any string).
+pub fn mask_secret(doc: &mut Document) -> bool {
     if !is_secret(doc) {
-        return;
+        return false;
     }
+    let mut keys = Vec::new();
     for field in ["data", "stringData"] {
-        if let Some(Document::Mapping(map)) = doc.get_mut(field) {
-            for value in map.values_mut() {
-                *value = Document::String(MASK.to_owned());
-            }
+        if let Some(Document::Mapping(map)) = doc.get(field) {
+            keys.extend(map.keys().cloned());
         }
     }
+    if let Document::Mapping(obj) = doc {
+        obj.remove("stringData");
+        let data = keys
+            .into_iter()
+            .map(|k| (k, Document::String(MASK.to_owned())))
+            .collect::<serde_yaml::Mapping>();
+        // An empty or absent `data` stays as it was.
+        if !data.is_empty() {
+            obj.insert(Document::String("data".into()), Document::Mapping(data));
+        }
+    }
+    true
 }
 
 /// Serialises objects as one YAML stream, `---` between documents (kustomize's layout).
@@ -50,13 +66,18 @@ mod tests {
         let mut cm: Document =
             serde_yaml::from_str("apiVersion: v1\nkind: ConfigMap\ndata: {a: plain}\n")
                 .expect("yaml");
-        mask_secret(&mut secret);
-        mask_secret(&mut cm);
+        assert!(mask_secret(&mut secret));
+        assert!(!mask_secret(&mut cm));
         let text = to_yaml_stream(&[secret, cm]);
         assert!(
             !text.contains("c2VjcmV0") && !text.contains(": secret"),
             "{text}"
         );
         assert!(text.contains("plain"), "{text}");
+        assert!(!text.contains("stringData"), "{text}");
+        assert!(
+            text.contains("b: <redacted>"),
+            "stringData moved under data: {text}"
+        );
     }
 }

@@ -31,7 +31,9 @@ pub const TEMPLATE_FUEL: u64 = 5_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error(
-        "{path}:{line}: undefined template variable `{name}` (defined: {defined}; add it with --var {name}=VALUE or a [vars] entry in deploy.toml)"
+        "{path}:{line}: undefined template variable `{name}` ({}; {})",
+        defined_list(defined),
+        how_to_define(name)
     )]
     Undefined {
         path: PathBuf,
@@ -45,6 +47,30 @@ pub enum TemplateError {
         line: usize,
         message: String,
     },
+}
+
+fn defined_list(defined: &str) -> String {
+    match defined {
+        "" => "no variables are defined".to_owned(),
+        list => format!("defined: {list}"),
+    }
+}
+
+/// How to give a variable a value: lookctl's own from their flags, the rest with `--var`.
+fn how_to_define(name: &str) -> String {
+    let default = format!("or give the template a default: {{{{ {name} | default('') }}}}");
+    match name {
+        "COMMIT_SHA" | "SHORT_SHA" => {
+            format!(
+                "lookctl sets it from the commit: pass --sha, or run inside a git repository; {default}"
+            )
+        }
+        "BRANCH_NAME" => format!("lookctl sets it from the branch: pass --branch; {default}"),
+        "TAG_NAME" => format!("lookctl sets it from the tag: pass --tag; {default}"),
+        "REPO_NAME" => format!("lookctl sets it from CI or the git remote; {default}"),
+        "TARGET" => "lookctl sets it from the target: pass --target NAME".to_owned(),
+        _ => format!("add it with --var {name}=VALUE or a [vars] entry in deploy.toml"),
+    }
 }
 
 /// Renders templates with a fixed set of string variables.

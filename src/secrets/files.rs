@@ -85,6 +85,16 @@ pub fn open_generator_input(
     if path.exists() {
         return Ok(None);
     }
+    read_enc(path, key, kms)
+}
+
+/// Decrypts `path.enc` when it is a file, whether or not `path` exists (`Ok(None)` when
+/// there is no `path.enc`).
+pub fn read_enc(
+    path: &Path,
+    key: Option<&str>,
+    kms: &dyn Decryptor,
+) -> Result<Option<Plaintext>, SecretsError> {
     let encrypted = enc_path(path);
     if !encrypted.is_file() {
         return Ok(None);

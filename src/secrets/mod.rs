@@ -19,7 +19,7 @@ pub mod sops;
 
 pub use files::{
     DecryptFileOptions, DecryptOutcome, DecryptOutput, EncryptFileOptions, SecretsError,
-    decrypt_file, enc_path, encrypt_file, open_generator_input,
+    decrypt_file, enc_path, encrypt_file, open_generator_input, read_enc,
 };
 pub use gcp_kms::KmsError;
 pub use plaintext::Plaintext;

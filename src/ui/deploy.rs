@@ -229,6 +229,22 @@ pub fn plan_summary(plan: &Plan) -> String {
     parts.join(", ")
 }
 
+/// What a `confirm = true` target's question shows first: the plan's counts, and every
+/// object that would be pruned or replaced (the changes that lose something).
+pub fn confirm_plan(plan: &Plan) -> String {
+    let mut out = format!("plan: {}\n", plan_summary(plan));
+    for (action, label) in [
+        (PlanAction::Prune, "prune"),
+        (PlanAction::Replace, "replace"),
+        (PlanAction::Error, "refused"),
+    ] {
+        for entry in plan.entries.iter().filter(|e| e.action == action) {
+            out.push_str(&format!("  {label}: {}\n", entry.object));
+        }
+    }
+    out
+}
+
 /// The line a person reads at the end of a deploy.
 pub fn report_summary(
     report: &ApplyReport,
@@ -244,12 +260,13 @@ pub fn report_summary(
             .count()
     };
     let failed = report.results.iter().filter(|r| r.outcome.is_err()).count();
+    let rollout_failed = wait.is_some_and(|w| !w.failures().is_empty());
     let mut line = format!(
         "{} {} to `{}`: {} created, {} configured, {} unchanged, {} replaced, {} pruned",
-        if failed == 0 {
-            "deployed"
-        } else {
-            "deploy failed for"
+        match (failed, rollout_failed) {
+            (0, false) => "deployed",
+            (0, true) => "rollout failed for",
+            _ => "deploy failed for",
         },
         short_commit,
         target,
@@ -293,12 +310,12 @@ impl super::Ui {
             (Outcome::Planned(plan), true) => self.json(&plan_json(plan, warnings))?,
             (Outcome::Planned(plan), false) => {
                 self.out(&super::diff::render_diff(plan, &self.style))?;
-                self.note(&plan_summary(plan));
+                self.summary(&plan_summary(plan));
             }
             (Outcome::Applied { report, wait }, true) => {
                 self.json(&deploy_json(report, wait.as_ref(), warnings))?
             }
-            (Outcome::Applied { report, wait }, false) => self.note(&report_summary(
+            (Outcome::Applied { report, wait }, false) => self.summary(&report_summary(
                 report,
                 wait.as_ref(),
                 view.short_commit,

@@ -6,10 +6,12 @@
 pub mod deploy;
 pub mod diff;
 pub mod progress;
+pub mod render;
 pub mod review;
 pub mod status;
 pub mod style;
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 pub use progress::ProgressPrinter;
@@ -24,11 +26,20 @@ pub enum Format {
 
 pub struct Ui {
     pub style: Styles,
+    /// `--quiet`: notes are not printed; results, warnings and errors still are.
+    pub quiet: bool,
 }
 
 impl Ui {
     pub fn new(style: Styles) -> Self {
-        Ui { style }
+        Ui {
+            style,
+            quiet: false,
+        }
+    }
+
+    pub fn quiet(self, quiet: bool) -> Self {
+        Ui { quiet, ..self }
     }
 
     /// Writes product output to stdout.
@@ -50,30 +61,38 @@ impl Ui {
 
     /// A message for the person at the terminal (stderr).
     pub fn note(&self, text: &str) {
-        let _ = writeln!(io::stderr().lock(), "{text}");
+        if self.quiet {
+            return;
+        }
+        let _ = writeln!(io::stderr().lock(), "{}", escape(text));
+    }
+
+    /// The closing line of a command's result on stderr, printed even with `--quiet`.
+    pub fn summary(&self, text: &str) {
+        let _ = writeln!(io::stderr().lock(), "{}", escape(text));
     }
 
     /// A question on stderr, without a newline, flushed.
     pub fn prompt(&self, text: &str) {
         let mut err = io::stderr().lock();
-        let _ = write!(err, "{text}");
+        let _ = write!(err, "{}", escape(text));
         let _ = err.flush();
     }
 
     /// Something that did not fail the command but needs attention.
     pub fn warn(&self, text: &str) {
         let prefix = self.style.paint(style::WARNING, "warning:");
-        let _ = writeln!(io::stderr().lock(), "{prefix} {text}");
+        let _ = writeln!(io::stderr().lock(), "{prefix} {}", escape(text));
     }
 
     /// An error (its message already holds its whole chain of causes) and its hints.
     pub fn error(&self, message: &str, hints: &[String]) {
         let mut err = io::stderr().lock();
         let prefix = self.style.paint(style::ERROR, "error:");
-        let _ = writeln!(err, "{prefix} {message}");
+        let _ = writeln!(err, "{prefix} {}", escape(message));
         for hint in hints {
             let prefix = self.style.paint(style::HINT, "hint:");
-            let _ = writeln!(err, "{prefix} {hint}");
+            let _ = writeln!(err, "{prefix} {}", escape(hint));
         }
     }
 }
@@ -82,5 +101,37 @@ fn ignore_broken_pipe(r: io::Result<()>) -> io::Result<()> {
     match r {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+/// Text from users' input (branch names, file names, values) made safe for a terminal:
+/// control characters other than newline and tab, and C1 controls, are written as
+/// `\u{..}` escapes, so a branch name cannot move the cursor, retitle the window or hide
+/// the text before it.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}';
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| match unsafe_char(c) {
+                true => c.escape_unicode().to_string(),
+                false => c.to_string(),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_terminal_controls_but_keeps_lines_and_tabs() {
+        assert_eq!(escape("main\n\tok"), "main\n\tok");
+        assert_eq!(escape("x\u{1b}]0;pwned\u{7}y"), "x\\u{1b}]0;pwned\\u{7}y");
+        assert_eq!(escape("a\u{9b}31mb\u{7f}"), "a\\u{9b}31mb\\u{7f}");
+        assert_eq!(escape("\r"), "\\u{d}");
     }
 }

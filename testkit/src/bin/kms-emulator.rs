@@ -4,38 +4,24 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: kms-emulator [--addr 127.0.0.1:PORT] [--seed TEXT]\n\n  --seed TEXT  derive each key's material from TEXT and the key name, so files\n               encrypted by one run decrypt in another (the example app's demo\n               files use --seed lookctl-demo); without it keys are random"
-    );
-    ExitCode::from(2)
+use clap::Parser;
+
+/// The Cloud KMS REST emulator (encrypt, decrypt, key rings and keys) on plain HTTP.
+#[derive(Parser, Debug)]
+#[command(name = "kms-emulator", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Derive each key's material from TEXT and the key name, so that files encrypted by
+    /// one run decrypt in another (the example app's demo files use `--seed
+    /// lookctl-demo`); without it keys are random.
+    #[arg(long, value_name = "TEXT")]
+    seed: Option<String>,
 }
 
 fn main() -> ExitCode {
-    let mut addr = String::from("127.0.0.1:0");
-    let mut seed = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => match args.next() {
-                Some(value) => addr = value,
-                None => return usage(),
-            },
-            "--seed" => match args.next() {
-                Some(value) => seed = Some(value),
-                None => return usage(),
-            },
-            "-h" | "--help" => {
-                let _ = usage();
-                return ExitCode::SUCCESS;
-            }
-            _ => return usage(),
-        }
-    }
-    let Ok(addr) = addr.parse::<SocketAddr>() else {
-        eprintln!("kms-emulator: --addr {addr:?} is not HOST:PORT");
-        return ExitCode::from(2);
-    };
+    let Args { addr, seed } = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

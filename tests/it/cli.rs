@@ -218,6 +218,30 @@ fn ambiguous_short_sha_is_an_error() {
 }
 
 #[test]
+fn a_short_sha_shared_with_a_blob_is_the_commit() {
+    let p = project();
+    let repo = git_init(p.path(), "develop");
+    let head = repo.head().expect("head").target().expect("oid");
+    let prefix = head.to_string()[..4].to_owned();
+    // A blob whose id starts like HEAD's (1 in 65,536 contents; hashed, not written, until found).
+    let content = (0u32..5_000_000)
+        .map(|i| format!("blob {i}\n"))
+        .find(|c| {
+            git2::Oid::hash_object(git2::ObjectType::Blob, c.as_bytes())
+                .is_ok_and(|id| id.to_string().starts_with(&prefix))
+        })
+        .expect("a blob with the same four-character prefix");
+    let blob = repo.blob(content.as_bytes()).expect("write blob");
+    assert!(blob.to_string().starts_with(&prefix));
+    let out = lookctl(p.path())
+        .args(["render", "--sha", &prefix])
+        .assert()
+        .success();
+    let vars = rendered_vars(&out.get_output().stdout);
+    assert_eq!(get(&vars, "commit"), head.to_string());
+}
+
+#[test]
 fn non_hex_sha_exits_2_naming_it() {
     let p = project();
     lookctl(p.path())

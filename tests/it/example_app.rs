@@ -57,8 +57,9 @@ fn readme_command_renders_staging_offline_with_the_sha_in_image_tags() {
         Some("shop-staging")
     );
     assert_eq!(
-        secret["stringData"]["DATABASE_PASSWORD"].as_str(),
-        Some("<redacted>")
+        secret["data"]["DATABASE_PASSWORD"].as_str(),
+        Some("<redacted>"),
+        "masked values sit under data, where they are invalid base64"
     );
 
     let shown = lookctl()

@@ -32,7 +32,7 @@ import statistics, subprocess, sys, tempfile, threading, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GEN = os.path.join(ROOT, "tests", "fixtures", "kustomize", "gen_tree.py")
 TARGET = os.environ.get("CARGO_TARGET_DIR") or (
-    "/work/target-bench" if os.path.isdir("/work/target-bench") else os.path.join(ROOT, "target"))
+    os.path.join(ROOT, "target"))
 LOOKCTL = os.path.join(TARGET, "release", "lookctl")
 FAKE = os.path.join(TARGET, "release", "fake-apiserver")
 SHA = "0123456789abcdef0123456789abcdef01234567"

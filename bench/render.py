@@ -4,8 +4,7 @@ trees, same run, same machine. Prints a Markdown table for BENCHMARKS.md.
 
 Usage: bench/render.py [--runs N] [--sizes 200,400,1000,2000] [--no-build]
 
-Builds lookctl in release mode first (CARGO_TARGET_DIR, default /work/target-bench if it
-exists, else ./target). Trees come from tests/fixtures/kustomize/gen_tree.py (a copy of the shared generator) (N apps x 3 objects,
+Builds lookctl in release mode first (CARGO_TARGET_DIR, default ./target). Trees come from tests/fixtures/kustomize/gen_tree.py (N apps x 3 objects,
 overlay `production`) plus the example app's staging overlay.
 
 Method, per tree:
@@ -26,7 +25,7 @@ import argparse, os, statistics, subprocess, sys, tempfile, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GEN = os.path.join(ROOT, "tests", "fixtures", "kustomize", "gen_tree.py")
 TARGET = os.environ.get("CARGO_TARGET_DIR") or (
-    "/work/target-bench" if os.path.isdir("/work/target-bench") else os.path.join(ROOT, "target"))
+    os.path.join(ROOT, "target"))
 LOOKCTL = os.path.join(TARGET, "release", "lookctl")
 
 

@@ -145,6 +145,7 @@ diff_tests!(
     labels_fields_no_create,
     labels_variants,
     multi_doc_and_list,
+    nameref_affix_history,
     nameref_ingress_services,
     nameref_multi_namespace,
     nameref_rbac,

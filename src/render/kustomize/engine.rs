@@ -18,7 +18,13 @@ type IdSet = std::collections::HashSet<(super::resource::Gvk, String, String)>;
 #[derive(Default)]
 pub struct Accumulator {
     pub resources: Vec<Resource>,
+    /// `None`: kustomize's defaults, or nothing merged yet (see `defaults_merged`).
     pub config: Option<TransformerConfig>,
+    /// Whether the defaults were merged while `config` is `None`. kustomize starts each
+    /// accumulator with an empty config, and its merge is order-dependent (a specific
+    /// spec merged first absorbs a general one with the same path), so "nothing yet" and
+    /// "the defaults" differ when a custom configuration is merged next.
+    pub defaults_merged: bool,
     pub vars: Vec<Document>,
 }
 
@@ -29,14 +35,23 @@ impl Accumulator {
             .unwrap_or_else(|| TransformerConfig::defaults())
     }
 
-    fn merge_config(&mut self, c: &TransformerConfig) {
-        match &mut self.config {
-            Some(mine) => mine.merge(c),
-            None => {
-                let mut d = TransformerConfig::defaults().clone();
-                d.merge(c);
-                self.config = Some(d);
-            }
+    /// kustomize's `ResAccumulator.MergeConfig`.
+    fn merge_config(&mut self, c: &TransformerConfig) -> Result<(), String> {
+        let mut base = match self.config.take() {
+            Some(mine) => mine,
+            None if self.defaults_merged => TransformerConfig::defaults().clone(),
+            None => TransformerConfig::default(),
+        };
+        base.merge(c)?;
+        self.config = Some(base);
+        Ok(())
+    }
+
+    /// Merging the defaults changes nothing once a config is there: every default spec
+    /// is present or absorbed by a more specific one.
+    fn merge_defaults(&mut self) {
+        if self.config.is_none() {
+            self.defaults_merged = true;
         }
     }
 
@@ -568,17 +583,35 @@ impl Ctx<'_> {
             for doc in self.source.read_yaml(&path)? {
                 let parsed = TransformerConfig::from_doc(&doc)
                     .map_err(|e| k.invalid("configurations", format!("{c}: {e}")))?;
-                layer_config.merge(&parsed);
+                layer_config
+                    .merge(&parsed)
+                    .map_err(|e| k.invalid("configurations", format!("{c}: {e}")))?;
             }
         }
-        if !k.configurations.is_empty() || ra.config.is_some() {
-            ra.merge_config(&layer_config);
+        if k.configurations.is_empty() {
+            ra.merge_defaults();
+        } else {
+            let mut tc = TransformerConfig::defaults().clone();
+            tc.merge(&layer_config)
+                .and_then(|()| ra.merge_config(&tc))
+                .map_err(|e| k.invalid("configurations", e))?;
         }
         if !k.crds.is_empty() {
-            return Err(KustomizeError::Unsupported {
-                file: k.file.clone(),
-                field: "crds".into(),
-            });
+            let mut crd_config = TransformerConfig::default();
+            for c in &k.crds {
+                let path = self.file_in(k, "crds", c)?;
+                let docs = self.source.read_yaml(&path)?;
+                let [doc] = docs.as_slice() else {
+                    return Err(k.invalid("crds", format!("{c}: expected one YAML or JSON document")));
+                };
+                let tc = super::config::from_crd_definitions(doc)
+                    .map_err(|e| k.invalid("crds", format!("unable to parse open API definition from '{c}': {e}")))?;
+                crd_config
+                    .merge(&tc)
+                    .map_err(|e| k.invalid("crds", e))?;
+            }
+            ra.merge_config(&crd_config)
+                .map_err(|e| k.invalid("crds", e))?;
         }
         self.run_generators(k, &mut ra)?;
         for c in &k.components {
@@ -1027,8 +1060,11 @@ fn merge_accumulator(
     seen: &mut IdSet,
 ) -> Result<(), KustomizeError> {
     ra.append_all(&k.file, sub.resources, seen)?;
-    if let Some(c) = &sub.config {
-        ra.merge_config(c);
+    match &sub.config {
+        Some(c) => ra
+            .merge_config(c)
+            .map_err(|e| k.invalid("configurations", e))?,
+        None => ra.merge_defaults(),
     }
     // Two bases declaring one var name is an error in kustomize ("already encountered").
     let name = |v: &Document| v.get("name").and_then(Document::as_str).map(str::to_owned);

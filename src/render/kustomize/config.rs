@@ -143,7 +143,13 @@ fn gvk_sort_key(g: &Gvk) -> (i64, String) {
     } else {
         0
     };
-    let or = |s: &str, d: &str| if s.is_empty() { d.to_owned() } else { s.to_owned() };
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     (
         order,
         format!(
@@ -314,7 +320,10 @@ fn crd_into_config(
 ) -> Result<(), String> {
     // kustomize recurses without a bound and overflows its stack on a cycle.
     if path.len() > 32 {
-        return Err(format!("the definitions nest too deeply at {}", path.join("/")));
+        return Err(format!(
+            "the definitions nest too deeply at {}",
+            path.join("/")
+        ));
     }
     let Some(Document::Mapping(props)) = all
         .get(type_name)

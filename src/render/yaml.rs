@@ -1152,4 +1152,24 @@ mod tests {
         assert_eq!(v["metadata"]["annotations"]["c"], Value::from(""));
         assert_eq!(one(&to_string(&v)), v);
     }
+
+    #[test]
+    fn null_marks_tell_written_nulls_from_empty_values() {
+        let text = "kind: A\nmetadata:\n  creationTimestamp: null\n  annotations:\n    gone: null\n    kept: x\nspec:\n  a:\n  b: ~\n  list:\n  - c:\n    d: null\n---\nkind: B\nx:\n";
+        let docs = parse_stream_marked(text, Dialect::Objects).expect("parses");
+        assert_eq!(docs.len(), 2);
+        let m = &docs[0].1;
+        assert_eq!(
+            m.written,
+            ["metadata/creationTimestamp", "spec/b", "spec/list/[]/d"]
+        );
+        assert_eq!(m.empty, ["spec/a", "spec/list/[]/c"]);
+        assert_eq!(m.annotation_nulls, ["gone"]);
+        // Annotation values are still read as their text.
+        assert_eq!(
+            docs[0].0["metadata"]["annotations"]["gone"],
+            Value::from("null")
+        );
+        assert_eq!(docs[1].1.empty, ["x"]);
+    }
 }

@@ -234,7 +234,12 @@ pub struct Ctx<'a> {
     openapi: OpenApi,
     /// Whether any object was loaded or patched yet (see [`OpenApi::Mixed`]).
     touched: std::cell::Cell<bool>,
+    /// [`Source::null_marks`] by file, read once each.
+    null_marks: std::cell::RefCell<NullMarksCache>,
 }
+
+type NullMarksCache =
+    std::collections::HashMap<PathBuf, Option<std::rc::Rc<Vec<crate::render::yaml::NullMarks>>>>;
 
 pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, KustomizeError> {
     let mut ctx = Ctx {
@@ -243,6 +248,7 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
         track_origin: false,
         openapi: OpenApi::Unset,
         touched: std::cell::Cell::new(false),
+        null_marks: Default::default(),
     };
     let k = ctx.load_kustomization(dir, Path::new(""))?;
     ctx.set_openapi(&k, true)?;
@@ -948,6 +954,21 @@ impl Ctx<'_> {
             }
             Some(_) => Err(k.invalid(field, "the specified OpenAPI version is not built in")),
         }
+    }
+
+    /// How the nulls of a YAML file's documents were written (cached per file).
+    pub(super) fn null_marks(
+        &self,
+        path: &Path,
+    ) -> Option<std::rc::Rc<Vec<crate::render::yaml::NullMarks>>> {
+        if let Some(m) = self.null_marks.borrow().get(path) {
+            return m.clone();
+        }
+        let m = self.source.null_marks(path).map(std::rc::Rc::new);
+        self.null_marks
+            .borrow_mut()
+            .insert(path.to_owned(), m.clone());
+        m
     }
 
     /// The schema for a strategic merge now (see [`OpenApi`]).

@@ -46,19 +46,23 @@ impl Ctx<'_> {
                     .source
                     .parse_inline(&k.file, inline)
                     .map_err(|e| k.invalid(field, format!("{label}: {e}")))?;
-                let marks = crate::render::yaml::parse_stream_marked(
-                    inline,
-                    crate::render::yaml::Dialect::Objects,
-                )
-                .ok()
-                .map(|m| m.into_iter().map(|(_, m)| m).collect());
-                null_annotations_delete(&mut docs, marks);
+                if may_have_null_annotations(&docs) {
+                    let marks = crate::render::yaml::parse_stream_marked(
+                        inline,
+                        crate::render::yaml::Dialect::Objects,
+                    )
+                    .ok()
+                    .map(|m| std::rc::Rc::new(m.into_iter().map(|(_, m)| m).collect()));
+                    null_annotations_delete(&mut docs, marks);
+                }
                 Ok((docs, label))
             }
             (true, false) => {
                 let p = self.file_in(k, field, path)?;
                 let mut docs = self.source.read_yaml(&p)?;
-                null_annotations_delete(&mut docs, self.source.null_marks(&p));
+                if may_have_null_annotations(&docs) {
+                    null_annotations_delete(&mut docs, self.null_marks(&p));
+                }
                 Ok((docs, format!("[path: {path:?}]")))
             }
         }
@@ -195,20 +199,24 @@ impl Ctx<'_> {
                 .filter(|d| !d.is_empty() && d.iter().all(Document::is_mapping));
             let docs = match inline {
                 Some(mut d) => {
-                    let marks = crate::render::yaml::parse_stream_marked(
-                        text,
-                        crate::render::yaml::Dialect::Objects,
-                    )
-                    .ok()
-                    .map(|m| m.into_iter().map(|(_, m)| m).collect());
-                    null_annotations_delete(&mut d, marks);
+                    if may_have_null_annotations(&d) {
+                        let marks = crate::render::yaml::parse_stream_marked(
+                            text,
+                            crate::render::yaml::Dialect::Objects,
+                        )
+                        .ok()
+                        .map(|m| std::rc::Rc::new(m.into_iter().map(|(_, m)| m).collect()));
+                        null_annotations_delete(&mut d, marks);
+                    }
                     d
                 }
                 None => {
                     let path = self.source.inline_text(text);
                     let p = self.file_in(k, field, path.trim())?;
                     let mut docs = self.source.read_yaml(&p)?;
-                    null_annotations_delete(&mut docs, self.source.null_marks(&p));
+                    if may_have_null_annotations(&docs) {
+                        null_annotations_delete(&mut docs, self.null_marks(&p));
+                    }
                     if docs.is_empty() {
                         return Err(k.invalid(
                             field,
@@ -342,18 +350,34 @@ fn by_patch_id(
     }
 }
 
+/// Whether a patch's annotations hold a value that may have been written as a null (the
+/// parser reads annotation values as their text), so that its [`NullMarks`] are needed.
+///
+/// [`NullMarks`]: crate::render::yaml::NullMarks
+fn may_have_null_annotations(docs: &[Document]) -> bool {
+    docs.iter().any(|d| {
+        d.get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(Document::as_mapping)
+            .is_some_and(|a| {
+                a.values()
+                    .any(|v| matches!(v.as_str(), Some("" | "~" | "null" | "Null" | "NULL")))
+            })
+    })
+}
+
 /// In a patch, an annotation written as null (`a: null`) is a null, which deletes the
 /// annotation, not the text "null" that an object's annotation would be.
 pub(super) fn null_annotations_delete(
     docs: &mut [Document],
-    marks: Option<Vec<crate::render::yaml::NullMarks>>,
+    marks: Option<std::rc::Rc<Vec<crate::render::yaml::NullMarks>>>,
 ) {
     let Some(marks) = marks else { return };
     if marks.len() != docs.len() {
         return;
     }
-    for (doc, m) in docs.iter_mut().zip(marks) {
-        for key in m.annotation_nulls {
+    for (doc, m) in docs.iter_mut().zip(marks.iter()) {
+        for key in &m.annotation_nulls {
             if let Some(Document::Mapping(a)) = doc
                 .get_mut("metadata")
                 .and_then(|m| m.get_mut("annotations"))
@@ -369,17 +393,14 @@ pub(super) fn null_annotations_delete(
 /// object's file left empty (`key:`). Nulls written as `null` or `~` stay. Where the file
 /// is unknown (List items), or one path holds both kinds, lookctl cannot tell which is
 /// which and refuses.
-fn drop_empty_null_fields(
-    r: &mut Resource,
-    source: &dyn crate::render::source::Source,
-) -> Result<(), String> {
+fn drop_empty_null_fields(r: &mut Resource, ctx: &Ctx<'_>) -> Result<(), String> {
     if !has_null_field(&r.doc) {
         return Ok(());
     }
     let marks = r
         .source_doc
         .as_ref()
-        .and_then(|(p, i)| source.null_marks(p)?.into_iter().nth(*i));
+        .and_then(|(p, i)| ctx.null_marks(p)?.get(*i).cloned());
     let Some(marks) = marks else {
         return Err(
             "a strategic merge on an object with null fields that lookctl did not read from a file of its own (a List item?): kustomize keeps `key: null` but drops `key:`, and lookctl cannot tell which this is"
@@ -462,7 +483,6 @@ fn apply_smp(
     (allow_name, allow_kind): (bool, bool),
 ) -> Result<(), KustomizeError> {
     let schemas = ctx.smp_schemas(k, field)?;
-    let source = ctx.source;
     let mut deleted = Vec::new();
     for &i in hits {
         let r = &mut res[i];
@@ -483,7 +503,7 @@ fn apply_smp(
         // kyaml's merge walks the whole object and clears null fields written as empty
         // values (`key:`), also where the patch does not reach; `key: null` and `key: ~`
         // stay (empty mappings stay too).
-        drop_empty_null_fields(r, source)
+        drop_empty_null_fields(r, ctx)
             .map_err(|e| k.invalid(field, format!("{}: {e}", r.cur_id())))?;
         let pname = p
             .get("metadata")

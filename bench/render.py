@@ -3,6 +3,12 @@
 trees, same run, same machine. Prints a Markdown table for BENCHMARKS.md.
 
 Usage: bench/render.py [--runs N] [--sizes 200,400,1000,2000] [--no-build]
+                       [--kustomize PATH] [--gen PATH]
+
+--kustomize PATH compares with `PATH build DIR` (a kustomize binary, e.g. the oracle that
+scripts/oracle builds) instead of `kubectl kustomize DIR`; $LOOKCTL_KUSTOMIZE sets it too.
+--gen PATH takes the tree generator from PATH (e.g. ../shared/tools/gen_tree.py) instead
+of the repository's copy.
 
 Builds lookctl in release mode first (CARGO_TARGET_DIR, default ./target). Trees come from tests/fixtures/kustomize/gen_tree.py (N apps x 3 objects,
 overlay `production`) plus the example app's staging overlay.
@@ -104,9 +110,12 @@ def compare(lk_out, kz_out):
     return lk_out == kz_out, problems
 
 
+KUSTOMIZE = None  # set by --kustomize / $LOOKCTL_KUSTOMIZE
+
+
 def bench(name, tree, runs, kustomize_runs, big=False):
     lk = [LOOKCTL, "render", tree, "--no-template"]
-    kz = ["kubectl", "kustomize", tree]
+    kz = [KUSTOMIZE, "build", tree] if KUSTOMIZE else ["kubectl", "kustomize", tree]
     run(lk)  # warm-up, untimed (also warms the page cache for kustomize)
     if not big:
         run(kz)
@@ -149,7 +158,12 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="200,400,1000,2000")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--kustomize", default=os.environ.get("LOOKCTL_KUSTOMIZE"),
+                    help="a kustomize binary to compare with (default: kubectl kustomize)")
+    ap.add_argument("--gen", default=GEN, help="the tree generator (gen_tree.py OUT N)")
     args = ap.parse_args()
+    global KUSTOMIZE
+    KUSTOMIZE = args.kustomize
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "--bin", "lookctl"], cwd=ROOT,
                        check=True, env={**os.environ, "CARGO_TARGET_DIR": TARGET})
@@ -160,7 +174,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(s) for s in args.sizes.split(",") if s]:
             out = os.path.join(tmp, f"tree{n}")
-            subprocess.run([sys.executable, GEN, out, str(n)], check=True)
+            subprocess.run([sys.executable, args.gen, out, str(n)], check=True)
             # kustomize takes seconds to minutes on the big trees: fewer runs there.
             kustomize_runs = min(args.runs, 5 if n <= 200 else 3 if n <= 400 else 2 if n <= 1000 else 1)
             rows.append(bench(f"gen_tree.py {n} (overlays/production)",

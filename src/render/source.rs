@@ -66,6 +66,11 @@ pub trait Source: Sync {
     /// The YAML documents of a kustomization file, resource or patch file: templated and
     /// parsed (empty documents dropped).
     fn read_yaml(&self, path: &Path) -> Result<Vec<Document>, SourceError>;
+    /// The [`super::yaml::NullMarks`] of the documents [`Source::read_yaml`] returns for
+    /// `path`, in the same order; `None` when this source cannot tell.
+    fn null_marks(&self, _path: &Path) -> Option<Vec<super::yaml::NullMarks>> {
+        None
+    }
     /// The raw bytes of a generator input (`files:`, `envs:`), decrypted where `usage`
     /// allows it.
     fn read_data(&self, path: &Path, usage: DataUse) -> Result<Vec<u8>, SourceError>;
@@ -166,6 +171,27 @@ impl Source for FsSource<'_> {
             Some(hook) => hook.documents(path, docs),
             None => Ok(docs),
         }
+    }
+
+    fn null_marks(&self, path: &Path) -> Option<Vec<super::yaml::NullMarks>> {
+        let bytes = read_bounded(path, super::yaml::MAX_YAML_BYTES as u64).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let rendered;
+        let text = match self.templater {
+            Some(t) => {
+                rendered = t.render(path, text).ok()?;
+                rendered.as_str()
+            }
+            None => text,
+        };
+        let dialect = if is_kustomization_file(path) {
+            super::yaml::Dialect::Kustomization
+        } else {
+            super::yaml::Dialect::Objects
+        };
+        let marked = super::yaml::parse_stream_marked(text, dialect).ok()?;
+        Some(marked.into_iter().map(|(_, m)| m).collect())
     }
 
     fn read_data(&self, path: &Path, usage: DataUse) -> Result<Vec<u8>, SourceError> {

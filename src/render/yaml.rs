@@ -45,6 +45,28 @@ pub enum Dialect {
     Kustomization,
 }
 
+/// Where a document's null mapping values were written as text (`null`, `~`) and where
+/// they were left empty (`key:`): kustomize's strategic merge keeps the first and drops
+/// the second. Paths are mapping keys joined by `/`, `[]` standing for any list item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NullMarks {
+    pub written: Vec<String>,
+    pub empty: Vec<String>,
+    /// Keys of `metadata.annotations` whose value is a null (`a: null`). An object's
+    /// annotation values are read as their text (`"null"`); in a patch such a value
+    /// deletes the annotation, so patches need to know.
+    pub annotation_nulls: Vec<String>,
+}
+
+/// [`parse_stream_as`], plus the [`NullMarks`] of each document.
+pub fn parse_stream_marked(
+    text: &str,
+    dialect: Dialect,
+) -> Result<Vec<(Value, NullMarks)>, YamlError> {
+    let (docs, marks) = parse_inner(text, dialect, true)?;
+    Ok(docs.into_iter().zip(marks).collect())
+}
+
 /// Parses a multi-document stream into values; empty documents are dropped.
 pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
     parse_stream_as(text, Dialect::Objects)
@@ -56,6 +78,14 @@ pub fn parse_stream(text: &str) -> Result<Vec<Value>, YamlError> {
 /// limited, and characters YAML forbids (NUL and other control characters) are errors
 /// with their line, as in go-yaml's reader. A leading byte-order mark is skipped.
 pub fn parse_stream_as(text: &str, dialect: Dialect) -> Result<Vec<Value>, YamlError> {
+    parse_inner(text, dialect, false).map(|(docs, _)| docs)
+}
+
+fn parse_inner(
+    text: &str,
+    dialect: Dialect,
+    mark_nulls: bool,
+) -> Result<(Vec<Value>, Vec<NullMarks>), YamlError> {
     if text.len() > MAX_YAML_BYTES {
         return Err(YamlError {
             line: 1,
@@ -71,6 +101,7 @@ pub fn parse_stream_as(text: &str, dialect: Dialect) -> Result<Vec<Value>, YamlE
     let mut builder = Builder {
         clip_at: block_scalar_at_eof(text),
         last_key_wins: dialect == Dialect::Kustomization,
+        mark_nulls,
         ..Builder::default()
     };
     loop {
@@ -83,7 +114,7 @@ pub fn parse_stream_as(text: &str, dialect: Dialect) -> Result<Vec<Value>, YamlE
         }
         builder.event(event, mark)?;
     }
-    Ok(builder.docs)
+    Ok((builder.docs, builder.marks))
 }
 
 /// The number of the scalar event that is a block scalar running to the end of a file
@@ -149,6 +180,10 @@ struct Builder {
     clip_at: Option<usize>,
     /// A repeated key replaces the earlier one instead of being an error.
     last_key_wins: bool,
+    /// Whether to record [`NullMarks`] (one per kept document, in `marks`).
+    mark_nulls: bool,
+    marks: Vec<NullMarks>,
+    current: NullMarks,
 }
 
 impl Builder {
@@ -162,9 +197,21 @@ impl Builder {
                 let v = if self.at_top_annotation_value() {
                     // kustomize rewrites an object's annotations from the text of each
                     // value, whatever its tag: `a: 0x10` is "0x10", `a: null` is "null".
+                    if self.mark_nulls
+                        && resolve_scalar(text.clone(), style, tag.as_ref()).is_null()
+                        && let Some(Frame::Map(_, _, Some((k, _)), _)) = self.stack.last()
+                        && let Some(k) = k.as_str()
+                    {
+                        self.current.annotation_nulls.push(k.to_owned());
+                    }
                     Value::String(text)
                 } else {
-                    resolve_scalar(text, style, tag.as_ref())
+                    let empty = text.is_empty();
+                    let v = resolve_scalar(text, style, tag.as_ref());
+                    if self.mark_nulls && v.is_null() {
+                        self.mark_null(empty);
+                    }
+                    v
                 };
                 self.value(v, anchor, mark)
             }
@@ -212,6 +259,32 @@ impl Builder {
         }
     }
 
+    /// Records where a null mapping value was read (see [`NullMarks`]).
+    fn mark_null(&mut self, empty: bool) {
+        let Some(Frame::Map(_, _, Some(_), _)) = self.stack.last() else {
+            return;
+        };
+        let mut parts = Vec::with_capacity(self.stack.len());
+        for f in &self.stack {
+            match f {
+                Frame::Seq(..) => parts.push("[]".to_owned()),
+                Frame::Map(_, _, Some((k, _)), _) => parts.push(match k {
+                    Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other)
+                        .map(|t| t.trim_end().to_owned())
+                        .unwrap_or_default(),
+                }),
+                Frame::Map(..) => return,
+            }
+        }
+        let path = parts.join("/");
+        if empty {
+            self.current.empty.push(path);
+        } else {
+            self.current.written.push(path);
+        }
+    }
+
     /// Whether the next scalar is a value in a document's `metadata.annotations`.
     fn at_top_annotation_value(&self) -> bool {
         let pending = |f: &Frame, key: &str| matches!(f, Frame::Map(_, _, Some((k, _)), _) if k.as_str() == Some(key));
@@ -238,8 +311,12 @@ impl Builder {
         }
         match self.stack.last_mut() {
             None => {
+                let marks = std::mem::take(&mut self.current);
                 if !v.is_null() {
                     self.docs.push(v);
+                    if self.mark_nulls {
+                        self.marks.push(marks);
+                    }
                 }
                 Ok(())
             }
@@ -1074,5 +1151,25 @@ mod tests {
         assert_eq!(v["metadata"]["annotations"]["b"], Value::from("5"));
         assert_eq!(v["metadata"]["annotations"]["c"], Value::from(""));
         assert_eq!(one(&to_string(&v)), v);
+    }
+
+    #[test]
+    fn null_marks_tell_written_nulls_from_empty_values() {
+        let text = "kind: A\nmetadata:\n  creationTimestamp: null\n  annotations:\n    gone: null\n    kept: x\nspec:\n  a:\n  b: ~\n  list:\n  - c:\n    d: null\n---\nkind: B\nx:\n";
+        let docs = parse_stream_marked(text, Dialect::Objects).expect("parses");
+        assert_eq!(docs.len(), 2);
+        let m = &docs[0].1;
+        assert_eq!(
+            m.written,
+            ["metadata/creationTimestamp", "spec/b", "spec/list/[]/d"]
+        );
+        assert_eq!(m.empty, ["spec/a", "spec/list/[]/c"]);
+        assert_eq!(m.annotation_nulls, ["gone"]);
+        // Annotation values are still read as their text.
+        assert_eq!(
+            docs[0].0["metadata"]["annotations"]["gone"],
+            Value::from("null")
+        );
+        assert_eq!(docs[1].1.empty, ["x"]);
     }
 }

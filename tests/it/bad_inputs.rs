@@ -542,6 +542,57 @@ fn catalogue() -> Vec<Case> {
         &["no kustomization file"],
     ));
 
+    // `openapi:` and the IAMPolicyGenerator, refused by kustomize too.
+    cases.push(kust(
+        "openapi_version_not_built_in",
+        "openapi:\n  version: v1.14.1\nresources: [deploy.yaml]\n",
+        &["kustomization.yaml", "openapi", "not built in"],
+    ));
+    cases.push(case(
+        "openapi_path_and_version",
+        &[
+            (
+                "kustomization.yaml",
+                "openapi:\n  path: schema.json\n  version: v1.21.2\nresources: [cm.yaml]\n",
+            ),
+            ("schema.json", "{\"definitions\": {}}\n"),
+            ("cm.yaml", CM),
+        ],
+        &["kustomization.yaml", "openapi", "cannot use both"],
+    ));
+    cases.push(kust(
+        "openapi_schema_missing",
+        "openapi:\n  path: nowhere.json\nresources: [cm.yaml]\n",
+        &["kustomization.yaml", "openapi", "nowhere.json"],
+    ));
+    cases.push(kust(
+        "iam_policy_generator_other_cloud",
+        "generators:\n- |-\n  apiVersion: builtin\n  kind: IAMPolicyGenerator\n  metadata:\n    name: g\n  cloud: aws\n  kubernetesService:\n    name: a\n  serviceAccount:\n    name: b\n    projectId: c\n",
+        &["kustomization.yaml", "generators", "cloud provider aws not supported"],
+    ));
+
+    // A custom schema that a component sets after objects were loaded: kustomize mixes it
+    // with its built-in schema in an order that depends on its process-wide state; lookctl
+    // refuses the strategic merge that would depend on it, naming both files.
+    let mut mixed = case(
+        "openapi_custom_schema_after_objects_loaded",
+        &[
+            (
+                "kustomization.yaml",
+                "resources: [deploy.yaml]\ncomponents: [comp]\n",
+            ),
+            ("deploy.yaml", DEPLOY),
+            (
+                "comp/kustomization.yaml",
+                "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nopenapi:\n  path: schema.json\npatches:\n- patch: |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: web\n    spec:\n      replicas: 2\n",
+            ),
+            ("comp/schema.json", "{\"definitions\": {}}\n"),
+        ],
+        &["comp/kustomization.yaml", "patches", "openapi"],
+    );
+    mixed.oracle = Oracle::LookctlOnly;
+    cases.push(mixed);
+
     // Bounds that only lookctl sets: they end with an error, fast, naming the file.
     let mut bomb = String::from(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",

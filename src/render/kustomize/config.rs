@@ -82,21 +82,25 @@ impl TransformerConfig {
                             Some(fs) => field_specs(fs, "nameReference.fieldSpecs", true)?,
                             None => Vec::new(),
                         };
-                        merge_backref(&mut c.name_reference, NameBackRef { gvk, referrers });
+                        c.name_reference.push(NameBackRef { gvk, referrers });
                     }
                     continue;
                 }
                 other => return Err(format!("unknown configuration field `{other}`")),
             };
-            for fs in field_specs(v, key, true)? {
-                merge_one(target, fs);
-            }
+            // Kept as written, duplicates included: `merge` dedups the way kustomize does.
+            target.extend(field_specs(v, key, true)?);
         }
         Ok(c)
     }
 
-    /// Merges `other` into `self` (kustomize's `TransformerConfig.Merge`).
-    pub fn merge(&mut self, other: &TransformerConfig) {
+    /// Merges `other` into `self` (kustomize's `TransformerConfig.Merge`): `other`'s
+    /// specs are taken in kustomize's sorted order (`sortFields`), and one is dropped when
+    /// a spec already present has its path and a gvk that it selects. That is why a
+    /// specific spec (`kind: IngressHost`, `metadata/name`) merged before a general one
+    /// (`metadata/name`) leaves only the specific one. The survivors keep `other`'s own
+    /// order, so kinds are walked in the order the files give them.
+    pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
         let pairs: [(&mut Vec<FieldSpec>, &Vec<FieldSpec>); 11] = [
             (&mut self.name_prefix, &other.name_prefix),
             (&mut self.name_suffix, &other.name_suffix),
@@ -114,30 +118,99 @@ impl TransformerConfig {
             (&mut self.replicas, &other.replicas),
         ];
         for (mine, theirs) in pairs {
-            for fs in theirs {
-                merge_one(mine, fs.clone());
+            merge_all(mine, theirs)?;
+        }
+        let mut order: Vec<&NameBackRef> = other.name_reference.iter().collect();
+        order.sort_by_key(|b| gvk_sort_key(&b.gvk));
+        for b in order {
+            if let Some(existing) = self.name_reference.iter_mut().find(|x| x.gvk == b.gvk) {
+                merge_all(&mut existing.referrers, &b.referrers)?;
+            } else {
+                self.name_reference.push(b.clone());
             }
         }
-        for b in &other.name_reference {
-            merge_backref(&mut self.name_reference, b.clone());
+        Ok(())
+    }
+}
+
+/// kustomize's sort key for field specs and name back-references (`Gvk.IsLessThan`).
+fn gvk_sort_key(g: &Gvk) -> (i64, String) {
+    let n = super::sort::DEFAULT_FIRST.len() as i64;
+    let order = if let Some(i) = super::sort::DEFAULT_FIRST.iter().position(|k| *k == g.kind) {
+        -n + i as i64
+    } else if let Some(i) = super::sort::DEFAULT_LAST.iter().position(|k| *k == g.kind) {
+        1 + i as i64
+    } else {
+        0
+    };
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    (
+        order,
+        format!(
+            "{}_{}_{}",
+            or(&g.group, "~G"),
+            or(&g.version, "~V"),
+            or(&g.kind, "~K")
+        ),
+    )
+}
+
+/// Whether `selector` selects `g` (empty parts match anything; kustomize's `Gvk.IsSelected`).
+fn selects(selector: &Gvk, g: &Gvk) -> bool {
+    (selector.group.is_empty() || selector.group == g.group)
+        && (selector.version.is_empty() || selector.version == g.version)
+        && (selector.kind.is_empty() || selector.kind == g.kind)
+}
+
+/// kustomize's `FsSlice.MergeAll` with `incoming` in sorted order (see
+/// [`TransformerConfig::merge`]); survivors are appended in `incoming`'s own order.
+fn merge_all(list: &mut Vec<FieldSpec>, incoming: &[FieldSpec]) -> Result<(), String> {
+    let mut order: Vec<usize> = (0..incoming.len()).collect();
+    order.sort_by_key(|&i| gvk_sort_key(&incoming[i].gvk));
+    let base = list.len();
+    let mut kept = vec![false; incoming.len()];
+    let mut present: Vec<&FieldSpec> = list.iter().collect();
+    for i in order {
+        let fs = &incoming[i];
+        match present
+            .iter()
+            .find(|x| x.path == fs.path && selects(&fs.gvk, &x.gvk))
+        {
+            Some(x) if x.create != fs.create => {
+                return Err(format!(
+                    "conflicting fieldspecs for path `{}` (create: {} and {})",
+                    fs.path, x.create, fs.create
+                ));
+            }
+            Some(_) => {}
+            None => {
+                kept[i] = true;
+                present.push(fs);
+            }
         }
     }
+    drop(present);
+    list.extend(
+        incoming
+            .iter()
+            .zip(kept)
+            .filter(|(_, k)| *k)
+            .map(|(fs, _)| fs.clone()),
+    );
+    debug_assert!(list.len() >= base);
+    Ok(())
 }
 
 /// Adds a field spec unless one with the same gvk and path is already there.
 pub fn merge_one(list: &mut Vec<FieldSpec>, fs: FieldSpec) {
     if !list.iter().any(|x| x.gvk == fs.gvk && x.path == fs.path) {
         list.push(fs);
-    }
-}
-
-fn merge_backref(list: &mut Vec<NameBackRef>, b: NameBackRef) {
-    if let Some(existing) = list.iter_mut().find(|x| x.gvk == b.gvk) {
-        for fs in b.referrers {
-            merge_one(&mut existing.referrers, fs);
-        }
-    } else {
-        list.push(b);
     }
 }
 
@@ -201,6 +274,125 @@ pub fn field_specs(v: &Document, key: &str, strict: bool) -> Result<Vec<FieldSpe
             })
         })
         .collect()
+}
+
+/// The transformer config that kustomize's `crds:` field derives from a file of OpenAPI
+/// definitions (`{TypeName: {Schema: ...}}`, api/internal/accumulator/loadconfigfromcrds.go):
+/// for each type that looks like an object (`kind`, `apiVersion` and `metadata`
+/// properties), properties marked `x-kubernetes-annotation`, `-label-selector` and
+/// `-identity` become annotation, label and name-prefix field specs, and
+/// `x-kubernetes-object-ref-api-version`/`-kind` (with `-name-key`, default `name`) name
+/// references; `$ref`s to other definitions of the file are followed.
+pub fn from_crd_definitions(doc: &Document) -> Result<TransformerConfig, String> {
+    let Some(map) = doc.as_mapping() else {
+        return Err("the definitions must be a mapping of type names".into());
+    };
+    let mut result = TransformerConfig::default();
+    for (name, api) in map {
+        let Some(name) = name.as_str() else {
+            return Err("a type name is not a string".into());
+        };
+        let props = api.get("Schema").and_then(|s| s.get("properties"));
+        let looks_like_object = ["kind", "apiVersion", "metadata"]
+            .iter()
+            .all(|k| props.and_then(|p| p.get(*k)).is_some());
+        if !looks_like_object {
+            continue;
+        }
+        let gvk = Gvk {
+            group: String::new(),
+            version: String::new(),
+            kind: name.rsplit('.').next().unwrap_or(name).to_owned(),
+        };
+        let mut tc = TransformerConfig::default();
+        crd_into_config(&mut tc, &gvk, doc, name, &mut Vec::new())?;
+        result.merge(&tc)?;
+    }
+    Ok(result)
+}
+
+fn crd_into_config(
+    tc: &mut TransformerConfig,
+    gvk: &Gvk,
+    all: &Document,
+    type_name: &str,
+    path: &mut Vec<String>,
+) -> Result<(), String> {
+    // kustomize recurses without a bound and overflows its stack on a cycle.
+    if path.len() > 32 {
+        return Err(format!(
+            "the definitions nest too deeply at {}",
+            path.join("/")
+        ));
+    }
+    let Some(Document::Mapping(props)) = all
+        .get(type_name)
+        .and_then(|t| t.get("Schema"))
+        .and_then(|s| s.get("properties"))
+    else {
+        return Ok(());
+    };
+    for (prop, p) in props {
+        let Some(prop) = prop.as_str() else { continue };
+        // go-openapi keeps `x-` keys lowercased; a value counts when it is a string.
+        let ext = |key: &str| -> Option<&str> {
+            p.as_mapping()?.iter().find_map(|(k, v)| {
+                (k.as_str()?.to_ascii_lowercase() == key).then_some(())?;
+                v.as_str()
+            })
+        };
+        let fs = |extra: &[&str]| {
+            let mut parts: Vec<&str> = path.iter().map(String::as_str).collect();
+            parts.push(prop);
+            parts.extend_from_slice(extra);
+            FieldSpec {
+                gvk: gvk.clone(),
+                path: parts.join("/"),
+                create: false,
+            }
+        };
+        if ext("x-kubernetes-annotation").is_some() {
+            merge_one_kustomize(&mut tc.common_annotations, fs(&[]))?;
+        }
+        if ext("x-kubernetes-label-selector").is_some() {
+            merge_one_kustomize(&mut tc.common_labels, fs(&[]))?;
+        }
+        if ext("x-kubernetes-identity").is_some() {
+            merge_one_kustomize(&mut tc.name_prefix, fs(&[]))?;
+        }
+        if let (Some(version), Some(kind)) = (
+            ext("x-kubernetes-object-ref-api-version"),
+            ext("x-kubernetes-object-ref-kind"),
+        ) {
+            let name_key = ext("x-kubernetes-object-ref-name-key").unwrap_or("name");
+            let b = NameBackRef {
+                gvk: Gvk {
+                    group: String::new(),
+                    version: version.to_owned(),
+                    kind: kind.to_owned(),
+                },
+                referrers: vec![fs(&[name_key])],
+            };
+            match tc.name_reference.iter_mut().find(|x| x.gvk == b.gvk) {
+                Some(existing) => merge_all(&mut existing.referrers, &b.referrers)?,
+                None => tc.name_reference.push(b),
+            }
+        }
+        if let Some(r) = p.get("$ref").and_then(Document::as_str)
+            && !r.is_empty()
+        {
+            path.push(prop.to_owned());
+            let out = crd_into_config(tc, gvk, all, r, path);
+            path.pop();
+            out?;
+        }
+    }
+    Ok(())
+}
+
+/// kustomize's `FsSlice.MergeOne`.
+fn merge_one_kustomize(list: &mut Vec<FieldSpec>, fs: FieldSpec) -> Result<(), String> {
+    merge_all(list, std::slice::from_ref(&fs))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::config::{FieldSpec, TransformerConfig, merge_one};
 use super::generators::{self, GeneratorArgs, KvLoader};
 use super::kustomization::Kustomization;
+use super::patch::{CustomSchema, SchemaSet};
 use super::resource::{Behavior, Resource, scalar_string};
 use super::transformers::{self, Affix, ImageUpdater};
 use super::{KUSTOMIZATION_FILE_NAMES, KustomizeError, nameref, normalize, sort};
@@ -18,7 +19,13 @@ type IdSet = std::collections::HashSet<(super::resource::Gvk, String, String)>;
 #[derive(Default)]
 pub struct Accumulator {
     pub resources: Vec<Resource>,
+    /// `None`: kustomize's defaults, or nothing merged yet (see `defaults_merged`).
     pub config: Option<TransformerConfig>,
+    /// Whether the defaults were merged while `config` is `None`. kustomize starts each
+    /// accumulator with an empty config, and its merge is order-dependent (a specific
+    /// spec merged first absorbs a general one with the same path), so "nothing yet" and
+    /// "the defaults" differ when a custom configuration is merged next.
+    pub defaults_merged: bool,
     pub vars: Vec<Document>,
 }
 
@@ -29,14 +36,23 @@ impl Accumulator {
             .unwrap_or_else(|| TransformerConfig::defaults())
     }
 
-    fn merge_config(&mut self, c: &TransformerConfig) {
-        match &mut self.config {
-            Some(mine) => mine.merge(c),
-            None => {
-                let mut d = TransformerConfig::defaults().clone();
-                d.merge(c);
-                self.config = Some(d);
-            }
+    /// kustomize's `ResAccumulator.MergeConfig`.
+    fn merge_config(&mut self, c: &TransformerConfig) -> Result<(), String> {
+        let mut base = match self.config.take() {
+            Some(mine) => mine,
+            None if self.defaults_merged => TransformerConfig::defaults().clone(),
+            None => TransformerConfig::default(),
+        };
+        base.merge(c)?;
+        self.config = Some(base);
+        Ok(())
+    }
+
+    /// Merging the defaults changes nothing once a config is there: every default spec
+    /// is present or absorbed by a more specific one.
+    fn merge_defaults(&mut self) {
+        if self.config.is_none() {
+            self.defaults_merged = true;
         }
     }
 
@@ -193,33 +209,57 @@ struct GeneratorOrigin<'a> {
     configured_in: Option<String>,
 }
 
+/// Which schema strategic merges use (kustomize's `openapi:` field, which it keeps in
+/// process-wide state: the top kustomization decides, else the first base or component
+/// that sets it, from the moment it is loaded).
+#[derive(Debug, Clone, Default)]
+enum OpenApi {
+    /// Nothing chose yet: the built-in schema.
+    #[default]
+    Unset,
+    /// Chosen: `openapi: {version: v1.21.2}` or a custom schema.
+    Set(SchemaSet),
+    /// A custom schema set by a base or component after objects had been loaded or
+    /// patched: kustomize then merges it with its built-in schema in an order that depends
+    /// on the build's history. A strategic merge from then on is refused.
+    Mixed { file: PathBuf },
+}
+
 /// The state of one build.
 pub struct Ctx<'a> {
     pub source: &'a dyn Source,
     stack: Vec<PathBuf>,
     /// Whether origins are tracked (the top kustomization has `buildMetadata`).
     track_origin: bool,
+    openapi: OpenApi,
+    /// Whether any object was loaded or patched yet (see [`OpenApi::Mixed`]).
+    touched: std::cell::Cell<bool>,
+    /// [`Source::null_marks`] by file, read once each.
+    null_marks: std::cell::RefCell<NullMarksCache>,
 }
+
+type NullMarksCache =
+    std::collections::HashMap<PathBuf, Option<std::rc::Rc<Vec<crate::render::yaml::NullMarks>>>>;
 
 pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, KustomizeError> {
     let mut ctx = Ctx {
         source,
         stack: Vec::new(),
         track_origin: false,
+        openapi: OpenApi::Unset,
+        touched: std::cell::Cell::new(false),
+        null_marks: Default::default(),
     };
     let k = ctx.load_kustomization(dir, Path::new(""))?;
+    ctx.set_openapi(&k, true)?;
     let mut origin_annotations = false;
+    let mut transformer_annotations = false;
     let mut managed_by = false;
     for m in &k.build_metadata {
         match m.as_str() {
             "originAnnotations" => origin_annotations = true,
             "managedByLabel" => managed_by = true,
-            "transformerAnnotations" => {
-                return Err(KustomizeError::Unsupported {
-                    file: k.file.clone(),
-                    field: "buildMetadata (transformerAnnotations)".into(),
-                });
-            }
+            "transformerAnnotations" => transformer_annotations = true,
             // kustomize looks its options up by name and ignores any other value.
             _ => {}
         }
@@ -264,6 +304,17 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
                 Document::String(format!("kustomize-{}", super::KUSTOMIZE_VERSION)),
             );
         }
+        if transformer_annotations && !r.transformations.is_empty() {
+            super::resource::set_at(
+                &mut r.doc,
+                &[
+                    "metadata",
+                    "annotations",
+                    "alpha.config.kubernetes.io/transformations",
+                ],
+                Document::String(yaml_list(&r.transformations)),
+            );
+        }
         if origin_annotations && let Some(o) = r.origin.take() {
             super::resource::set_at(
                 &mut r.doc,
@@ -278,6 +329,60 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
         normalize_document(d);
     }
     Ok(out)
+}
+
+/// The origin of a transformer configured by a `transformers:` entry (kustomize's
+/// `OriginFromCustomPlugin`): the file it was read from, or the kustomization file for
+/// an inline one.
+fn plugin_origin(k: &Kustomization, doc: &Document, file: Option<String>) -> String {
+    let configured_in = file.unwrap_or_else(|| {
+        let name = k
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        normalize(&k.origin.join(name)).display().to_string()
+    });
+    let text = |v: Option<&Document>| v.and_then(Document::as_str).unwrap_or("").to_owned();
+    let meta = doc.get("metadata");
+    let mut o = format!(
+        "configuredIn: {configured_in}\nconfiguredBy:\n  apiVersion: {}\n  kind: {}\n",
+        text(doc.get("apiVersion")),
+        text(doc.get("kind"))
+    );
+    for key in ["name", "namespace"] {
+        let v = text(meta.and_then(|m| m.get(key)));
+        if !v.is_empty() {
+            o.push_str(&format!("  {key}: {v}\n"));
+        }
+    }
+    o
+}
+
+/// Origin texts (each a YAML mapping) as one YAML sequence, as kyaml marshals a list
+/// of origins.
+fn yaml_list(items: &[String]) -> String {
+    let mut out = String::new();
+    for item in items {
+        for (i, line) in item.lines().enumerate() {
+            out.push_str(if i == 0 { "- " } else { "  " });
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Records that a transformer ran over every resource (kustomize's
+/// `AddTransformerAnnotation`): a resource without an origin takes the transformer's as
+/// its origin; the others add it to their transformations.
+fn note_transformation(res: &mut [Resource], origin: &str) {
+    for r in res {
+        match r.origin {
+            None => r.origin = Some(origin.to_owned()),
+            Some(_) => r.transformations.push(origin.to_owned()),
+        }
+    }
 }
 
 fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
@@ -471,6 +576,7 @@ impl Ctx<'_> {
         path: &Path,
     ) -> Result<Vec<Resource>, KustomizeError> {
         let docs = self.source.read_yaml(path)?;
+        self.touched.set(true);
         objects_from_docs(path, docs).map_err(|e| KustomizeError::Invalid {
             file: k.file.clone(),
             field: "resources".into(),
@@ -545,6 +651,7 @@ impl Ctx<'_> {
     ) -> Result<Accumulator, KustomizeError> {
         self.enter(parent, dir)?;
         let sub = self.load_kustomization(dir, &normalize(origin))?;
+        self.set_openapi(&sub, false)?;
         if sub.is_component {
             return Err(parent.invalid(
                 "resources",
@@ -568,17 +675,39 @@ impl Ctx<'_> {
             for doc in self.source.read_yaml(&path)? {
                 let parsed = TransformerConfig::from_doc(&doc)
                     .map_err(|e| k.invalid("configurations", format!("{c}: {e}")))?;
-                layer_config.merge(&parsed);
+                layer_config
+                    .merge(&parsed)
+                    .map_err(|e| k.invalid("configurations", format!("{c}: {e}")))?;
             }
         }
-        if !k.configurations.is_empty() || ra.config.is_some() {
-            ra.merge_config(&layer_config);
+        if k.configurations.is_empty() {
+            ra.merge_defaults();
+        } else {
+            let mut tc = TransformerConfig::defaults().clone();
+            tc.merge(&layer_config)
+                .and_then(|()| ra.merge_config(&tc))
+                .map_err(|e| k.invalid("configurations", e))?;
         }
         if !k.crds.is_empty() {
-            return Err(KustomizeError::Unsupported {
-                file: k.file.clone(),
-                field: "crds".into(),
-            });
+            let mut crd_config = TransformerConfig::default();
+            for c in &k.crds {
+                let path = self.file_in(k, "crds", c)?;
+                let docs = self.source.read_yaml(&path)?;
+                let [doc] = docs.as_slice() else {
+                    return Err(
+                        k.invalid("crds", format!("{c}: expected one YAML or JSON document"))
+                    );
+                };
+                let tc = super::config::from_crd_definitions(doc).map_err(|e| {
+                    k.invalid(
+                        "crds",
+                        format!("unable to parse open API definition from '{c}': {e}"),
+                    )
+                })?;
+                crd_config.merge(&tc).map_err(|e| k.invalid("crds", e))?;
+            }
+            ra.merge_config(&crd_config)
+                .map_err(|e| k.invalid("crds", e))?;
         }
         self.run_generators(k, &mut ra)?;
         for c in &k.components {
@@ -593,6 +722,9 @@ impl Ctx<'_> {
             }
             self.enter(k, &path)?;
             let sub = self.load_kustomization(&path, &normalize(&k.origin.join(c)))?;
+            if sub.is_component {
+                self.set_openapi(&sub, false)?;
+            }
             if !sub.is_component {
                 return Err(k.invalid(
                     "components",
@@ -661,6 +793,16 @@ impl Ctx<'_> {
                         };
                         generator_from_plugin(k, &field, gk, &doc)?
                     }
+                    "IAMPolicyGenerator" if is_builtin_api(&doc) => {
+                        let res = iam_policy_service_account(k, &field, &doc)?;
+                        let origin = GeneratorOrigin {
+                            kind: &kind,
+                            name: config_name(&doc),
+                            configured_in,
+                        };
+                        self.absorb_generated(k, &field, ra, res, origin)?;
+                        continue;
+                    }
                     _ => {
                         return Err(KustomizeError::Unsupported {
                             file: k.file.clone(),
@@ -668,14 +810,9 @@ impl Ctx<'_> {
                         });
                     }
                 };
-                let name = doc
-                    .get("metadata")
-                    .and_then(|m| m.get("name"))
-                    .and_then(Document::as_str)
-                    .map(str::to_owned);
                 let origin = GeneratorOrigin {
                     kind: &kind,
-                    name,
+                    name: config_name(&doc),
                     configured_in,
                 };
                 self.generate_one(k, &field, &args, ra, origin)?;
@@ -729,7 +866,7 @@ impl Ctx<'_> {
             err: None,
         };
         let res = generators::generate(args, &mut ldr);
-        let mut res = match res {
+        let res = match res {
             Ok(r) => r,
             Err(e) => {
                 return Err(ldr.err.take().unwrap_or_else(|| {
@@ -737,6 +874,138 @@ impl Ctx<'_> {
                 }));
             }
         };
+        self.absorb_generated(
+            k,
+            field,
+            ra,
+            res,
+            GeneratorOrigin {
+                kind: plugin_kind,
+                name: plugin_name,
+                configured_in,
+            },
+        )
+    }
+
+    /// kustomize's `openapi.SetSchema` for kustomization `k` (`top`: the one being built,
+    /// which overrides; the others apply only while nothing chose).
+    fn set_openapi(&mut self, k: &Kustomization, top: bool) -> Result<(), KustomizeError> {
+        if !top && !matches!(self.openapi, OpenApi::Unset) {
+            return Ok(());
+        }
+        let Some(spec) = &k.openapi else {
+            return Ok(());
+        };
+        let field = "openapi";
+        let text = |key: &str| -> Result<Option<String>, KustomizeError> {
+            match spec.get(key) {
+                None | Some(Document::Null) => Ok(None),
+                Some(Document::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(k.invalid(field, format!("`{key}` must be a string"))),
+            }
+        };
+        let (path, version) = (text("path")?, text("version")?);
+        if let Some(path) = path {
+            if version.is_some() {
+                return Err(k.invalid(
+                    field,
+                    "builtin version and custom schema provided, cannot use both",
+                ));
+            }
+            let file = self.file_in(k, field, &path)?;
+            let docs = self.source.read_yaml(&file)?;
+            let [doc] = docs.as_slice() else {
+                return Err(k.invalid(field, format!("{path}: expected one YAML or JSON document")));
+            };
+            let key = format!("{doc:?}");
+            let schema = CustomSchema::leak(&key, doc)
+                .map_err(|e| k.invalid(field, format!("{path}: {e}")))?;
+            if let Some((api, kind)) = schema.cluster_scoped.iter().find(|(api, kind)| {
+                let (g, v) = super::resource::split_api_version(api);
+                !super::resource::is_cluster_scoped(g, v, kind)
+            }) {
+                return Err(KustomizeError::Unsupported {
+                    file: k.file.clone(),
+                    field: format!(
+                        "openapi ({path}: its `paths` make {kind} {api} cluster-scoped)"
+                    ),
+                });
+            }
+            self.openapi = if !top && self.touched.get() {
+                OpenApi::Mixed {
+                    file: k.file.clone(),
+                }
+            } else {
+                OpenApi::Set(SchemaSet::Custom(schema))
+            };
+            return Ok(());
+        }
+        match version {
+            None => {
+                if top {
+                    self.openapi = OpenApi::Unset;
+                }
+                Ok(())
+            }
+            // The only version kustomize has built in.
+            Some(v) if v == "v1.21.2" => {
+                self.openapi = OpenApi::Set(SchemaSet::Builtin);
+                Ok(())
+            }
+            Some(_) => Err(k.invalid(field, "the specified OpenAPI version is not built in")),
+        }
+    }
+
+    /// How the nulls of a YAML file's documents were written (cached per file).
+    pub(super) fn null_marks(
+        &self,
+        path: &Path,
+    ) -> Option<std::rc::Rc<Vec<crate::render::yaml::NullMarks>>> {
+        if let Some(m) = self.null_marks.borrow().get(path) {
+            return m.clone();
+        }
+        let m = self.source.null_marks(path).map(std::rc::Rc::new);
+        self.null_marks
+            .borrow_mut()
+            .insert(path.to_owned(), m.clone());
+        m
+    }
+
+    /// The schema for a strategic merge now (see [`OpenApi`]).
+    pub(super) fn smp_schemas(
+        &self,
+        k: &Kustomization,
+        field: &str,
+    ) -> Result<SchemaSet, KustomizeError> {
+        self.touched.set(true);
+        match &self.openapi {
+            OpenApi::Unset => Ok(SchemaSet::Builtin),
+            OpenApi::Set(s) => Ok(*s),
+            OpenApi::Mixed { file } => Err(KustomizeError::Unsupported {
+                file: k.file.clone(),
+                field: format!(
+                    "{field} (a strategic merge after {} set a custom `openapi` schema once objects were loaded: kustomize then mixes it with its built-in schema in build order)",
+                    file.display()
+                ),
+            }),
+        }
+    }
+
+    /// Adds a generated object, with its origin when origins are tracked.
+    fn absorb_generated(
+        &self,
+        k: &Kustomization,
+        field: &str,
+        ra: &mut Accumulator,
+        mut res: Resource,
+        origin: GeneratorOrigin<'_>,
+    ) -> Result<(), KustomizeError> {
+        let GeneratorOrigin {
+            kind: plugin_kind,
+            name: plugin_name,
+            configured_in,
+        } = origin;
+        self.touched.set(true);
         if self.track_origin {
             let file = k
                 .file
@@ -810,6 +1079,24 @@ impl Ctx<'_> {
     ) -> Result<(), KustomizeError> {
         let tc = tc.unwrap_or_else(|| TransformerConfig::defaults());
         let err = |field: &'static str| move |e: String| k.invalid(field, e);
+        // kustomize records each builtin transformer instance on every resource.
+        let builtin_origin = |kind: &str| {
+            let file = k
+                .file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!(
+                "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n",
+                normalize(&k.origin.join(file)).display()
+            )
+        };
+        let track = self.track_origin;
+        let note = |res: &mut Vec<Resource>, kind: &str| {
+            if track {
+                note_transformation(res, &builtin_origin(kind));
+            }
+        };
 
         if !k.patches_strategic_merge.is_empty() {
             self.patches_strategic_merge(
@@ -818,19 +1105,26 @@ impl Ctx<'_> {
                 &k.patches_strategic_merge,
                 "patchesStrategicMerge",
             )?;
+            note(res, "PatchStrategicMergeTransformer");
         }
         for p in &k.patches {
             self.patch(k, res, p, "patches")?;
+            note(res, "PatchTransformer");
         }
-        transformers::namespace(res, &k.namespace, &tc.namespace, false, "")
-            .map_err(err("namespace"))?;
+        if !k.namespace.is_empty() {
+            transformers::namespace(res, &k.namespace, &tc.namespace, false, "")
+                .map_err(err("namespace"))?;
+            note(res, "NamespaceTransformer");
+        }
         if !k.name_prefix.is_empty() {
             transformers::affix(res, Affix::Prefix, &k.name_prefix, &tc.name_prefix)
                 .map_err(err("namePrefix"))?;
+            note(res, "PrefixTransformer");
         }
         if !k.name_suffix.is_empty() {
             transformers::affix(res, Affix::Suffix, &k.name_suffix, &tc.name_suffix)
                 .map_err(err("nameSuffix"))?;
+            note(res, "SuffixTransformer");
         }
         for l in &k.labels {
             let mut fss = l.fields.clone();
@@ -862,29 +1156,43 @@ impl Ctx<'_> {
                 );
             }
             transformers::set_map_entries(res, &l.pairs, &fss).map_err(err("labels"))?;
+            note(res, "LabelTransformer");
         }
-        transformers::set_map_entries(res, &k.common_labels, &tc.common_labels)
-            .map_err(err("commonLabels"))?;
-        transformers::set_map_entries(res, &k.common_annotations, &tc.common_annotations)
-            .map_err(err("commonAnnotations"))?;
+        if !k.labels.is_empty() || !k.common_labels.is_empty() {
+            transformers::set_map_entries(res, &k.common_labels, &tc.common_labels)
+                .map_err(err("commonLabels"))?;
+            note(res, "LabelTransformer");
+        }
+        if !k.common_annotations.is_empty() {
+            transformers::set_map_entries(res, &k.common_annotations, &tc.common_annotations)
+                .map_err(err("commonAnnotations"))?;
+            note(res, "AnnotationsTransformer");
+        }
         for p in &k.patches_json6902 {
             self.patch_json6902_entry(k, res, p, "patchesJson6902")?;
+            note(res, "PatchJson6902Transformer");
         }
         for (name, count) in &k.replicas {
             transformers::replicas(res, name, *count, &tc.replicas).map_err(err("replicas"))?;
+            note(res, "ReplicaCountTransformer");
         }
         for img in &k.images {
             ImageUpdater::new(img.clone())
                 .apply(res, &tc.images)
                 .map_err(err("images"))?;
+            note(res, "ImageTagTransformer");
         }
         if !k.replacements.is_empty() {
             let reps = self.replacement_list(k, &k.replacements, "replacements")?;
             super::engine_replacements::apply(res, &reps).map_err(err("replacements"))?;
+            note(res, "ReplacementTransformer");
         }
         if !k.transformers.is_empty() {
-            for (doc, field, _) in self.plugin_configs(k, "transformers", &k.transformers)? {
+            for (doc, field, file) in self.plugin_configs(k, "transformers", &k.transformers)? {
                 self.run_builtin_transformer(k, &field, &doc, res)?;
+                if track {
+                    note_transformation(res, &plugin_origin(k, &doc, file));
+                }
             }
         }
         Ok(())
@@ -1027,8 +1335,11 @@ fn merge_accumulator(
     seen: &mut IdSet,
 ) -> Result<(), KustomizeError> {
     ra.append_all(&k.file, sub.resources, seen)?;
-    if let Some(c) = &sub.config {
-        ra.merge_config(c);
+    match &sub.config {
+        Some(c) => ra
+            .merge_config(c)
+            .map_err(|e| k.invalid("configurations", e))?,
+        None => ra.merge_defaults(),
     }
     // Two bases declaring one var name is an error in kustomize ("already encountered").
     let name = |v: &Document| v.get("name").and_then(Document::as_str).map(str::to_owned);
@@ -1044,6 +1355,57 @@ fn merge_accumulator(
         ra.vars.push(v);
     }
     Ok(())
+}
+
+fn config_name(doc: &Document) -> Option<String> {
+    doc.get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Document::as_str)
+        .map(str::to_owned)
+}
+
+fn is_builtin_api(doc: &Document) -> bool {
+    doc.get("apiVersion").and_then(Document::as_str) == Some("builtin")
+}
+
+/// kustomize's builtin IAMPolicyGenerator (api/filters/iampolicygenerator): one GKE
+/// ServiceAccount bound to a Google service account by annotation. kustomize writes the
+/// object as YAML text and parses it, so the values are read back as YAML here too.
+fn iam_policy_service_account(
+    k: &Kustomization,
+    field: &str,
+    doc: &Document,
+) -> Result<Resource, KustomizeError> {
+    let bad = |e: String| k.invalid(field, format!("IAMPolicyGenerator: {e}"));
+    let text = |path: &[&str]| -> Result<String, KustomizeError> {
+        match super::resource::get_at(doc, path) {
+            None | Some(Document::Null) => Ok(String::new()),
+            Some(Document::String(s)) => Ok(s.clone()),
+            Some(_) => Err(bad(format!("`{}` must be a string", path.join(".")))),
+        }
+    };
+    let cloud = text(&["cloud"])?;
+    if cloud != "gke" {
+        return Err(bad(format!("cloud provider {cloud} not supported yet")));
+    }
+    let mut input = format!(
+        "\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  annotations:\n    iam.gke.io/gcp-service-account: {}@{}.iam.gserviceaccount.com\n  name: {}\n",
+        text(&["serviceAccount", "name"])?,
+        text(&["serviceAccount", "projectId"])?,
+        text(&["kubernetesService", "name"])?,
+    );
+    let namespace = text(&["kubernetesService", "namespace"])?;
+    if !namespace.is_empty() {
+        input.push_str(&format!("\n  namespace: {namespace}"));
+    }
+    let mut docs = crate::render::source::parse_yaml_stream(&k.file, &input)
+        .map_err(|e| bad(e.to_string()))?;
+    match (docs.pop(), docs.is_empty()) {
+        (Some(d), true) if d.is_mapping() => Ok(Resource::new(d)),
+        _ => Err(bad(
+            "the generated ServiceAccount is not one YAML object".into()
+        )),
+    }
 }
 
 fn generator_from_plugin(
@@ -1091,9 +1453,14 @@ fn generator_from_plugin(
 /// Splits documents into resources: Lists expanded (their items after the other
 /// documents), objects checked for a kind and a name.
 pub fn objects_from_docs(path: &Path, docs: Vec<Document>) -> Result<Vec<Resource>, String> {
-    let mut queue: std::collections::VecDeque<Document> = docs.into();
+    let file: std::sync::Arc<Path> = path.into();
+    let mut queue: std::collections::VecDeque<(Document, Option<usize>)> = docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (d, Some(i)))
+        .collect();
     let mut out = Vec::new();
-    while let Some(d) = queue.pop_front() {
+    while let Some((d, index)) = queue.pop_front() {
         if !d.is_mapping() {
             return Err(format!("{}: a resource must be a mapping", path.display()));
         }
@@ -1102,7 +1469,7 @@ pub fn objects_from_docs(path: &Path, docs: Vec<Document>) -> Result<Vec<Resourc
             && let Some(items) = d.get("items")
         {
             match items {
-                Document::Sequence(s) => queue.extend(s.iter().cloned()),
+                Document::Sequence(s) => queue.extend(s.iter().map(|i| (i.clone(), None))),
                 Document::Null => {}
                 _ => {
                     return Err(format!(
@@ -1119,7 +1486,8 @@ pub fn objects_from_docs(path: &Path, docs: Vec<Document>) -> Result<Vec<Resourc
                 path.display()
             ));
         }
-        let r = Resource::new(d);
+        let mut r = Resource::new(d);
+        r.source_doc = index.map(|i| (file.clone(), i));
         if r.name().is_empty() {
             return Err(format!(
                 "{}: missing metadata.name in object {}",

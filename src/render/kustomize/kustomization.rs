@@ -54,6 +54,8 @@ pub struct Kustomization {
     pub generators: Vec<String>,
     pub sort_options: Option<Document>,
     pub build_metadata: Vec<String>,
+    /// `openapi:` (`path` or `version`), when set.
+    pub openapi: Option<Document>,
 }
 
 impl Kustomization {
@@ -187,11 +189,15 @@ impl Kustomization {
                 "generators" => k.generators = strings(&k, field, value)?,
                 "sortOptions" => k.sort_options = Some(value.clone()),
                 "buildMetadata" => k.build_metadata = strings(&k, field, value)?,
-                "openapi"
-                | "helmGlobals"
-                | "helmCharts"
-                | "helmChartInflationGenerator"
-                | "validators" => {
+                "openapi" => {
+                    if !value.is_null() && !is_empty_collection(value) {
+                        if !value.is_mapping() {
+                            return Err(k.invalid(field, "must be a mapping"));
+                        }
+                        k.openapi = Some(value.clone());
+                    }
+                }
+                "helmGlobals" | "helmCharts" | "helmChartInflationGenerator" | "validators" => {
                     if !value.is_null() && !is_empty_collection(value) {
                         return Err(KustomizeError::Unsupported {
                             file: k.file.clone(),

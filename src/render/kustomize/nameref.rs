@@ -174,8 +174,12 @@ impl Ctx<'_> {
     fn affix_equal(&self, c: usize, allow_empty: bool) -> bool {
         let (p1, s1) = &self.affixes[c];
         let (p2, s2) = &self.affixes[self.me];
+        // kustomize's SameEndingSubSlice: an empty list matches only an empty list.
         let same = |a: &[String], b: &[String]| {
             let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            if short.is_empty() {
+                return long.is_empty();
+            }
             long[long.len() - short.len()..] == *short
         };
         if allow_empty {

@@ -42,15 +42,28 @@ impl Ctx<'_> {
             (false, false) => Err(k.invalid(field, "patch and path can't be set at the same time")),
             (false, true) => {
                 let label = format!("[patch: {inline:?}]");
-                let docs = self
+                let mut docs = self
                     .source
                     .parse_inline(&k.file, inline)
                     .map_err(|e| k.invalid(field, format!("{label}: {e}")))?;
+                if may_have_null_annotations(&docs) {
+                    let marks = crate::render::yaml::parse_stream_marked(
+                        inline,
+                        crate::render::yaml::Dialect::Objects,
+                    )
+                    .ok()
+                    .map(|m| std::rc::Rc::new(m.into_iter().map(|(_, m)| m).collect()));
+                    null_annotations_delete(&mut docs, marks);
+                }
                 Ok((docs, label))
             }
             (true, false) => {
                 let p = self.file_in(k, field, path)?;
-                Ok((self.source.read_yaml(&p)?, format!("[path: {path:?}]")))
+                let mut docs = self.source.read_yaml(&p)?;
+                if may_have_null_annotations(&docs) {
+                    null_annotations_delete(&mut docs, self.null_marks(&p));
+                }
+                Ok((docs, format!("[path: {path:?}]")))
             }
         }
     }
@@ -130,12 +143,20 @@ impl Ctx<'_> {
                         )));
                     }
                     let hits = select(res, &sel);
-                    apply_smp(k, field, res, &hits, &patches[0], allow_name, allow_kind)
+                    apply_smp(
+                        self,
+                        k,
+                        field,
+                        res,
+                        &hits,
+                        &patches[0],
+                        (allow_name, allow_kind),
+                    )
                 }
                 None => {
                     for p in &patches {
                         let i = by_patch_id(k, field, res, p)?;
-                        apply_smp(k, field, res, &[i], p, allow_name, allow_kind)?;
+                        apply_smp(self, k, field, res, &[i], p, (allow_name, allow_kind))?;
                     }
                     Ok(())
                 }
@@ -177,11 +198,25 @@ impl Ctx<'_> {
                 .ok()
                 .filter(|d| !d.is_empty() && d.iter().all(Document::is_mapping));
             let docs = match inline {
-                Some(d) => d,
+                Some(mut d) => {
+                    if may_have_null_annotations(&d) {
+                        let marks = crate::render::yaml::parse_stream_marked(
+                            text,
+                            crate::render::yaml::Dialect::Objects,
+                        )
+                        .ok()
+                        .map(|m| std::rc::Rc::new(m.into_iter().map(|(_, m)| m).collect()));
+                        null_annotations_delete(&mut d, marks);
+                    }
+                    d
+                }
                 None => {
                     let path = self.source.inline_text(text);
                     let p = self.file_in(k, field, path.trim())?;
-                    let docs = self.source.read_yaml(&p)?;
+                    let mut docs = self.source.read_yaml(&p)?;
+                    if may_have_null_annotations(&docs) {
+                        null_annotations_delete(&mut docs, self.null_marks(&p));
+                    }
                     if docs.is_empty() {
                         return Err(k.invalid(
                             field,
@@ -195,7 +230,7 @@ impl Ctx<'_> {
         }
         for p in &patches {
             let i = by_patch_id(k, field, res, p)?;
-            apply_smp(k, field, res, &[i], p, false, false)?;
+            apply_smp(self, k, field, res, &[i], p, (false, false))?;
         }
         Ok(())
     }
@@ -315,28 +350,139 @@ fn by_patch_id(
     }
 }
 
-/// Removes every mapping entry whose value is null, at any depth.
-fn drop_null_fields(doc: &mut Document) {
-    match doc {
-        Document::Mapping(m) => {
-            m.retain(|_, v| !v.is_null());
-            m.values_mut().for_each(drop_null_fields);
+/// Whether a patch's annotations hold a value that may have been written as a null (the
+/// parser reads annotation values as their text), so that its [`NullMarks`] are needed.
+///
+/// [`NullMarks`]: crate::render::yaml::NullMarks
+fn may_have_null_annotations(docs: &[Document]) -> bool {
+    docs.iter().any(|d| {
+        d.get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(Document::as_mapping)
+            .is_some_and(|a| {
+                a.values()
+                    .any(|v| matches!(v.as_str(), Some("" | "~" | "null" | "Null" | "NULL")))
+            })
+    })
+}
+
+/// In a patch, an annotation written as null (`a: null`) is a null, which deletes the
+/// annotation, not the text "null" that an object's annotation would be.
+pub(super) fn null_annotations_delete(
+    docs: &mut [Document],
+    marks: Option<std::rc::Rc<Vec<crate::render::yaml::NullMarks>>>,
+) {
+    let Some(marks) = marks else { return };
+    if marks.len() != docs.len() {
+        return;
+    }
+    for (doc, m) in docs.iter_mut().zip(marks.iter()) {
+        for key in &m.annotation_nulls {
+            if let Some(Document::Mapping(a)) = doc
+                .get_mut("metadata")
+                .and_then(|m| m.get_mut("annotations"))
+                && let Some(v) = a.get_mut(key.as_str())
+            {
+                *v = Document::Null;
+            }
         }
-        Document::Sequence(items) => items.iter_mut().for_each(drop_null_fields),
-        Document::Tagged(t) => drop_null_fields(&mut t.value),
-        _ => {}
     }
 }
 
+/// Removes the null mapping entries that kustomize's strategic merge clears: those the
+/// object's file left empty (`key:`). Nulls written as `null` or `~` stay. Where the file
+/// is unknown (List items), or one path holds both kinds, lookctl cannot tell which is
+/// which and refuses.
+fn drop_empty_null_fields(r: &mut Resource, ctx: &Ctx<'_>) -> Result<(), String> {
+    if !has_null_field(&r.doc) {
+        return Ok(());
+    }
+    let marks = r
+        .source_doc
+        .as_ref()
+        .and_then(|(p, i)| ctx.null_marks(p)?.get(*i).cloned());
+    let Some(marks) = marks else {
+        return Err(
+            "a strategic merge on an object with null fields that lookctl did not read from a file of its own (a List item?): kustomize keeps `key: null` but drops `key:`, and lookctl cannot tell which this is"
+                .into(),
+        );
+    };
+    let written: std::collections::HashSet<&str> =
+        marks.written.iter().map(String::as_str).collect();
+    let empty: std::collections::HashSet<&str> = marks.empty.iter().map(String::as_str).collect();
+    let mut path = Vec::new();
+    drop_nulls(&mut r.doc, &mut path, &written, &empty)
+}
+
+fn has_null_field(doc: &Document) -> bool {
+    match doc {
+        Document::Mapping(m) => m.values().any(|v| v.is_null() || has_null_field(v)),
+        Document::Sequence(items) => items.iter().any(has_null_field),
+        Document::Tagged(t) => has_null_field(&t.value),
+        _ => false,
+    }
+}
+
+fn drop_nulls(
+    doc: &mut Document,
+    path: &mut Vec<String>,
+    written: &std::collections::HashSet<&str>,
+    empty: &std::collections::HashSet<&str>,
+) -> Result<(), String> {
+    match doc {
+        Document::Mapping(m) => {
+            let mut err = None;
+            m.retain(|k, v| {
+                if !v.is_null() {
+                    return true;
+                }
+                path.push(super::patch::key_text(k));
+                let p = path.join("/");
+                path.pop();
+                match (written.contains(p.as_str()), empty.contains(p.as_str())) {
+                    (true, false) => true,
+                    (true, true) => {
+                        err.get_or_insert(format!("`{p}` is null, written as `null` in one place and left empty in another: kustomize keeps one and drops the other, lookctl cannot tell them apart"));
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+            for (k, v) in m.iter_mut() {
+                path.push(super::patch::key_text(k));
+                let out = drop_nulls(v, path, written, empty);
+                path.pop();
+                out?;
+            }
+            Ok(())
+        }
+        Document::Sequence(items) => {
+            path.push("[]".into());
+            let out = items
+                .iter_mut()
+                .try_for_each(|i| drop_nulls(i, path, written, empty));
+            path.pop();
+            out
+        }
+        Document::Tagged(t) => drop_nulls(&mut t.value, path, written, empty),
+        _ => Ok(()),
+    }
+}
+
+/// `allow`: whether the patch may change the object's (name, kind).
 fn apply_smp(
+    ctx: &Ctx<'_>,
     k: &Kustomization,
     field: &str,
     res: &mut Vec<Resource>,
     hits: &[usize],
     p: &Document,
-    allow_name: bool,
-    allow_kind: bool,
+    (allow_name, allow_kind): (bool, bool),
 ) -> Result<(), KustomizeError> {
+    let schemas = ctx.smp_schemas(k, field)?;
     let mut deleted = Vec::new();
     for &i in hits {
         let r = &mut res[i];
@@ -348,15 +494,17 @@ fn apply_smp(
         if allow_name || allow_kind {
             r.store_previous_id();
         }
-        patch::strategic_merge(&mut r.doc, &pc)
+        patch::strategic_merge_with(&mut r.doc, &pc, schemas)
             .map_err(|e| k.invalid(field, format!("{}: {e}", r.cur_id())))?;
         if r.doc.is_null() {
             deleted.push(i);
             continue;
         }
-        // kyaml's merge walks the whole object and clears null fields, also where the
-        // patch does not reach (empty mappings stay).
-        drop_null_fields(&mut r.doc);
+        // kyaml's merge walks the whole object and clears null fields written as empty
+        // values (`key:`), also where the patch does not reach; `key: null` and `key: ~`
+        // stay (empty mappings stay too).
+        drop_empty_null_fields(r, ctx)
+            .map_err(|e| k.invalid(field, format!("{}: {e}", r.cur_id())))?;
         let pname = p
             .get("metadata")
             .and_then(|m| m.get("name"))

@@ -203,6 +203,12 @@ pub struct Resource {
     pub ref_vars: Vec<String>,
     /// kustomize's origin annotation text (`buildMetadata: [originAnnotations]`).
     pub origin: Option<String>,
+    /// The transformers that ran over it, each as origin text
+    /// (`buildMetadata: [transformerAnnotations]`).
+    pub transformations: Vec<String>,
+    /// The file and document index it was read from (not for List items and generated
+    /// objects), to look up how its nulls were written (see [`crate::render::yaml::NullMarks`]).
+    pub source_doc: Option<(std::sync::Arc<std::path::Path>, usize)>,
 }
 
 impl Resource {
@@ -216,6 +222,8 @@ impl Resource {
             behavior: Behavior::Unspecified,
             ref_vars: Vec::new(),
             origin: None,
+            transformations: Vec::new(),
+            source_doc: None,
         }
     }
 

@@ -23,10 +23,11 @@
 //! kustomize, so a plain `yes`/`no`/`on`/`off` there is a boolean (here a string).
 
 mod json6902;
-mod schema;
+pub(crate) mod schema;
 mod selector;
 mod smp;
 
+pub(crate) use schema::{CustomSchema, SchemaSet};
 pub use selector::{LabelSelector, Selector};
 
 use crate::render::source::Document;
@@ -67,7 +68,26 @@ pub enum PatchError {
 /// The base keeps its kind, name and namespace. When the patch deletes the whole object,
 /// `*base` becomes [`Document::Null`].
 pub fn strategic_merge(base: &mut Document, patch: &Document) -> Result<(), PatchError> {
-    smp::strategic_merge(base, patch)
+    smp::strategic_merge(base, patch, SchemaSet::Builtin)
+}
+
+/// A mapping key as text, the way [`crate::render::yaml`] records null paths.
+pub(crate) fn key_text(k: &Document) -> String {
+    match k {
+        Document::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .map(|t| t.trim_end().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// [`strategic_merge`] with merge keys from `schemas` (an `openapi:` schema, say).
+pub(crate) fn strategic_merge_with(
+    base: &mut Document,
+    patch: &Document,
+    schemas: SchemaSet,
+) -> Result<(), PatchError> {
+    smp::strategic_merge(base, patch, schemas)
 }
 
 /// Applies RFC 6902 operations (a YAML or JSON list of `{op, path, ...}`) as kustomize's

@@ -10,7 +10,7 @@
 use serde_yaml::{Mapping, Value};
 
 use super::PatchError;
-use super::schema::{self, Schema};
+use super::schema::{Schema, SchemaSet};
 
 const DIRECTIVE: &str = "$patch";
 
@@ -40,7 +40,11 @@ enum Directive {
     Delete,
 }
 
-pub(super) fn strategic_merge(base: &mut Document, patch: &Document) -> Result<(), PatchError> {
+pub(super) fn strategic_merge(
+    base: &mut Document,
+    patch: &Document,
+    schemas: SchemaSet,
+) -> Result<(), PatchError> {
     let kind = base.get("kind").and_then(Value::as_str).map(str::to_owned);
     let name = base
         .get("metadata")
@@ -60,7 +64,14 @@ pub(super) fn strategic_merge(base: &mut Document, patch: &Document) -> Result<(
     }
     let dest = std::mem::take(base);
     let mut path = Vec::new();
-    let merged = walk(Some(dest), Some(patch.clone()), None, false, &mut path)?;
+    let merged = walk(
+        Some(dest),
+        Some(patch.clone()),
+        None,
+        false,
+        &mut path,
+        schemas,
+    )?;
     match merged {
         Walked::Val(v) if !is_null_or_empty_map(&v) => *base = v,
         _ => {
@@ -124,7 +135,7 @@ fn present(v: &Option<Value>) -> Option<&Value> {
 
 /// The schema kyaml finds for a node that has none from its parent: the node's own
 /// apiVersion and kind (base first, then patch).
-fn schema_from_meta(sources: [&Option<Value>; 2]) -> Option<Schema> {
+fn schema_from_meta(sources: [&Option<Value>; 2], schemas: SchemaSet) -> Option<Schema> {
     sources.into_iter().find_map(|s| {
         let m = present(s)?.as_mapping()?;
         let av = m.get("apiVersion")?.as_str()?;
@@ -132,7 +143,7 @@ fn schema_from_meta(sources: [&Option<Value>; 2]) -> Option<Schema> {
         if av.is_empty() || kind.is_empty() {
             return None;
         }
-        schema::for_type(av, kind)
+        schemas.for_type(av, kind)
     })
 }
 
@@ -142,8 +153,9 @@ fn walk(
     schema: Option<Schema>,
     alias: bool,
     path: &mut Vec<String>,
+    schemas: SchemaSet,
 ) -> Result<Walked, PatchError> {
-    let schema = schema.or_else(|| schema_from_meta([&dest, &origin]));
+    let schema = schema.or_else(|| schema_from_meta([&dest, &origin], schemas));
     let kind = present(&dest)
         .or(present(&origin))
         .map(node_kind)
@@ -162,7 +174,7 @@ fn walk(
     }
     match kind {
         "list" => match schema.and_then(Schema::merge_keys) {
-            Some(keys) => walk_associative(dest, origin, schema, keys, alias, path),
+            Some(keys) => walk_associative(dest, origin, schema, keys, alias, path, schemas),
             // A list without a merge strategy is replaced by the patch's.
             None => Ok(match origin {
                 Some(o) => Walked::Val(o),
@@ -173,7 +185,7 @@ fn walk(
             Some(o) => Walked::Val(o),
             None => dest.map_or(Walked::Nil, Walked::Val),
         }),
-        _ => walk_map(dest, origin, schema, alias, path),
+        _ => walk_map(dest, origin, schema, alias, path, schemas),
     }
 }
 
@@ -208,6 +220,7 @@ fn walk_map(
     schema: Option<Schema>,
     alias: bool,
     path: &mut Vec<String>,
+    schemas: SchemaSet,
 ) -> Result<Walked, PatchError> {
     let mut origin = origin;
     let (mut dest, alias) = if present(&dest).is_none() {
@@ -268,7 +281,7 @@ fn walk_map(
         let dv = dest.get(&name).cloned();
         let ov = origin_map.get(&name).cloned();
         path.push(key_text);
-        let walked = walk(dv, ov, child_schema, alias, path);
+        let walked = walk(dv, ov, child_schema, alias, path, schemas);
         path.pop();
         let Value::Mapping(d) = &mut dest else { break };
         match walked? {
@@ -478,6 +491,7 @@ fn walk_associative(
     keys: &'static [&'static str],
     alias: bool,
     path: &mut Vec<String>,
+    schemas: SchemaSet,
 ) -> Result<Walked, PatchError> {
     let mut origin = match origin {
         Some(Value::Sequence(s)) => Some(s),
@@ -520,9 +534,17 @@ fn walk_associative(
         && let Some(d) = single_key_texts(&dest, key)
         && let Some(o) = single_key_texts(&origin, key)
     {
-        return merge_by_single_key(dest, origin, (d, o), key, elem_schema, alias, path);
+        return merge_by_single_key(
+            (dest, origin),
+            (d, o),
+            key,
+            elem_schema,
+            alias,
+            path,
+            schemas,
+        );
     }
-    merge_by_keys(dest, origin, keys, elem_schema, alias, path)
+    merge_by_keys(dest, origin, keys, elem_schema, alias, path, schemas)
 }
 
 /// kyaml's general associative merge (setAssociativeSequenceElements, v0.18.1).
@@ -533,6 +555,7 @@ fn merge_by_keys(
     elem_schema: Option<Schema>,
     alias: bool,
     path: &mut Vec<String>,
+    schemas: SchemaSet,
 ) -> Result<Walked, PatchError> {
     // Every key tuple, the patch's elements first, then the base's.
     let mut values: Vec<Vec<String>> = Vec::new();
@@ -585,7 +608,7 @@ fn merge_by_keys(
             }
         }
         path.push(format!("[{}]", describe(&lk, &lv)));
-        let walked = walk(de, oe, elem_schema, alias, path);
+        let walked = walk(de, oe, elem_schema, alias, path, schemas);
         path.pop();
         let mut val = match walked?.into_option() {
             Some(v) if !is_null_or_empty_map(&v) => v,
@@ -657,13 +680,13 @@ fn single_key_texts(list: &[Value], key: &str) -> Option<Vec<String>> {
 /// indexes instead of kyaml's list scans; same result as the general path for the lists
 /// [`single_key_texts`] accepts.
 fn merge_by_single_key(
-    dest: Vec<Value>,
-    mut origin: Vec<Value>,
+    (dest, mut origin): (Vec<Value>, Vec<Value>),
     (dest_keys, origin_keys): (Vec<String>, Vec<String>),
     key: &str,
     elem_schema: Option<Schema>,
     alias: bool,
     path: &mut Vec<String>,
+    schemas: SchemaSet,
 ) -> Result<Walked, PatchError> {
     use std::collections::HashMap;
 
@@ -713,7 +736,7 @@ fn merge_by_single_key(
             }
         }
         path.push(format!("[{key}={k}]"));
-        let walked = walk(de, oe, elem_schema, alias, path);
+        let walked = walk(de, oe, elem_schema, alias, path, schemas);
         path.pop();
         let mut val = match walked?.into_option() {
             Some(v) if !is_null_or_empty_map(&v) => v,
@@ -823,7 +846,7 @@ mod tests {
 
     fn merged(base: &str, patch: &str) -> Value {
         let mut b = y(base);
-        strategic_merge(&mut b, &y(patch)).unwrap();
+        strategic_merge(&mut b, &y(patch), SchemaSet::Builtin).unwrap();
         b
     }
 
@@ -939,7 +962,12 @@ mod tests {
     #[test]
     fn deleting_the_whole_object_leaves_null() {
         let mut b = y(&pod("{containers: [{name: a}]}"));
-        strategic_merge(&mut b, &y(&format!("{DEP}$patch: delete\n"))).unwrap();
+        strategic_merge(
+            &mut b,
+            &y(&format!("{DEP}$patch: delete\n")),
+            SchemaSet::Builtin,
+        )
+        .unwrap();
         assert!(b.is_null());
     }
 
@@ -960,14 +988,22 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let mut b = y(&pod("{containers: [{name: a}]}"));
-        let e = strategic_merge(&mut b, &y(&pod("{containers: {name: a}}")))
-            .unwrap_err()
-            .to_string();
+        let e = strategic_merge(
+            &mut b,
+            &y(&pod("{containers: {name: a}}")),
+            SchemaSet::Builtin,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("spec.template.spec.containers"), "{e}");
         let mut b = y(&pod("{containers: [{name: a}]}"));
-        let e = strategic_merge(&mut b, &y(&pod("{containers: [{name: a, $patch: frob}]}")))
-            .unwrap_err()
-            .to_string();
+        let e = strategic_merge(
+            &mut b,
+            &y(&pod("{containers: [{name: a, $patch: frob}]}")),
+            SchemaSet::Builtin,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("[name=a]") && e.contains("frob"), "{e}");
     }
 
@@ -1034,20 +1070,20 @@ mod tests {
             origin in env_list(true),
             alias in proptest::bool::ANY,
         ) {
-            let env = schema::for_type("v1", "Pod")
+            let env = super::super::schema::for_type("v1", "Pod")
                 .and_then(|p| p.field("spec"))
                 .and_then(|s| s.field("containers"))
                 .and_then(Schema::elements)
                 .and_then(|c| c.field("env"))
                 .and_then(Schema::elements);
             let (d, o) = if alias { (origin.clone(), origin.clone()) } else { (dest.clone(), origin.clone()) };
-            let general = merge_by_keys(d.clone(), o.clone(), &["name"], env, alias, &mut Vec::new())
+            let general = merge_by_keys(d.clone(), o.clone(), &["name"], env, alias, &mut Vec::new(), SchemaSet::Builtin)
                 .map(Walked::into_option);
             let texts = (
                 single_key_texts(&d, "name").unwrap_or_default(),
                 single_key_texts(&o, "name").unwrap_or_default(),
             );
-            let fast = merge_by_single_key(d, o, texts, "name", env, alias, &mut Vec::new())
+            let fast = merge_by_single_key((d, o), texts, "name", env, alias, &mut Vec::new(), SchemaSet::Builtin)
                 .map(Walked::into_option);
             proptest::prop_assert_eq!(format!("{general:?}"), format!("{fast:?}"));
         }

@@ -3,7 +3,10 @@
 //! compiles in, so a kind or apiVersion that document lacks has no schema here either (and
 //! kustomize then replaces its lists instead of merging them).
 
+pub(crate) mod custom;
 mod table;
+
+pub(crate) use custom::CustomSchema;
 
 /// A (resolved) schema node. `Copy` so lookups hand them out by value.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +23,28 @@ pub(crate) enum Schema {
     Map(&'static Schema),
     /// A schema with nothing below it.
     Leaf,
+    /// A node of a schema read from an `openapi:` file.
+    Custom(&'static CustomSchema, &'static custom::Node),
+}
+
+/// Which schema strategic merges use: kustomize's built-in one, or only a custom one
+/// (kustomize does not load its built-in schema once an `openapi: {path: ...}` schema is
+/// set first).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum SchemaSet {
+    #[default]
+    Builtin,
+    Custom(&'static CustomSchema),
+}
+
+impl SchemaSet {
+    /// The schema of a top-level object, by its exact apiVersion and kind.
+    pub(crate) fn for_type(self, api_version: &str, kind: &str) -> Option<Schema> {
+        match self {
+            SchemaSet::Builtin => for_type(api_version, kind),
+            SchemaSet::Custom(c) => c.for_type(api_version, kind),
+        }
+    }
 }
 
 pub(crate) struct Def {
@@ -40,6 +65,7 @@ impl Schema {
                     .or(def.additional.copied())
             }
             Schema::Map(values) => Some(*values),
+            Schema::Custom(c, node) => c.field(node, name),
             Schema::Array { .. } | Schema::Leaf => None,
         }
     }
@@ -48,6 +74,7 @@ impl Schema {
     pub(crate) fn elements(self) -> Option<Schema> {
         match self {
             Schema::Array { items, .. } => items.copied(),
+            Schema::Custom(c, node) => c.elements(node),
             _ => None,
         }
     }
@@ -56,6 +83,7 @@ impl Schema {
     pub(crate) fn merge_keys(self) -> Option<&'static [&'static str]> {
         match self {
             Schema::Array { merge, .. } => merge,
+            Schema::Custom(_, node) => CustomSchema::merge_keys(node),
             _ => None,
         }
     }

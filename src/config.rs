@@ -365,7 +365,7 @@ impl Config {
             .transpose()?;
 
         for name in raw.vars.keys() {
-            check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m))?;
+            check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m.to_string()))?;
         }
 
         Ok(Config {
@@ -538,22 +538,29 @@ fn check_duplicate_patterns<'a>(
     None
 }
 
+/// Why a name cannot be a build variable (in `[vars]` or `--var`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VarNameProblem {
+    #[error(
+        "`{0}` is not a valid variable name (letters, digits and _, not starting with a digit)"
+    )]
+    NotAnIdentifier(String),
+    #[error("`{0}` is set by lookctl itself (use --sha, --branch or --tag to set it)")]
+    Reserved(String),
+}
+
 /// Variable names are identifiers and not lookctl's own.
-pub fn check_var_name(name: &str) -> Result<(), String> {
+pub fn check_var_name(name: &str) -> Result<(), VarNameProblem> {
     let mut chars = name.chars();
     let ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
-        return Err(format!(
-            "`{name}` is not a valid variable name (letters, digits and _, not starting with a digit)"
-        ));
+        return Err(VarNameProblem::NotAnIdentifier(name.to_owned()));
     }
     if RESERVED_VARS.contains(&name) {
-        return Err(format!(
-            "`{name}` is set by lookctl itself (use --sha, --branch or --tag to set it)"
-        ));
+        return Err(VarNameProblem::Reserved(name.to_owned()));
     }
     Ok(())
 }

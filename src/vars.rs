@@ -31,8 +31,11 @@ pub enum VarsError {
     InvalidCiSha { source_name: String, sha: String },
     #[error("--var `{arg}`: expected KEY=VALUE")]
     MalformedVar { arg: String },
-    #[error("--var `{name}`: {message}")]
-    BadVarName { name: String, message: String },
+    #[error("--var `{name}`: {reason}")]
+    BadVarName {
+        name: String,
+        reason: crate::config::VarNameProblem,
+    },
     #[error("git repository at {path}: {message}")]
     Git { path: String, message: String },
 }
@@ -190,9 +193,9 @@ fn parse_var_flags(args: &[String]) -> Result<BTreeMap<String, String>, VarsErro
         let (k, v) = arg
             .split_once('=')
             .ok_or_else(|| VarsError::MalformedVar { arg: arg.clone() })?;
-        crate::config::check_var_name(k).map_err(|message| VarsError::BadVarName {
+        crate::config::check_var_name(k).map_err(|reason| VarsError::BadVarName {
             name: k.to_owned(),
-            message,
+            reason,
         })?;
         out.insert(k.to_owned(), v.to_owned());
     }

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::cluster::{self, ClusterClient, StatusReport};
 use crate::settings::StatusSettings;
-use crate::ui::status::{self, StatusRow};
+use crate::ui::status::{self, StatusError, StatusRow};
 use crate::ui::{Format, Ui};
 
 pub fn run(settings: &StatusSettings, ui: &Ui) -> Result<()> {
@@ -45,23 +45,15 @@ async fn status_of(
     settings: &StatusSettings,
     target: &str,
     context: &str,
-) -> Result<Vec<StatusReport>, String> {
+) -> Result<Vec<StatusReport>, StatusError> {
     if context.is_empty() {
-        return Err("no kubeconfig context (set `context` or pass --context)".into());
+        return Err(StatusError::NoContext);
     }
-    let client = ClusterClient::connect(settings.kubeconfig.as_deref(), context)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    let namespaces = cluster::find_inventory_namespaces(&client, target)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
+    let client = ClusterClient::connect(settings.kubeconfig.as_deref(), context).await?;
+    let namespaces = cluster::find_inventory_namespaces(&client, target).await?;
     let mut reports = Vec::new();
     for ns in namespaces {
-        reports.push(
-            cluster::status(&client, target, Some(&ns))
-                .await
-                .map_err(|e| format!("{e:#}"))?,
-        );
+        reports.push(cluster::status(&client, target, Some(&ns)).await?);
     }
     Ok(reports)
 }

@@ -31,7 +31,7 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 
-pub use reference::{ImageRef, Reference};
+pub use reference::{ImageRef, Reference, ReferenceProblem};
 
 /// The manifest media types a HEAD accepts: an image may be pushed as any of these.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
@@ -50,7 +50,10 @@ pub type TokenError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("invalid image reference `{reference}`: {reason}")]
-    InvalidReference { reference: String, reason: String },
+    InvalidReference {
+        reference: String,
+        reason: ReferenceProblem,
+    },
     #[error(
         "image {image} not found: registry {registry} has no manifest for `{reference}` (was the image built and pushed for this commit?)"
     )]

@@ -8,6 +8,48 @@ use std::fmt;
 
 use super::RegistryError;
 
+/// Why a text is not an image reference; the `reason` of
+/// [`RegistryError::InvalidReference`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceProblem {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is longer than 4096 characters")]
+    TooLong,
+    #[error("expected a repository without a tag or digest")]
+    NotARepository,
+    #[error("registry `{0}` has an unclosed `[`")]
+    UnclosedBracket(String),
+    #[error("registry `{0}` is not a valid IPv6 address")]
+    InvalidIpv6(String),
+    #[error("registry `{0}` is malformed")]
+    MalformedRegistry(String),
+    #[error("registry host `{0}` is not a valid host name")]
+    InvalidHost(String),
+    #[error("registry port `{0}` is not a port number")]
+    InvalidPort(String),
+    #[error("the repository name is longer than 255 characters")]
+    RepositoryTooLong,
+    #[error(
+        "repository component `{0}` must be lowercase letters and digits separated by `.`, `_`, `__` or dashes"
+    )]
+    InvalidComponent(String),
+    #[error(
+        "tag `{0}` must be 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"
+    )]
+    InvalidTag(String),
+    #[error("digest `{0}` must look like `sha256:<64 hex>`")]
+    DigestWithoutAlgorithm(String),
+    #[error("digest algorithm `{0}` is not supported")]
+    UnsupportedDigestAlgorithm(String),
+    #[error("digest `{digest}` must be `{algorithm}:` followed by {want} lowercase hex digits")]
+    InvalidDigestHex {
+        digest: String,
+        algorithm: String,
+        want: usize,
+    },
+}
+
 /// Docker Hub's name in references, and the host that actually serves its API.
 const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
@@ -44,15 +86,15 @@ impl ImageRef {
     /// Parses `gcr.io/acme/shop:TAG`, `localhost:5000/app@sha256:…`, `nginx` (=
     /// `docker.io/library/nginx:latest`, as docker defaults).
     pub fn parse(text: &str) -> Result<ImageRef, RegistryError> {
-        let invalid = |reason: String| RegistryError::InvalidReference {
+        let invalid = |reason: ReferenceProblem| RegistryError::InvalidReference {
             reference: text.to_owned(),
             reason,
         };
         if text.is_empty() {
-            return Err(invalid("it is empty".into()));
+            return Err(invalid(ReferenceProblem::Empty));
         }
         if text.len() > 4096 {
-            return Err(invalid("it is longer than 4096 characters".into()));
+            return Err(invalid(ReferenceProblem::TooLong));
         }
         let (name_tag, digest) = match text.split_once('@') {
             Some((n, d)) => (n, Some(d)),
@@ -98,7 +140,7 @@ impl ImageRef {
         if parsed.reference != Reference::Tag(tag.to_owned()) {
             return Err(RegistryError::InvalidReference {
                 reference: repository.to_owned(),
-                reason: "expected a repository without a tag or digest".into(),
+                reason: ReferenceProblem::NotARepository,
             });
         }
         Ok(parsed)
@@ -172,18 +214,18 @@ pub(crate) fn is_loopback_host(host_port: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn validate_registry(registry: &str) -> Result<(), String> {
+fn validate_registry(registry: &str) -> Result<(), ReferenceProblem> {
     let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
         let (ip, after) = rest
             .split_once(']')
-            .ok_or_else(|| format!("registry `{registry}` has an unclosed `[`"))?;
+            .ok_or_else(|| ReferenceProblem::UnclosedBracket(registry.to_owned()))?;
         if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("registry `{registry}` is not a valid IPv6 address"));
+            return Err(ReferenceProblem::InvalidIpv6(registry.to_owned()));
         }
         match after.strip_prefix(':') {
             Some(p) => (None, Some(p)),
             None if after.is_empty() => (None, None),
-            None => return Err(format!("registry `{registry}` is malformed")),
+            None => return Err(ReferenceProblem::MalformedRegistry(registry.to_owned())),
         }
     } else {
         match registry.split_once(':') {
@@ -200,27 +242,25 @@ fn validate_registry(registry: &str) -> Result<(), String> {
                     && !label.ends_with('-')
             });
         if !ok {
-            return Err(format!("registry host `{host}` is not a valid host name"));
+            return Err(ReferenceProblem::InvalidHost(host.to_owned()));
         }
     }
     if let Some(port) = port
         && port.parse::<u16>().map_or(true, |p| p == 0)
     {
-        return Err(format!("registry port `{port}` is not a port number"));
+        return Err(ReferenceProblem::InvalidPort(port.to_owned()));
     }
     Ok(())
 }
 
 /// Path components: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, joined by `/`.
-fn validate_repository(repository: &str) -> Result<(), String> {
+fn validate_repository(repository: &str) -> Result<(), ReferenceProblem> {
     if repository.len() > 255 {
-        return Err("the repository name is longer than 255 characters".into());
+        return Err(ReferenceProblem::RepositoryTooLong);
     }
     for component in repository.split('/') {
         if !valid_component(component) {
-            return Err(format!(
-                "repository component `{component}` must be lowercase letters and digits separated by `.`, `_`, `__` or dashes"
-            ));
+            return Err(ReferenceProblem::InvalidComponent(component.to_owned()));
         }
     }
     Ok(())
@@ -252,7 +292,7 @@ fn valid_component(c: &str) -> bool {
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
-fn validate_tag(tag: &str) -> Result<(), String> {
+fn validate_tag(tag: &str) -> Result<(), ReferenceProblem> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
         && tag
@@ -265,32 +305,34 @@ fn validate_tag(tag: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "tag `{tag}` must be 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"
-        ))
+        Err(ReferenceProblem::InvalidTag(tag.to_owned()))
     }
 }
 
-fn validate_digest(digest: &str) -> Result<(), String> {
+fn validate_digest(digest: &str) -> Result<(), ReferenceProblem> {
     let Some((algorithm, hex)) = digest.split_once(':') else {
-        return Err(format!(
-            "digest `{digest}` must look like `sha256:<64 hex>`"
-        ));
+        return Err(ReferenceProblem::DigestWithoutAlgorithm(digest.to_owned()));
     };
     let want = match algorithm {
         "sha256" => 64,
         "sha384" => 96,
         "sha512" => 128,
-        _ => return Err(format!("digest algorithm `{algorithm}` is not supported")),
+        _ => {
+            return Err(ReferenceProblem::UnsupportedDigestAlgorithm(
+                algorithm.to_owned(),
+            ));
+        }
     };
     if hex.len() != want
         || !hex
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
-        return Err(format!(
-            "digest `{digest}` must be `{algorithm}:` followed by {want} lowercase hex digits"
-        ));
+        return Err(ReferenceProblem::InvalidDigestHex {
+            digest: digest.to_owned(),
+            algorithm: algorithm.to_owned(),
+            want,
+        });
     }
     Ok(())
 }
@@ -403,6 +445,26 @@ mod tests {
             assert!(e.contains(needle), "{bad}: {e}");
             assert!(e.contains(&format!("`{bad}`")), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_reason_is_a_value_callers_can_match() {
+        let e = ImageRef::with_tag("gcr.io/acme/shop:old", SHA).expect_err("has a tag");
+        assert!(matches!(
+            e,
+            RegistryError::InvalidReference {
+                reason: ReferenceProblem::InvalidComponent(ref c),
+                ..
+            } if c == "shop:old"
+        ));
+        let e = ImageRef::parse("app@md5:abc").expect_err("md5");
+        assert!(matches!(
+            e,
+            RegistryError::InvalidReference {
+                reason: ReferenceProblem::UnsupportedDigestAlgorithm(ref a),
+                ..
+            } if a == "md5"
+        ));
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub use env::{
     ANNOTATION_LAST_DEPLOYED, ANNOTATION_URL, Deploy, LABEL_PINNED, LABEL_PROJECT, LABEL_REVIEW,
     LABEL_SHA, ReviewEnv, format_time, label_selector, parse_time,
 };
-pub use naming::{ReviewName, validate_dns1123_label, validate_label_value, validate_sha};
+pub use naming::{
+    NameProblem, ReviewName, validate_dns1123_label, validate_label_value, validate_sha,
+};
 pub use policy::{
     DEFAULT_GC_GRACE, UpPlan, expires_in, format_duration, is_collectable, plan_gc,
     plan_gc_with_grace, plan_up,
@@ -53,19 +55,19 @@ pub enum ReviewError {
         source: TemplateError,
     },
     #[error(
-        "{path}: [review] namespace template `{template}` gives `{result}`, which is not a valid namespace name: {reason}"
+        "{path}: [review] namespace template `{template}` gives `{result}`, which is not a valid namespace name: {reason} (a namespace is a DNS-1123 label: at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit)"
     )]
     InvalidNamespace {
         path: PathBuf,
         template: String,
         result: String,
-        reason: String,
+        reason: NameProblem,
     },
     #[error("{path}: [project] name `{project}` cannot be a Kubernetes label value: {reason}")]
     InvalidProject {
         path: PathBuf,
         project: String,
-        reason: String,
+        reason: NameProblem,
     },
     #[error("namespace {name} is not a lookctl review environment: {reason}")]
     NotAReviewNamespace { name: String, reason: String },

@@ -26,49 +26,56 @@ pub fn validate_sha(sha: &str) -> Result<String, ReviewError> {
     Ok(sha.to_ascii_lowercase())
 }
 
+/// Why a name is not a DNS-1123 label or not a label value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is {0} characters long, at most 63 are allowed")]
+    TooLong(usize),
+    #[error("`{0}` is not allowed: use lowercase letters, digits and `-` only")]
+    NotInDnsLabel(char),
+    #[error("`{0}` is not allowed in a label value")]
+    NotInLabelValue(char),
+    #[error("it must start and end with a letter or digit")]
+    NotAlphanumericAtEnds,
+}
+
 /// A DNS-1123 label, as Kubernetes requires of namespace names: at most 63 characters,
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
-pub fn validate_dns1123_label(name: &str) -> Result<(), String> {
+pub fn validate_dns1123_label(name: &str) -> Result<(), NameProblem> {
     if name.is_empty() {
-        return Err("it is empty".into());
+        return Err(NameProblem::Empty);
     }
     if name.len() > 63 {
-        return Err(format!(
-            "it is {} characters long, at most 63 are allowed",
-            name.len()
-        ));
+        return Err(NameProblem::TooLong(name.len()));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        return Err(format!(
-            "`{c}` is not allowed: use lowercase letters, digits and `-` only"
-        ));
+        return Err(NameProblem::NotInDnsLabel(c));
     }
     if name.starts_with('-') || name.ends_with('-') {
-        return Err("it must start and end with a letter or digit".into());
+        return Err(NameProblem::NotAlphanumericAtEnds);
     }
     Ok(())
 }
 
 /// A Kubernetes label value: at most 63 characters, alphanumeric at both ends, `-_.` inside.
-pub fn validate_label_value(value: &str) -> Result<(), String> {
+pub fn validate_label_value(value: &str) -> Result<(), NameProblem> {
     if value.len() > 63 {
-        return Err(format!(
-            "it is {} characters long, at most 63 are allowed",
-            value.len()
-        ));
+        return Err(NameProblem::TooLong(value.len()));
     }
     if let Some(c) = value
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(format!("`{c}` is not allowed in a label value"));
+        return Err(NameProblem::NotInLabelValue(c));
     }
     let alnum = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
     if !alnum(value.chars().next()) || !alnum(value.chars().last()) {
-        return Err("it must start and end with a letter or digit".into());
+        return Err(NameProblem::NotAlphanumericAtEnds);
     }
     Ok(())
 }
@@ -117,9 +124,7 @@ impl ReviewName {
             path: config_path.to_owned(),
             template: review.namespace.clone(),
             result: namespace.clone(),
-            reason: format!(
-                "{reason} (a namespace is a DNS-1123 label: at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit)"
-            ),
+            reason,
         })?;
         let url = review
             .url
@@ -265,5 +270,27 @@ mod tests {
         for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"a".repeat(64)] {
             assert!(validate_dns1123_label(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            validate_dns1123_label("a_b"),
+            Err(NameProblem::NotInDnsLabel('_'))
+        );
+        assert_eq!(
+            validate_dns1123_label(&"a".repeat(64)),
+            Err(NameProblem::TooLong(64))
+        );
+    }
+
+    #[test]
+    fn label_values_say_which_rule_they_break() {
+        assert!(validate_label_value("").is_ok());
+        assert!(validate_label_value("My_shop.v2").is_ok());
+        assert_eq!(
+            validate_label_value("my shop"),
+            Err(NameProblem::NotInLabelValue(' '))
+        );
+        assert_eq!(
+            validate_label_value("_shop"),
+            Err(NameProblem::NotAlphanumericAtEnds)
+        );
     }
 }

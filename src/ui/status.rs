@@ -4,13 +4,25 @@
 use serde::Serialize;
 
 use super::deploy::ObjectJson;
-use crate::cluster::{Health, StatusReport};
+use crate::cluster::{ClusterError, Health, StatusReport};
 
 /// One target and what was found for it (or why nothing could be read).
 pub struct StatusRow {
     pub target: String,
     pub context: String,
-    pub found: Result<Vec<StatusReport>, String>,
+    pub found: Result<Vec<StatusReport>, StatusError>,
+}
+
+/// Why the status of one target could not be read. The row shows it and `status` goes
+/// on with the next target, so it is data of the row rather than an error of the run.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("no kubeconfig context (set `context` or pass --context)")]
+    NoContext,
+    /// Transparent, so the row shows the cluster error's own message (not its causes),
+    /// as `status` always has.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// One entry of `status --output json`.
@@ -71,7 +83,7 @@ pub fn json(rows: &[StatusRow]) -> Vec<TargetStatusJson> {
     rows.iter()
         .map(|row| {
             let (error, deployments) = match &row.found {
-                Err(e) => (Some(e.clone()), None),
+                Err(e) => (Some(e.to_string()), None),
                 Ok(reports) => (
                     None,
                     Some(

@@ -1,5 +1,6 @@
 //! The architecture, checked: no import cycles between the crate's top-level modules or
-//! between the cluster module's submodules, and no printing outside `ui/` and `main.rs`.
+//! between the cluster module's submodules, no printing outside `ui/` and `main.rs`, and
+//! no `Result<_, String>` in domain code.
 //!
 //! Dependencies are read from the source text (`crate::x`, `super::x::`), which is what
 //! a reader sees; a cycle found here is one a reader would have to untangle.
@@ -269,4 +270,104 @@ fn every_environment_variable_read_is_listed() {
         }
     }
     assert!(missing.is_empty(), "not in lookctl::env::VARS: {missing:?}");
+}
+
+/// The error type of every `Result<T, E>` written in `text` whose `E` is a plain
+/// `String`, with its line (1-based). Generic arguments are split at top-level commas,
+/// so `Result<BTreeMap<String, String>, E>` is fine and a signature may span lines.
+fn string_errors(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("Result<") {
+        let start = from + i;
+        from = start + "Result<".len();
+        // `FooResult<` is another type.
+        if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut args = vec![String::new()];
+        let mut end = None;
+        for (j, c) in text[from..].char_indices() {
+            let at = from + j;
+            match c {
+                '<' | '(' | '[' => depth += 1,
+                // The `>` of `->` in `Fn() -> T` closes nothing.
+                '>' if at > 0 && bytes[at - 1] == b'-' => {}
+                '>' | ')' | ']' if depth == 0 => {
+                    end = Some(at);
+                    break;
+                }
+                '>' | ')' | ']' => depth -= 1,
+                ',' if depth == 0 => {
+                    args.push(String::new());
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(last) = args.last_mut() {
+                last.push(c);
+            }
+        }
+        let Some(end) = end else { break };
+        // A trailing comma leaves an empty last argument.
+        if args.len() > 1 && args.last().is_some_and(|a| a.trim().is_empty()) {
+            args.pop();
+        }
+        let error: String = args
+            .last()
+            .map(|e| e.split_whitespace().collect())
+            .unwrap_or_default();
+        if args.len() >= 2
+            && matches!(
+                error.as_str(),
+                "String" | "std::string::String" | "alloc::string::String"
+            )
+        {
+            let line = text[..start].matches('\n').count() + 1;
+            found.push((
+                line,
+                text[start..=end]
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_string_error_finder_reads_generics() {
+    let text = "fn a() -> Result<Vec<u8>, String> {}\n\
+                fn b() -> Result<BTreeMap<String, String>, VarsError> {}\n\
+                fn c() -> Result<\n    (u8, String),\n    String,\n> {}\n\
+                fn d(f: impl Fn() -> Result<String, TokenError>) {}\n\
+                fn e() -> io::Result<String> {}\n\
+                fn f() -> MyResult<u8, String> {}\n\
+                let g: Result<Box<dyn Fn(u8) -> u8>, std::string::String> = x;";
+    let lines: Vec<usize> = string_errors(text).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(lines, [1, 3, 10]);
+}
+
+/// Domain code returns typed errors (STYLE.md, "Errors"): a `String` error cannot be
+/// matched on, carries no source and invites messages built in many places. `src/render/`
+/// is still being converted.
+#[test]
+fn no_string_errors_outside_render() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let render = src().join("render");
+    let mut offenders = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&render)) {
+        for (line, found) in string_errors(&code(file)) {
+            offenders.push(format!("{}:{line}: {found}", file.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "Result<_, String> in domain code; return a thiserror enum instead:\n{}",
+        offenders.join("\n")
+    );
 }

@@ -107,6 +107,51 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// Why a credentials file gives no token; the `reason` of
+/// [`KmsError::InvalidCredentials`]. None of these quotes the file's contents.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsProblem {
+    #[error(
+        "credential type {0:?} is not supported; use a service_account key, gcloud user credentials, an access token file or the metadata server"
+    )]
+    UnsupportedType(String),
+    /// Holds [`serde_reason`], not the `serde_json::Error`, whose text and `Debug` can
+    /// quote a value of the file (a private key).
+    #[error("not a service_account or authorized_user key: {0}")]
+    NotAKey(String),
+    #[error("the access token file is empty")]
+    EmptyTokenFile,
+    #[error("private_key is not PEM (base64 body does not decode)")]
+    NotPem,
+    #[error("private_key is not an RSA PKCS#8 key: {0}")]
+    NotRsaPkcs8(ring::error::KeyRejected),
+    #[error("signing the JWT failed")]
+    Signing,
+}
+
+/// Why a token endpoint (OAuth or the metadata server) gave no token; the `reason` of
+/// [`KmsError::TokenRequest`] and of the metadata server's entry in
+/// [`KmsError::NoCredentials`].
+#[derive(Debug, thiserror::Error)]
+pub enum TokenProblem {
+    /// Shown, not chained: its causes would add text the message never had.
+    #[error("{0}")]
+    Transport(reqwest::Error),
+    /// OAuth errors are `{"error":"invalid_grant","error_description":…}`; `body` is
+    /// cut to 300 bytes.
+    #[error("HTTP {status}: {body}")]
+    Rejected {
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    /// The metadata server's refusal, whose body is not worth showing.
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    /// Holds [`serde_reason`]: the response holds the access token.
+    #[error("token response is not JSON with access_token: {0}")]
+    NotAToken(String),
+}
+
 #[derive(Clone)]
 struct CachedToken {
     token: String,
@@ -196,7 +241,7 @@ impl TokenProvider {
             path: path.to_path_buf(),
             source,
         })?;
-        let invalid = |reason: String| KmsError::InvalidCredentials {
+        let invalid = |reason: CredentialsProblem| KmsError::InvalidCredentials {
             path: path.to_path_buf(),
             reason,
         };
@@ -207,18 +252,12 @@ impl TokenProvider {
             && !matches!(kind, "service_account" | "authorized_user")
             && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
         {
-            return Err(invalid(format!(
-                "credential type {kind:?} is not supported; use a service_account key, gcloud user credentials, an access token file or the metadata server"
+            return Err(invalid(CredentialsProblem::UnsupportedType(
+                kind.to_owned(),
             )));
         }
         let file: CredentialFile = serde_json::from_str(&text)
-            // serde's message names fields and types, never the values of the file.
-            .map_err(|e| {
-                invalid(format!(
-                    "not a service_account or authorized_user key: {}",
-                    serde_reason(&e)
-                ))
-            })?;
+            .map_err(|e| invalid(CredentialsProblem::NotAKey(serde_reason(&e))))?;
         match file {
             CredentialFile::ServiceAccount {
                 client_email,
@@ -260,7 +299,7 @@ impl TokenProvider {
     }
 
     fn token_request(&self, url: &str, body: String) -> Result<CachedToken, KmsError> {
-        let failed = |reason: String| KmsError::TokenRequest {
+        let failed = |reason: TokenProblem| KmsError::TokenRequest {
             url: url.to_string(),
             reason,
         };
@@ -270,17 +309,21 @@ impl TokenProvider {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(TokenProblem::Transport(e)))?;
         let status = response.status();
-        let text = response.text().map_err(|e| failed(e.to_string()))?;
+        let text = response
+            .text()
+            .map_err(|e| failed(TokenProblem::Transport(e)))?;
         if !status.is_success() {
-            // OAuth errors are `{"error":"invalid_grant","error_description":…}`.
-            return Err(failed(format!("HTTP {status}: {}", truncate(&text, 300))));
+            return Err(failed(TokenProblem::Rejected {
+                status,
+                body: truncate(&text, 300),
+            }));
         }
         parse_token(&text).map_err(failed)
     }
 
-    fn token_from_metadata_server(&self) -> Result<CachedToken, String> {
+    fn token_from_metadata_server(&self) -> Result<CachedToken, TokenProblem> {
         let url = format!(
             "http://{}/computeMetadata/v1/instance/service-accounts/default/token",
             self.sources.metadata_host
@@ -291,11 +334,11 @@ impl TokenProvider {
             .header("Metadata-Flavor", "Google")
             .timeout(self.sources.metadata_timeout)
             .send()
-            .map_err(|e| e.to_string())?;
+            .map_err(TokenProblem::Transport)?;
         let status = response.status();
-        let text = response.text().map_err(|e| e.to_string())?;
+        let text = response.text().map_err(TokenProblem::Transport)?;
         if !status.is_success() {
-            return Err(format!("HTTP {status}"));
+            return Err(TokenProblem::Status(status));
         }
         parse_token(&text)
     }
@@ -310,7 +353,7 @@ fn read_token_file(path: &Path) -> Result<CachedToken, KmsError> {
     if token.is_empty() {
         return Err(KmsError::InvalidCredentials {
             path: path.to_path_buf(),
-            reason: "the access token file is empty".to_string(),
+            reason: CredentialsProblem::EmptyTokenFile,
         });
     }
     Ok(CachedToken {
@@ -319,13 +362,9 @@ fn read_token_file(path: &Path) -> Result<CachedToken, KmsError> {
     })
 }
 
-fn parse_token(text: &str) -> Result<CachedToken, String> {
-    let parsed: TokenResponse = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "token response is not JSON with access_token: {}",
-            serde_reason(&e)
-        )
-    })?;
+fn parse_token(text: &str) -> Result<CachedToken, TokenProblem> {
+    let parsed: TokenResponse =
+        serde_json::from_str(text).map_err(|e| TokenProblem::NotAToken(serde_reason(&e)))?;
     Ok(CachedToken {
         token: parsed.access_token,
         expires_at: parsed
@@ -347,7 +386,7 @@ fn sign_jwt(
     key_id: Option<&str>,
     token_uri: &str,
     now: u64,
-) -> Result<String, String> {
+) -> Result<String, CredentialsProblem> {
     let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
     if let Some(kid) = key_id {
         header["kid"] = serde_json::Value::String(kid.to_string());
@@ -365,8 +404,8 @@ fn sign_jwt(
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let der = pem_to_der(private_key_pem)?;
-    let key = ring::signature::RsaKeyPair::from_pkcs8(&der)
-        .map_err(|e| format!("private_key is not an RSA PKCS#8 key: {e}"))?;
+    let key =
+        ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(CredentialsProblem::NotRsaPkcs8)?;
     let mut signature = vec![0u8; key.public().modulus_len()];
     key.sign(
         &ring::signature::RSA_PKCS1_SHA256,
@@ -374,14 +413,14 @@ fn sign_jwt(
         signing_input.as_bytes(),
         &mut signature,
     )
-    .map_err(|_| "signing the JWT failed".to_string())?;
+    .map_err(|_| CredentialsProblem::Signing)?;
     Ok(format!(
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(signature)
     ))
 }
 
-fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, CredentialsProblem> {
     let body: String = pem
         .lines()
         .map(str::trim)
@@ -389,7 +428,7 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
         .collect();
     STANDARD
         .decode(body)
-        .map_err(|_| "private_key is not PEM (base64 body does not decode)".to_string())
+        .map_err(|_| CredentialsProblem::NotPem)
 }
 
 /// `application/x-www-form-urlencoded` without pulling in a form crate.

@@ -21,7 +21,7 @@ use serde_json::json;
 pub use credentials::CredentialSources;
 pub use retry::RetryPolicy;
 
-use self::credentials::{TokenProvider, serde_reason, truncate};
+use self::credentials::{CredentialsProblem, TokenProblem, TokenProvider, serde_reason, truncate};
 use super::{Decryptor, Encryptor, Plaintext};
 
 const GOOGLE_ENDPOINT: &str = "https://cloudkms.googleapis.com";
@@ -86,11 +86,14 @@ pub enum KmsError {
         source: std::io::Error,
     },
     #[error("credentials file {path} is invalid: {reason}")]
-    InvalidCredentials { path: PathBuf, reason: String },
+    InvalidCredentials {
+        path: PathBuf,
+        reason: CredentialsProblem,
+    },
     #[error("OAuth token request to {url} failed: {reason}")]
-    TokenRequest { url: String, reason: String },
+    TokenRequest { url: String, reason: TokenProblem },
     #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
+    HttpClient(reqwest::Error),
     #[error("the plaintext for key {key} is {len} bytes; Cloud KMS accepts at most 65536")]
     PlaintextTooLarge { key: String, len: usize },
 }
@@ -236,7 +239,7 @@ impl KmsClient {
                 .user_agent(concat!("lookctl/", env!("CARGO_PKG_VERSION")))
                 .build()
         })
-        .map_err(|e| KmsError::HttpClient(e.to_string()))?;
+        .map_err(KmsError::HttpClient)?;
         let (base_url, needs_credentials) = match (&config.endpoint, &config.emulator_host) {
             (Some(endpoint), _) => (endpoint.trim_end_matches('/').to_string(), true),
             (None, Some(host)) => (format!("http://{}", host.trim_end_matches('/')), false),

@@ -221,9 +221,9 @@ impl Metadata {
             return Err(no_key(tried));
         }
         let shares: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-        let combined = shamir_combine(&shares).map_err(|reason| SopsError::Metadata {
+        let combined = shamir_combine(&shares).map_err(|reason| SopsError::Shamir {
             path: file.to_path_buf(),
-            reason: format!("cannot combine the Shamir shares of the data key: {reason}"),
+            reason,
         })?;
         checked(file, combined)
     }
@@ -315,20 +315,31 @@ fn gf_inverse(a: u8) -> u8 {
     result
 }
 
+/// Why the Shamir shares of the key groups do not combine into a data key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShamirProblem {
+    #[error("no shares")]
+    NoShares,
+    #[error("shares have different or too short lengths")]
+    UnevenLengths,
+    #[error("duplicate share")]
+    DuplicateShare,
+}
+
 /// Lagrange interpolation at x = 0 of shares laid out as sops writes them: the y values
 /// for each secret byte followed by the share's x coordinate.
-fn shamir_combine(parts: &[&[u8]]) -> Result<Vec<u8>, String> {
+fn shamir_combine(parts: &[&[u8]]) -> Result<Vec<u8>, ShamirProblem> {
     let Some(first) = parts.first() else {
-        return Err("no shares".to_string());
+        return Err(ShamirProblem::NoShares);
     };
     let len = first.len();
     if len < 2 || parts.iter().any(|p| p.len() != len) {
-        return Err("shares have different or too short lengths".to_string());
+        return Err(ShamirProblem::UnevenLengths);
     }
     let xs: Vec<u8> = parts.iter().map(|p| p[len - 1]).collect();
     for (i, x) in xs.iter().enumerate() {
         if xs[..i].contains(x) {
-            return Err("duplicate share".to_string());
+            return Err(ShamirProblem::DuplicateShare);
         }
     }
     let mut secret = vec![0u8; len - 1];
@@ -366,13 +377,25 @@ fn checked(
     Ok(data_key)
 }
 
-fn decrypt_age(armored: &str, identities: &AgeIdentities) -> Result<Vec<u8>, String> {
+/// Why an age master key did not give the data key; its text goes into the list of keys
+/// tried, so the age errors are shown, not chained.
+#[derive(Debug, thiserror::Error)]
+enum AgeProblem {
+    #[error("no age identity available")]
+    NoIdentity,
+    #[error("{0}")]
+    Decrypt(age::DecryptError),
+    #[error("{0}")]
+    Read(std::io::Error),
+}
+
+fn decrypt_age(armored: &str, identities: &AgeIdentities) -> Result<Vec<u8>, AgeProblem> {
     use std::io::Read as _;
     if identities.identities.is_empty() {
-        return Err("no age identity available".to_string());
+        return Err(AgeProblem::NoIdentity);
     }
     let reader = age::armor::ArmoredReader::new(armored.as_bytes());
-    let decryptor = age::Decryptor::new(reader).map_err(|e| e.to_string())?;
+    let decryptor = age::Decryptor::new(reader).map_err(AgeProblem::Decrypt)?;
     let mut out = Vec::with_capacity(32);
     decryptor
         .decrypt(
@@ -381,9 +404,9 @@ fn decrypt_age(armored: &str, identities: &AgeIdentities) -> Result<Vec<u8>, Str
                 .iter()
                 .map(|i| i as &dyn age::Identity),
         )
-        .map_err(|e| e.to_string())?
+        .map_err(AgeProblem::Decrypt)?
         .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
+        .map_err(AgeProblem::Read)?;
     Ok(out)
 }
 
@@ -410,6 +433,9 @@ mod tests {
         };
         let (a, b) = (share(1), share(2));
         assert_eq!(shamir_combine(&[&a, &b]), Ok(secret.to_vec()));
-        assert!(shamir_combine(&[&a, &a]).is_err());
+        assert_eq!(
+            shamir_combine(&[&a, &a]),
+            Err(ShamirProblem::DuplicateShare)
+        );
     }
 }

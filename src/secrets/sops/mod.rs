@@ -21,6 +21,8 @@ use serde_yaml::Value;
 pub use age_keys::AgeKeySources;
 
 use self::metadata::Metadata;
+pub use self::metadata::ShamirProblem;
+pub use self::tree::LeafProblem;
 use self::tree::{LeafError, Walker};
 use super::{Decryptor, Plaintext};
 
@@ -43,6 +45,13 @@ pub enum SopsError {
     NotSops { path: PathBuf },
     #[error("{path} has invalid sops metadata: {reason}")]
     Metadata { path: PathBuf, reason: String },
+    #[error(
+        "{path} has invalid sops metadata: cannot combine the Shamir shares of the data key: {reason}"
+    )]
+    Shamir {
+        path: PathBuf,
+        reason: ShamirProblem,
+    },
     #[error("{path} uses {what}, which lookctl does not support")]
     Unsupported { path: PathBuf, what: String },
     #[error("cannot decrypt the data key of {path}; tried: {}", tried.join("; "))]
@@ -51,7 +60,7 @@ pub enum SopsError {
     Value {
         path: PathBuf,
         key_path: String,
-        reason: String,
+        reason: LeafProblem,
     },
     #[error(
         "{path} failed its MAC check: the file was modified after sops encrypted it (or is corrupt)"
@@ -450,7 +459,7 @@ fn decrypt_dotenv(text: &str, path: &Path, keys: &SopsKeys<'_>) -> Result<Plaint
                         *value =
                             String::from_utf8(decrypted.bytes.to_vec()).map_err(|_| LeafError {
                                 key_path: key.clone(),
-                                reason: "decrypted value is not UTF-8".to_string(),
+                                reason: LeafProblem::UntypedNotUtf8,
                             })?;
                     } else {
                         walker.hash_leaf(value.as_bytes(), false);

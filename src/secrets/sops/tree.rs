@@ -28,7 +28,40 @@ const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
 #[derive(Debug)]
 pub(super) struct LeafError {
     pub key_path: String,
-    pub reason: String,
+    pub reason: LeafProblem,
+}
+
+/// Why one value of a SOPS file cannot be decrypted. None of these carries plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeafProblem {
+    #[error("non-string map key; sops supports only string keys")]
+    NonStringKey,
+    #[error("expected an encrypted string, found a plain value")]
+    NotEncrypted,
+    #[error("value is not in sops's ENC[AES256_GCM,…] format")]
+    NotEncFormat,
+    #[error("malformed ENC[…] value")]
+    MalformedEnc,
+    #[error("ENC[…] value lacks data, iv, tag or type")]
+    IncompleteEnc,
+    #[error("ENC[…] {0} is not base64")]
+    NotBase64(&'static str),
+    #[error("ENC[…] iv is {0} bytes, expected 32")]
+    IvLength(usize),
+    #[error("authentication failed (wrong data key, or the value or its key path was altered)")]
+    Authentication,
+    /// `kind` is the sops type (`str`, `int`, …) of the value.
+    #[error("decrypted {kind} value is not UTF-8")]
+    NotUtf8 { kind: String },
+    /// A dotenv value, which has no sops type.
+    #[error("decrypted value is not UTF-8")]
+    UntypedNotUtf8,
+    #[error("decrypted {kind} value is not a number")]
+    NotANumber { kind: String },
+    #[error("decrypted bool value is not a boolean")]
+    NotABoolean,
+    #[error("unknown sops value type {0:?}")]
+    UnknownType(String),
 }
 
 /// One decrypted `ENC[…]` value.
@@ -69,7 +102,7 @@ impl<'a> Walker<'a> {
 
     /// Decrypts an `ENC[AES256_GCM,…]` string with `aad`. The empty string stays empty,
     /// as sops never encrypts it.
-    pub fn decrypt_value(&self, text: &str, aad: &str) -> Result<Decrypted, String> {
+    pub fn decrypt_value(&self, text: &str, aad: &str) -> Result<Decrypted, LeafProblem> {
         if text.is_empty() {
             return Ok(Decrypted {
                 bytes: zeroize::Zeroizing::new(Vec::new()),
@@ -79,7 +112,7 @@ impl<'a> Walker<'a> {
         let inner = text
             .strip_prefix("ENC[AES256_GCM,")
             .and_then(|t| t.strip_suffix(']'))
-            .ok_or("value is not in sops's ENC[AES256_GCM,…] format")?;
+            .ok_or(LeafProblem::NotEncFormat)?;
         let mut data = None;
         let mut iv = None;
         let mut tag = None;
@@ -90,21 +123,19 @@ impl<'a> Walker<'a> {
                 Some(("iv", v)) => iv = Some(v),
                 Some(("tag", v)) => tag = Some(v),
                 Some(("type", v)) => kind = Some(v),
-                _ => return Err("malformed ENC[…] value".to_string()),
+                _ => return Err(LeafProblem::MalformedEnc),
             }
         }
         let (Some(data), Some(iv), Some(tag), Some(kind)) = (data, iv, tag, kind) else {
-            return Err("ENC[…] value lacks data, iv, tag or type".to_string());
+            return Err(LeafProblem::IncompleteEnc);
         };
-        let decode = |field: &str, v: &str| {
-            B64.decode(v)
-                .map_err(|_| format!("ENC[…] {field} is not base64"))
-        };
+        let decode =
+            |field: &'static str, v: &str| B64.decode(v).map_err(|_| LeafProblem::NotBase64(field));
         let mut sealed = decode("data", data)?;
         sealed.extend(decode("tag", tag)?);
         let iv = decode("iv", iv)?;
-        let nonce = Nonce::<U32>::try_from(iv.as_slice())
-            .map_err(|_| format!("ENC[…] iv is {} bytes, expected 32", iv.len()))?;
+        let nonce =
+            Nonce::<U32>::try_from(iv.as_slice()).map_err(|_| LeafProblem::IvLength(iv.len()))?;
         let bytes = self
             .cipher
             .decrypt(
@@ -114,10 +145,7 @@ impl<'a> Walker<'a> {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| {
-                "authentication failed (wrong data key, or the value or its key path was altered)"
-                    .to_string()
-            })?;
+            .map_err(|_| LeafProblem::Authentication)?;
         Ok(Decrypted {
             bytes: zeroize::Zeroizing::new(bytes),
             kind: kind.to_string(),
@@ -144,8 +172,7 @@ impl<'a> Walker<'a> {
                     let Some(key) = key.as_str() else {
                         return Err(LeafError {
                             key_path: path.join(":"),
-                            reason: "non-string map key; sops supports only string keys"
-                                .to_string(),
+                            reason: LeafProblem::NonStringKey,
                         });
                     };
                     path.push(key.to_string());
@@ -167,7 +194,7 @@ impl<'a> Walker<'a> {
     }
 
     fn leaf(&mut self, value: &mut Value, path: &[String]) -> Result<(), LeafError> {
-        let error = |reason: String| LeafError {
+        let error = |reason: LeafProblem| LeafError {
             key_path: path.join(":"),
             reason,
         };
@@ -177,9 +204,7 @@ impl<'a> Walker<'a> {
             return Ok(());
         }
         let Value::String(text) = value else {
-            return Err(error(
-                "expected an encrypted string, found a plain value".to_string(),
-            ));
+            return Err(error(LeafProblem::NotEncrypted));
         };
         let aad = format!("{}:", path.join(":"));
         let decrypted = self.decrypt_value(text, &aad).map_err(error)?;
@@ -221,11 +246,13 @@ fn go_format_float(f: f64) -> String {
 }
 
 /// The YAML value a decrypted leaf becomes, by its sops type.
-fn typed_value(decrypted: &Decrypted) -> Result<Value, String> {
+fn typed_value(decrypted: &Decrypted) -> Result<Value, LeafProblem> {
     let text = || {
         std::str::from_utf8(&decrypted.bytes)
             .map(str::to_string)
-            .map_err(|_| format!("decrypted {} value is not UTF-8", decrypted.kind))
+            .map_err(|_| LeafProblem::NotUtf8 {
+                kind: decrypted.kind.clone(),
+            })
     };
     match decrypted.kind.as_str() {
         "str" | "time" | "comment" => text().map(Value::String),
@@ -243,15 +270,17 @@ fn typed_value(decrypted: &Decrypted) -> Result<Value, String> {
             } else {
                 t.parse::<f64>()
                     .map(|f| Value::Number(f.into()))
-                    .map_err(|_| format!("decrypted {} value is not a number", decrypted.kind))
+                    .map_err(|_| LeafProblem::NotANumber {
+                        kind: decrypted.kind.clone(),
+                    })
             }
         }
         "bool" => match text()?.as_str() {
             "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(Value::Bool(true)),
             "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(Value::Bool(false)),
-            _ => Err("decrypted bool value is not a boolean".to_string()),
+            _ => Err(LeafProblem::NotABoolean),
         },
-        other => Err(format!("unknown sops value type {other:?}")),
+        other => Err(LeafProblem::UnknownType(other.to_owned())),
     }
 }
 

@@ -917,7 +917,11 @@ impl Ctx<'_> {
             let [doc] = docs.as_slice() else {
                 return Err(k.invalid(field, format!("{path}: expected one YAML or JSON document")));
             };
-            let key = format!("{doc:?}");
+            // Keyed by a digest of the parsed document, not its (possibly large) text.
+            let key = {
+                use sha2::Digest as _;
+                hex::encode(sha2::Sha256::digest(format!("{doc:?}").as_bytes()))
+            };
             let schema = CustomSchema::leak(&key, doc)
                 .map_err(|e| k.invalid(field, format!("{path}: {e}")))?;
             if let Some((api, kind)) = schema.cluster_scoped.iter().find(|(api, kind)| {

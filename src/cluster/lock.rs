@@ -429,7 +429,7 @@ async fn release_retried(
     token: &str,
 ) -> Result<(), ObjectError> {
     let policy = super::RetryPolicy {
-        max_attempts: 6,
+        max_attempts: 10,
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_secs(2),
     };

@@ -52,6 +52,10 @@ async fn status_of(
     let client = ClusterClient::connect(settings.kubeconfig.as_deref(), context)
         .await
         .map_err(|e| format!("{e:#}"))?;
+    client
+        .check_reachable(&cluster::NoProgress)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     let namespaces = cluster::find_inventory_namespaces(&client, target)
         .await
         .map_err(|e| format!("{e:#}"))?;

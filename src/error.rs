@@ -10,6 +10,7 @@
 //! | 2 | fix your input or configuration (flags, deploy.toml, templates, kustomizations, keys, credentials) |
 //! | 3 | `diff` / `deploy --dry-run`: the operation failed |
 //! | 4 | `diff` / `deploy --dry-run`: fix your input or configuration |
+//! | 130, 143 | interrupted by SIGINT / SIGTERM (the lock was released) |
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -367,8 +368,18 @@ mod tests {
             },
         };
         let err = CliError::from(anyhow::Error::from(PipelineError::from(inner)));
-        assert_eq!(err.message.matches("cannot get resource").count(), 1, "{}", err.message);
-        assert_eq!(err.message.matches("403 Forbidden").count(), 1, "{}", err.message);
+        assert_eq!(
+            err.message.matches("cannot get resource").count(),
+            1,
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            err.message.matches("403 Forbidden").count(),
+            1,
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -748,7 +748,10 @@ pub async fn apply(
 }
 
 /// The inventory of this deploy naming `objects` (committed).
-fn recorded_inventory(opts: &ApplyOptions, objects: impl IntoIterator<Item = ObjectRef>) -> Inventory {
+fn recorded_inventory(
+    opts: &ApplyOptions,
+    objects: impl IntoIterator<Item = ObjectRef>,
+) -> Inventory {
     Inventory {
         target: opts.target.clone(),
         project: opts.project.clone(),

@@ -180,7 +180,9 @@ pub enum ClusterError {
         since: String,
         waited: Duration,
     },
-    #[error("deploy lock for target {target:?} (Lease {namespace}/lookctl-lock-{target}) is held by {holder}, who still renews it (valid until {until}): a deploy is running; pass --force to delete it anyway")]
+    #[error(
+        "deploy lock for target {target:?} (Lease {namespace}/lookctl-lock-{target}) is held by {holder}, who still renews it (valid until {until}): a deploy is running; pass --force to delete it anyway"
+    )]
     LockRenewing {
         target: String,
         namespace: String,

@@ -178,8 +178,7 @@ pub(crate) async fn write_pending(
     namespace: &str,
     progress: &dyn Progress,
 ) -> Result<(), ClusterError> {
-    let mut objects: std::collections::BTreeSet<ObjectRef> =
-        new.objects.iter().cloned().collect();
+    let mut objects: std::collections::BTreeSet<ObjectRef> = new.objects.iter().cloned().collect();
     objects.extend(old.iter().flat_map(|o| o.objects.iter().cloned()));
     let pending = Inventory {
         objects: objects.into_iter().collect(),

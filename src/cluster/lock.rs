@@ -534,10 +534,12 @@ pub async fn unlock(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<Unlocked>, ClusterError> {
-    let all: kube::Api<DynamicObject> = kube::Api::all_with(client.client.clone(), &lease_resource());
+    let all: kube::Api<DynamicObject> =
+        kube::Api::all_with(client.client.clone(), &lease_resource());
     let name = format!("lookctl-lock-{target}");
-    let params = kube::api::ListParams::default()
-        .labels(&format!("{LABEL_MANAGED_BY}=lookctl,{LABEL_TARGET}={target}"));
+    let params = kube::api::ListParams::default().labels(&format!(
+        "{LABEL_MANAGED_BY}=lookctl,{LABEL_TARGET}={target}"
+    ));
     let listed = client
         .call(None, progress, || all.list(&params))
         .await
@@ -546,7 +548,11 @@ pub async fn unlock(
             error: f.into_object_error(),
         })?;
     let mut found = Vec::new();
-    for lease in listed.items.iter().filter(|l| l.metadata.name.as_deref() == Some(&name)) {
+    for lease in listed
+        .items
+        .iter()
+        .filter(|l| l.metadata.name.as_deref() == Some(&name))
+    {
         let v = serde_json::to_value(lease).unwrap_or(Value::Null);
         let namespace = lease.metadata.namespace.clone().unwrap_or_default();
         found.push(Unlocked {
@@ -562,7 +568,10 @@ pub async fn unlock(
             target: target.to_owned(),
             namespace: busy.namespace.clone(),
             holder: busy.holder.clone(),
-            until: busy.valid_until.clone().unwrap_or_else(|| "unknown".to_owned()),
+            until: busy
+                .valid_until
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
         });
     }
     for l in &found {

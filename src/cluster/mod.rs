@@ -290,7 +290,11 @@ impl ClusterClient {
         // layer would nest inside it with up to 15 attempts of its own per try.
         config.default_retry = false;
         let default_namespace = config.default_namespace.clone();
-        let server = config.cluster_url.to_string().trim_end_matches('/').to_owned();
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
         let client = Client::try_from(config).map_err(|source| ClusterError::Client {
             context: context.to_owned(),
             source,
@@ -413,7 +417,11 @@ impl ClusterClient {
             .map(|v| (String::new(), v.clone()))
             .collect();
         for g in &groups.groups {
-            versions.extend(g.versions.iter().map(|v| (g.name.clone(), v.version.clone())));
+            versions.extend(
+                g.versions
+                    .iter()
+                    .map(|v| (g.name.clone(), v.version.clone())),
+            );
         }
         let mut catalog = Catalog::default();
         for (group, version) in versions {

@@ -470,7 +470,12 @@ mod tests {
             Failure::Permanent(ObjectError::Rejected { code: 500, .. })
         ));
         assert!(matches!(
-            classify_status(500, "InternalError", "Internal error occurred: etcdserver: request timed out", None),
+            classify_status(
+                500,
+                "InternalError",
+                "Internal error occurred: etcdserver: request timed out",
+                None
+            ),
             Failure::Transient { .. }
         ));
     }

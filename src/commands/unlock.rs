@@ -9,7 +9,8 @@ use crate::ui::Ui;
 
 pub fn run(settings: &UnlockSettings, ui: &Ui) -> Result<()> {
     let found = super::runtime()?.block_on(async {
-        let client = ClusterClient::connect(settings.kubeconfig.as_deref(), &settings.context).await?;
+        let client =
+            ClusterClient::connect(settings.kubeconfig.as_deref(), &settings.context).await?;
         client.check_reachable(&NoProgress).await?;
         cluster::unlock(&client, &settings.target, settings.force, &NoProgress).await
     })?;

@@ -278,9 +278,8 @@ async fn run_cluster(
 ) -> Result<DeployReport, PipelineError> {
     let client = ClusterClient::connect(request.kubeconfig, request.context).await?;
     let mut signals = Signals::install()?;
-    let interrupted = |signal, under_lock| {
-        PipelineError::Interrupted(Interruption { signal, under_lock })
-    };
+    let interrupted =
+        |signal, under_lock| PipelineError::Interrupted(Interruption { signal, under_lock });
     tokio::select! {
         reached = client.check_reachable(observer) => reached?,
         signal = signals.recv() => return Err(interrupted(signal, false)),

@@ -91,7 +91,10 @@ impl ExampleApp {
                     d["apiVersion"].as_str().unwrap_or_default().to_owned(),
                     d["kind"].as_str().unwrap_or_default().to_owned(),
                     d["metadata"]["namespace"].as_str().map(str::to_owned),
-                    d["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                    d["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                 )
             })
             .collect()
@@ -140,12 +143,9 @@ impl ExampleApp {
                 None => Value::String(format!("missing {kind} {name}")),
             });
         }
-        let inventory = self.server.get_object(
-            "v1",
-            "ConfigMap",
-            Some(NS),
-            "lookctl-inventory-staging",
-        );
+        let inventory =
+            self.server
+                .get_object("v1", "ConfigMap", Some(NS), "lookctl-inventory-staging");
         out.push(match inventory {
             Some(cm) => serde_json::json!({
                 "commit": cm["data"]["commit"],
@@ -315,7 +315,15 @@ impl Sets {
     fn command(&self, sha: &str) -> std::process::Command {
         let mut cmd = lookctl_std();
         cmd.current_dir(self.env.dir.path())
-            .args(["deploy", "--target", "staging", "--sha", sha, "--timeout", "60s"])
+            .args([
+                "deploy",
+                "--target",
+                "staging",
+                "--sha",
+                sha,
+                "--timeout",
+                "60s",
+            ])
             .arg("--kubeconfig")
             .arg(&self.env.kubeconfig);
         cmd
@@ -332,7 +340,10 @@ impl Sets {
 /// A deploy of the big set is SIGKILLed while its `blocked` requests hang (the fake
 /// answers them after a day); the next deploy, of the small set, prunes everything of
 /// the big set that was created.
-fn a_killed_deploy_leaves_nothing_a_smaller_deploy_cannot_prune(blocked: &str, created: &[(&str, &str)]) {
+fn a_killed_deploy_leaves_nothing_a_smaller_deploy_cannot_prune(
+    blocked: &str,
+    created: &[(&str, &str)],
+) {
     let s = Sets::new();
     s.overlay(SMALL);
     let first = s.command(&sha(1)).output().expect("runs");
@@ -359,7 +370,11 @@ fn a_killed_deploy_leaves_nothing_a_smaller_deploy_cannot_prune(blocked: &str, c
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     for (kind, name) in created {
-        let api_version = if *kind == "Deployment" { "apps/v1" } else { "v1" };
+        let api_version = if *kind == "Deployment" {
+            "apps/v1"
+        } else {
+            "v1"
+        };
         assert!(
             s.exists(api_version, kind, name),
             "{kind} {name} was created before the kill"
@@ -414,7 +429,11 @@ fn sigkill_mid_apply_then_a_smaller_deploy_prunes_everything_that_left() {
     // big set exist and only the pending inventory names them.
     a_killed_deploy_leaves_nothing_a_smaller_deploy_cannot_prune(
         "/deployments/extra",
-        &[("ConfigMap", "extra"), ("Secret", "extra"), ("Service", "extra")],
+        &[
+            ("ConfigMap", "extra"),
+            ("Secret", "extra"),
+            ("Service", "extra"),
+        ],
     );
 }
 
@@ -447,7 +466,13 @@ fn a_server_that_never_answers_does_not_hang_deploy_or_status() {
     )
     .expect("kubeconfig");
     for args in [
-        vec!["deploy", "--target", "staging", "--sha", crate::support::SHA],
+        vec![
+            "deploy",
+            "--target",
+            "staging",
+            "--sha",
+            crate::support::SHA,
+        ],
         vec!["status", "--target", "staging"],
     ] {
         let child = lookctl_std()
@@ -486,7 +511,13 @@ fn an_unreachable_cluster_is_said_once_with_retries_before() {
     .expect("kubeconfig");
     let out = lookctl_std()
         .current_dir(env.dir.path())
-        .args(["deploy", "--target", "staging", "--sha", crate::support::SHA])
+        .args([
+            "deploy",
+            "--target",
+            "staging",
+            "--sha",
+            crate::support::SHA,
+        ])
         .arg("--kubeconfig")
         .arg(&env.kubeconfig)
         .output()
@@ -500,7 +531,12 @@ fn an_unreachable_cluster_is_said_once_with_retries_before() {
     assert_eq!(stderr.matches(&said).count(), 1, "{}", explain(&out));
     assert!(stderr.contains("retrying (attempt 1)"), "{}", explain(&out));
     assert!(!stderr.contains("after 8 attempts"), "{}", explain(&out));
-    assert_eq!(stderr.matches("connection refused").count(), 8, "7 retries and the error: {}", explain(&out));
+    assert_eq!(
+        stderr.matches("connection refused").count(),
+        8,
+        "7 retries and the error: {}",
+        explain(&out)
+    );
 }
 
 #[test]
@@ -508,7 +544,13 @@ fn a_missing_kubeconfig_names_its_cause_once() {
     let env = crate::support::TestEnv::new();
     let out = lookctl_std()
         .current_dir(env.dir.path())
-        .args(["deploy", "--target", "staging", "--sha", crate::support::SHA])
+        .args([
+            "deploy",
+            "--target",
+            "staging",
+            "--sha",
+            crate::support::SHA,
+        ])
         .args(["--kubeconfig", "no-such-kubeconfig"])
         .output()
         .expect("runs");
@@ -520,7 +562,12 @@ fn a_missing_kubeconfig_names_its_cause_once() {
         "{}",
         explain(&out)
     );
-    assert_eq!(stderr.matches("no-such-kubeconfig").count(), 1, "{}", explain(&out));
+    assert_eq!(
+        stderr.matches("no-such-kubeconfig").count(),
+        1,
+        "{}",
+        explain(&out)
+    );
 }
 
 #[test]
@@ -593,10 +640,18 @@ fn converge(error_rate: f64, drop_rate: f64, runs: usize) -> (usize, Vec<String>
     let mut ok = 0;
     let mut failures = Vec::new();
     let mut last_ok = None;
+    let started = Instant::now();
+    let mut retries = 0;
     for i in 0..runs {
         let sha = sha(i);
         let out = app.deploy(&sha, &[]);
-        assert_eq!(app.lease(), None, "run {i}: the Lease is released: {}", explain(&out));
+        retries += text(&out.stderr).matches("retrying (attempt").count();
+        assert_eq!(
+            app.lease(),
+            None,
+            "run {i}: the Lease is released: {}",
+            explain(&out)
+        );
         if out.status.code() == Some(0) {
             ok += 1;
             last_ok = Some(sha.clone());
@@ -639,6 +694,12 @@ fn converge(error_rate: f64, drop_rate: f64, runs: usize) -> (usize, Vec<String>
             }
         }
     }
+    // The figures TESTING.md records (shown with --nocapture).
+    eprintln!(
+        "faults {error_rate:.2} 5xx/429 + {drop_rate:.2} drops: {ok}/{runs} converged in {:.1}s, {} requests, {retries} retries",
+        started.elapsed().as_secs_f64(),
+        app.server.request_count()
+    );
     let last = last_ok.expect("at least one deploy converged");
     // The same commit again, fault-free, must change nothing: the state equals a
     // fault-free deploy's.
@@ -672,6 +733,52 @@ fn twenty_deploys_at_ten_percent_dropped_connections_all_converge() {
 #[test]
 fn twenty_deploys_at_thirty_percent_faults_mostly_converge_and_the_rest_fail_clearly() {
     let (ok, failures) = converge(0.20, 0.10, 20);
-    eprintln!("30% faults: {ok}/20 converged; failures: {failures:#?}");
+    eprintln!("failures: {failures:#?}");
     assert!(ok >= 18, "{ok}/20 converged: {failures:#?}");
+}
+
+/// The namespace of a deploy waiting for its rollout is deleted (what evicting a review
+/// environment does while its own `review up` waits): the wait fails at once, saying so,
+/// instead of polling "not found" until the timeout.
+#[test]
+fn a_namespace_deleted_during_the_rollout_wait_fails_the_wait_at_once_saying_why() {
+    let app = ExampleApp::new(Config {
+        rollout_delay: Duration::from_secs(24 * 3600),
+        ..Config::default()
+    });
+    let child = app
+        .command(&[
+            "deploy",
+            "--target",
+            "staging",
+            "--sha",
+            &sha(1),
+            "--timeout",
+            "1h",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    until("the rollout wait", || {
+        requested(&app.server, "GET", "/deployments/shop")
+    });
+    let deleted = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&app.kubeconfig)
+        .args(["delete", "namespace", NS, "--wait=false"])
+        .output()
+        .expect("kubectl runs");
+    assert!(deleted.status.success(), "{}", explain(&deleted));
+    let out = exit_of(child);
+    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Deployment shop-staging/shop")
+            && stderr.contains("deleted while waiting for its rollout")
+            && stderr.contains(&format!("namespace {NS} is")),
+        "{}",
+        explain(&out)
+    );
+    assert!(!stderr.contains("timed out"), "{}", explain(&out));
 }

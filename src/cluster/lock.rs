@@ -354,8 +354,13 @@ async fn renew_loop(renewal: Renewal) {
         token,
         options,
     } = renewal;
+    // A failed renewal (a dropped connection, a 5xx) is tried again after a second, not
+    // after a whole period: the lease must not run out on a flaky server.
+    let retry_every = Duration::from_secs(1).min(options.renew_every);
+    let mut next = options.renew_every;
     loop {
-        tokio::time::sleep(options.renew_every).await;
+        tokio::time::sleep(next).await;
+        next = retry_every;
         let Ok(Some(obj)) = api.get_opt(&name).await else {
             continue;
         };
@@ -388,9 +393,13 @@ async fn renew_loop(renewal: Renewal) {
         ) {
             spec.insert("acquireTime".to_owned(), acquired);
         }
-        if let Ok(body) = serde_json::from_value::<DynamicObject>(body) {
-            // A failed renewal is retried on the next tick; the lease outlives several.
-            let _ = api.replace(&name, &PostParams::default(), &body).await;
+        if let Ok(body) = serde_json::from_value::<DynamicObject>(body)
+            && api
+                .replace(&name, &PostParams::default(), &body)
+                .await
+                .is_ok()
+        {
+            next = options.renew_every;
         }
     }
 }

@@ -337,16 +337,14 @@ async fn run_cluster(
     let mut lock = Some(lock);
     let mut released: Option<ClusterError> = None;
     let finished = {
-        let work = under_lock(
+        let run = Locked {
             request,
-            &client,
+            client: &client,
             objects,
-            &options,
-            step,
+            options: &options,
             observer,
-            &mut lock,
-            &mut released,
-        );
+        };
+        let work = run.apply_and_wait(step, &mut lock, &mut released);
         tokio::select! {
             report = work => Ok(report),
             signal = signals.recv() => Err(signal),
@@ -363,59 +361,74 @@ async fn run_cluster(
     }
 }
 
-/// Apply, release (a review releases before the wait), wait, release.
-#[allow(clippy::too_many_arguments)]
-async fn under_lock(
-    request: &Request<'_>,
-    client: &ClusterClient,
-    objects: &[Document],
-    options: &ApplyOptions,
-    step: &impl UnderLock,
-    observer: &dyn Observer,
-    lock: &mut Option<DeployLock>,
-    released: &mut Option<ClusterError>,
-) -> Result<DeployReport, PipelineError> {
-    let applied = async {
-        step.run(client).await?;
-        Ok::<_, PipelineError>(cluster::apply(client, objects, options, observer).await?)
-    }
-    .await;
-    if !request.lock.through_wait || applied.is_err() {
-        *released = release(lock.take()).await;
-    }
-    let report = match applied {
-        Ok(report) => report,
-        Err(error) => return Err(attach_release(error, released.take())),
-    };
+/// What the part under the lock works with.
+struct Locked<'r, 'a> {
+    request: &'r Request<'a>,
+    client: &'r ClusterClient,
+    objects: &'r [Document],
+    options: &'r ApplyOptions,
+    observer: &'r dyn Observer,
+}
 
-    let wait = match request.wait {
-        Some(timeout) if report.failures().is_empty() => {
-            Some(cluster::wait(client, &report.applied(), timeout, observer).await)
+impl Locked<'_, '_> {
+    /// Apply, release (a review releases before the wait), wait, release. The lock and
+    /// a failed release stay with the caller, which releases what is left when a signal
+    /// cancels this future.
+    async fn apply_and_wait(
+        &self,
+        step: &impl UnderLock,
+        lock: &mut Option<DeployLock>,
+        released: &mut Option<ClusterError>,
+    ) -> Result<DeployReport, PipelineError> {
+        let Locked {
+            request,
+            client,
+            objects,
+            options,
+            observer,
+        } = *self;
+        let applied = async {
+            step.run(client).await?;
+            Ok::<_, PipelineError>(cluster::apply(client, objects, options, observer).await?)
         }
-        _ => None,
-    };
-    if let Some(e) = release(lock.take()).await {
-        *released = Some(e);
+        .await;
+        if !request.lock.through_wait || applied.is_err() {
+            *released = release(lock.take()).await;
+        }
+        let report = match applied {
+            Ok(report) => report,
+            Err(error) => return Err(attach_release(error, released.take())),
+        };
+
+        let wait = match request.wait {
+            Some(timeout) if report.failures().is_empty() => {
+                Some(cluster::wait(client, &report.applied(), timeout, observer).await)
+            }
+            _ => None,
+        };
+        if let Some(e) = release(lock.take()).await {
+            *released = Some(e);
+        }
+        let wait = match wait.transpose() {
+            Ok(wait) => wait,
+            Err(error) => return Err(attach_release(error.into(), released.take())),
+        };
+        Ok(DeployReport {
+            outcome: Outcome::Applied {
+                report: Box::new(report),
+                wait,
+            },
+            warnings: released
+                .take()
+                .map(|e| {
+                    format!(
+                        "releasing the lock failed: {e}; the next run waits until the Lease expires"
+                    )
+                })
+                .into_iter()
+                .collect(),
+        })
     }
-    let wait = match wait.transpose() {
-        Ok(wait) => wait,
-        Err(error) => return Err(attach_release(error.into(), released.take())),
-    };
-    Ok(DeployReport {
-        outcome: Outcome::Applied {
-            report: Box::new(report),
-            wait,
-        },
-        warnings: released
-            .take()
-            .map(|e| {
-                format!(
-                    "releasing the lock failed: {e}; the next run waits until the Lease expires"
-                )
-            })
-            .into_iter()
-            .collect(),
-    })
 }
 
 /// Releases the lock when it is still held; the release's error, if any.

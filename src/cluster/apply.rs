@@ -569,17 +569,21 @@ pub async fn apply(
         progress,
     )
     .await?;
-    if !opts.dry_run {
-        let new = recorded_inventory(opts, prepared.manifests.iter().map(|m| m.id.clone()));
+    // Recorded before anything is applied; when the inventory's namespace is one this
+    // deploy creates, right after the Namespaces stage.
+    let pending_inventory =
+        recorded_inventory(opts, prepared.manifests.iter().map(|m| m.id.clone()));
+    let write_pending = |first: bool| {
         inventory::write_pending(
             client,
             old_inventory.as_ref(),
-            &new,
+            &pending_inventory,
             &prepared.inventory_namespace,
+            first,
             progress,
         )
-        .await?;
-    }
+    };
+    let mut pending_recorded = opts.dry_run || write_pending(true).await?;
     let concurrency = opts.concurrency.max(1);
     let mut results: Vec<Option<ObjectResult>> = vec![None; prepared.manifests.len()];
     let mut crds_applied = false;
@@ -594,6 +598,9 @@ pub async fn apply(
             .collect();
         if items.is_empty() {
             continue;
+        }
+        if !pending_recorded && stage != Stage::Namespaces {
+            pending_recorded = write_pending(false).await?;
         }
         progress.event(&ProgressEvent::Stage {
             stage,

@@ -35,7 +35,12 @@ pub enum ObjectError {
         message: String,
     },
     #[error("request failed after {attempts} attempts: {message}")]
-    Transport { attempts: u32, message: String },
+    Transport {
+        attempts: u32,
+        message: String,
+        /// No HTTP answer at all (refused, reset, timed out), as opposed to 5xx/429.
+        connection: bool,
+    },
     #[error("timed out after {} waiting for {what}", humanize(*.after))]
     Timeout { what: String, after: Duration },
     #[error("{0}")]
@@ -139,6 +144,16 @@ pub enum ClusterError {
         context: String,
         #[source]
         source: kube::Error,
+    },
+    /// The API server answers, but only with errors (5xx/429), after retries.
+    #[error(
+        "the API server {server} (context {context}) keeps failing: {reason} (after {attempts} attempts)"
+    )]
+    ServerFailing {
+        server: String,
+        context: String,
+        attempts: u32,
+        reason: String,
     },
     /// No answer from the API server at all (refused, reset, timed out), after retries.
     #[error("cannot reach {server} (context {context}): {reason}")]

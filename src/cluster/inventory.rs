@@ -14,7 +14,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
-use super::error::ClusterError;
+use super::error::{ClusterError, ObjectError};
 use super::object::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TARGET, ObjectRef};
 use super::retry::Failure;
 use super::{ClusterClient, Progress};
@@ -170,14 +170,18 @@ pub(crate) async fn write(
 
 /// Records, before anything is applied, everything that may exist once the deploy
 /// has run: the old inventory's objects and the new set (pending). A failed write stops
-/// the deploy: applying without it could leave objects no inventory names.
+/// the deploy: applying without it could leave objects no inventory names. With
+/// `namespace_may_be_missing` (the first try, before the Namespaces stage), a namespace
+/// that does not exist yet is `Ok(false)`: nothing of an earlier deploy can be in it,
+/// and the caller tries again once the Namespaces stage has created it.
 pub(crate) async fn write_pending(
     client: &ClusterClient,
     old: Option<&Inventory>,
     new: &Inventory,
     namespace: &str,
+    namespace_may_be_missing: bool,
     progress: &dyn Progress,
-) -> Result<(), ClusterError> {
+) -> Result<bool, ClusterError> {
     let mut objects: std::collections::BTreeSet<ObjectRef> = new.objects.iter().cloned().collect();
     objects.extend(old.iter().flat_map(|o| o.objects.iter().cloned()));
     let pending = Inventory {
@@ -190,9 +194,16 @@ pub(crate) async fn write_pending(
         let known: std::collections::BTreeSet<&ObjectRef> = o.objects.iter().collect();
         pending.objects.iter().all(|id| known.contains(id))
     }) {
-        return Ok(());
+        return Ok(true);
     }
-    write(client, &pending, namespace, progress).await
+    match write(client, &pending, namespace, progress).await {
+        Ok(()) => Ok(true),
+        Err(ClusterError::Object {
+            error: ObjectError::Rejected { code: 404, .. },
+            ..
+        }) if namespace_may_be_missing => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -451,6 +451,7 @@ async fn release_retried(
                 return Err(ObjectError::Transport {
                     attempts: attempt,
                     message,
+                    connection: false,
                 });
             }
             Err(ReleaseError::Transient(_)) => {

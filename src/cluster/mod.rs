@@ -329,10 +329,37 @@ impl ClusterClient {
             .call(None, progress, || self.client.apiserver_version())
             .await;
         match reached {
-            Err(Failure::Permanent(ObjectError::Transport { message, .. }))
-            | Err(Failure::Transient { message, .. }) => Err(self.unreachable(message)),
-            _ => Ok(()),
+            Err(f) => self.gave_up(f).map_or(Ok(()), Err),
+            Ok(_) => Ok(()),
         }
+    }
+
+    /// A failure that means the server as a whole cannot be used: no answer at all
+    /// ([`ClusterError::Unreachable`]), or only errors ([`ClusterError::ServerFailing`]).
+    fn gave_up(&self, failure: Failure) -> Option<ClusterError> {
+        let (attempts, message, connection) = match failure {
+            Failure::Permanent(ObjectError::Transport {
+                attempts,
+                message,
+                connection,
+            }) => (attempts, message, connection),
+            Failure::Transient {
+                message,
+                connection,
+                ..
+            } => (1, message, connection),
+            _ => return None,
+        };
+        Some(if connection {
+            self.unreachable(message)
+        } else {
+            ClusterError::ServerFailing {
+                server: self.server.clone(),
+                context: self.context.clone(),
+                attempts,
+                reason: message,
+            }
+        })
     }
 
     pub(crate) fn unreachable(&self, reason: String) -> ClusterError {
@@ -394,8 +421,11 @@ impl ClusterClient {
 
     async fn discover_per_group(&self) -> Result<Catalog, ClusterError> {
         let fatal = |f: Failure| match f {
-            Failure::Permanent(ObjectError::Transport { message, .. })
-            | Failure::Transient { message, .. } => self.unreachable(message),
+            Failure::Permanent(ObjectError::Transport {
+                connection: true,
+                message,
+                ..
+            }) => self.unreachable(message),
             other => ClusterError::Discovery(kube::Error::Service(
                 other.into_object_error().to_string().into(),
             )),

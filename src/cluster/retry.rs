@@ -107,6 +107,8 @@ pub enum Failure {
     Transient {
         message: String,
         retry_after: Option<Duration>,
+        /// No HTTP answer at all (refused, reset, timed out), as opposed to a 5xx/429.
+        connection: bool,
     },
     /// Not found (404).
     NotFound,
@@ -126,14 +128,17 @@ pub fn classify(err: &kube::Error) -> Failure {
         kube::Error::HyperError(_) | kube::Error::Service(_) => Failure::Transient {
             message: transport_reason(err),
             retry_after: None,
+            connection: true,
         },
         kube::Error::SerdeError(e) => Failure::Transient {
             message: format!("unreadable response: {e}"),
             retry_after: None,
+            connection: false,
         },
         kube::Error::ReadEvents(_) => Failure::Transient {
             message: transport_reason(err),
             retry_after: None,
+            connection: true,
         },
         other => Failure::Permanent(ObjectError::Other(other.to_string())),
     }
@@ -201,6 +206,7 @@ pub(crate) fn classify_status(
                 .map(|d| d.retry_after_seconds)
                 .filter(|s| *s > 0)
                 .map(|s| Duration::from_secs(u64::from(s))),
+            connection: false,
         },
         409 if causes.iter().any(|c| c.reason == "FieldManagerConflict") => {
             Failure::Permanent(ObjectError::Conflict(
@@ -325,15 +331,21 @@ where
                 Failure::Transient {
                     message,
                     retry_after,
+                    ..
                 } if attempt < policy.max_attempts => {
                     on_retry(attempt, &message);
                     tokio::time::sleep(policy.delay(attempt, retry_after)).await;
                     attempt += 1;
                 }
-                Failure::Transient { message, .. } => {
+                Failure::Transient {
+                    message,
+                    connection,
+                    ..
+                } => {
                     return Err(Failure::Permanent(ObjectError::Transport {
                         attempts: attempt,
                         message,
+                        connection,
                     }));
                 }
                 other => return Err(other),
@@ -346,9 +358,14 @@ impl Failure {
     /// The failure as an object error (404 becomes a rejection).
     pub fn into_object_error(self) -> ObjectError {
         match self {
-            Failure::Transient { message, .. } => ObjectError::Transport {
+            Failure::Transient {
+                message,
+                connection,
+                ..
+            } => ObjectError::Transport {
                 attempts: 1,
                 message,
+                connection,
             },
             Failure::NotFound => ObjectError::Rejected {
                 code: 404,

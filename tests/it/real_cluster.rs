@@ -488,7 +488,7 @@ fn a_forbidden_error_is_said_once() {
     );
 }
 
-/// SIGINT to a real lookctl waiting for a rollout that never becomes ready: exit 130,
+/// SIGINT to a real lookctl waiting for a rollout that cannot finish: exit 130,
 /// the Lease is gone from the real API server, and the next deploy takes the lock at once.
 #[test]
 fn sigint_while_waiting_for_a_rollout_releases_the_lease() {
@@ -499,9 +499,14 @@ fn sigint_while_waiting_for_a_rollout_releases_the_lease() {
         "namespace: interrupted\nresources:\n- namespace.yaml\n- deployment.yaml\n",
     );
     p.write("overlay/namespace.yaml", &namespace("interrupted"));
+    // Pods that no node can take stay Pending: a rollout that never ends and never
+    // fails (a crash loop would fail the wait by itself).
     p.write(
         "overlay/deployment.yaml",
-        &deployment("web", "registry.example.com/web:crashloop", 1),
+        &deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 1).replace(
+            "    spec:\n      containers:",
+            "    spec:\n      nodeSelector: {lookctl.dev/no-such-node: \"true\"}\n      containers:",
+        ),
     );
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookctl"));
     for name in lookctl::env::names() {

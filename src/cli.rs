@@ -68,6 +68,12 @@ pub enum Command {
     /// Per-commit review environments: up, down, list, gc.
     #[command(subcommand)]
     Review(ReviewCommand),
+    /// Delete a target's deploy lock (its Lease), e.g. after a deploy's machine died.
+    ///
+    /// Refuses while the holder still renews the lease (a deploy is running) unless
+    /// --force. A holder that died stops renewing, and its lease expires within 15 s
+    /// anyway: this is for when waiting is not an option.
+    Unlock(UnlockArgs),
     /// Print the branch/tag -> target table from deploy.toml.
     #[command(
         after_help = "Examples:\n  lookctl targets\n  lookctl targets -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
@@ -213,6 +219,18 @@ pub struct StatusArgs {
     /// Output format (`-o json`, as with kubectl).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The target whose lock to delete (a name from deploy.toml).
+    pub target: String,
+    /// Delete it even while its holder renews it (the running deploy is then no longer
+    /// protected from another one).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Subcommand)]

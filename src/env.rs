@@ -46,6 +46,10 @@ pub const VARS: &[EnvVar] = &[
     var_doc("HOSTNAME", "the deploying identity's host"),
     // Cluster.
     var_doc("KUBECONFIG", "the kubeconfig file (default ~/.kube/config)"),
+    var_doc(
+        "LOOKCTL_REQUEST_TIMEOUT",
+        "how long one API server request may take before it is retried (default 30s)",
+    ),
     // Cloud KMS and Google credentials.
     var_doc(
         "KMS_EMULATOR_HOST",

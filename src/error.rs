@@ -10,6 +10,7 @@
 //! | 2 | fix your input or configuration (flags, deploy.toml, templates, kustomizations, keys, credentials) |
 //! | 3 | `diff` / `deploy --dry-run`: the operation failed |
 //! | 4 | `diff` / `deploy --dry-run`: fix your input or configuration |
+//! | 130, 143 | interrupted by SIGINT / SIGTERM (the lock was released) |
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -31,6 +32,8 @@ pub enum ErrorKind {
     Failure,
     /// The input or configuration must be fixed (exit 2).
     Usage,
+    /// Stopped by a signal: exit with 128 + its number (130 SIGINT, 143 SIGTERM).
+    Interrupted(u8),
 }
 
 /// Whether the command compares (`diff`, `deploy --dry-run`): exit 1 then means "there
@@ -97,6 +100,7 @@ impl CliError {
             (ErrorKind::Usage, ExitMode::Normal) => 2,
             (ErrorKind::Failure, ExitMode::Compare) => 3,
             (ErrorKind::Usage, ExitMode::Compare) => 4,
+            (ErrorKind::Interrupted(code), _) => code,
         }
     }
 }
@@ -213,6 +217,7 @@ fn pipeline_kind(e: &PipelineError) -> Option<(ErrorKind, Vec<String>)> {
         PipelineError::Cluster(e) => cluster_kind(e),
         PipelineError::Runtime(_) => Some((ErrorKind::Failure, Vec::new())),
         PipelineError::LockNotReleased { error, .. } => pipeline_kind(error),
+        PipelineError::Interrupted(i) => Some((ErrorKind::Interrupted(i.exit_code()), Vec::new())),
     }
 }
 
@@ -229,13 +234,21 @@ fn settings_kind(e: &SettingsError) -> Option<(ErrorKind, Vec<String>)> {
 
 fn cluster_kind(e: &ClusterError) -> Option<(ErrorKind, Vec<String>)> {
     match e {
-        ClusterError::Kubeconfig { .. } | ClusterError::ContextNotFound { .. } => Some((
+        ClusterError::Kubeconfig { .. } => Some((
+            ErrorKind::Usage,
+            vec!["pass --kubeconfig PATH, or set KUBECONFIG".into()],
+        )),
+        ClusterError::ContextNotFound { .. } => Some((
             ErrorKind::Usage,
             vec!["pass --context NAME, or set `context` in deploy.toml to a context of your kubeconfig".into()],
         )),
         ClusterError::InvalidManifest { .. } | ClusterError::Duplicate { .. } => {
             Some((ErrorKind::Usage, Vec::new()))
         }
+        ClusterError::LockRenewing { .. } => Some((
+            ErrorKind::Failure,
+            vec!["if that deploy is really gone (its machine died), run `lookctl unlock TARGET --force`; otherwise wait for it".into()],
+        )),
         ClusterError::LockHeld { .. } => Some((
             ErrorKind::Failure,
             vec!["wait for the other run to finish, or raise --lock-timeout".into()],
@@ -269,10 +282,22 @@ impl From<anyhow::Error> for CliError {
             .chain()
             .find_map(kind_of)
             .unwrap_or((ErrorKind::Failure, Vec::new()));
+        // Like `chain`: a cause whose text its parent already ends with (a variant that
+        // shows its source, e.g. `{object}: {error}`) is not said twice.
+        let mut message = String::new();
+        for cause in error.chain() {
+            let text = cause.to_string();
+            if message.is_empty() {
+                message = text;
+            } else if !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+        }
         add_cause_hints(&mut hints, error.as_ref());
         CliError {
             kind,
-            message: format!("{error:#}"),
+            message,
             hints,
         }
     }
@@ -354,6 +379,36 @@ mod tests {
             err.message
         );
         assert_eq!(err.hints.len(), 1);
+    }
+
+    #[test]
+    fn a_cause_its_parent_already_shows_is_said_once_through_anyhow() {
+        let inner = ClusterError::Object {
+            object: crate::cluster::ObjectRef {
+                api_version: "coordination.k8s.io/v1".into(),
+                kind: "Lease".into(),
+                namespace: Some("other-team".into()),
+                name: "lookctl-lock-staging".into(),
+            },
+            error: crate::cluster::ObjectError::Rejected {
+                code: 403,
+                reason: "Forbidden".into(),
+                message: "leases.coordination.k8s.io \"lookctl-lock-staging\" is forbidden: User \"dev\" cannot get resource".into(),
+            },
+        };
+        let err = CliError::from(anyhow::Error::from(PipelineError::from(inner)));
+        assert_eq!(
+            err.message.matches("cannot get resource").count(),
+            1,
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            err.message.matches("403 Forbidden").count(),
+            1,
+            "{}",
+            err.message
+        );
     }
 
     #[test]

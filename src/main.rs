@@ -104,6 +104,10 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8, CliError> {
             let settings = settings::status(cli, args, &process)?;
             commands::status::run(&settings, ui)?;
         }
+        Command::Unlock(args) => {
+            let settings = settings::unlock(cli, args, &process)?;
+            commands::unlock::run(&settings, ui)?;
+        }
         Command::Targets(args) => {
             let config = settings::require_config(cli, &process.cwd)?;
             commands::targets::run(&config, settings::format(args.output), ui)?;

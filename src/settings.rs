@@ -100,6 +100,39 @@ pub fn status(
     })
 }
 
+/// Everything `lookctl unlock` needs.
+#[derive(Debug)]
+pub struct UnlockSettings {
+    pub target: String,
+    pub force: bool,
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`, else the target's.
+    pub context: String,
+}
+
+pub fn unlock(
+    cli: &Cli,
+    args: &crate::cli::UnlockArgs,
+    process: &Process<'_>,
+) -> Result<UnlockSettings, SettingsError> {
+    let config = require_config(cli, &process.cwd)?;
+    let target = config.target(&args.target)?;
+    let context = args
+        .cluster
+        .context
+        .clone()
+        .or_else(|| target.context.clone())
+        .ok_or_else(|| SettingsError::NoContext {
+            target: target.name.clone(),
+        })?;
+    Ok(UnlockSettings {
+        target: target.name.clone(),
+        force: args.force,
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context,
+    })
+}
+
 /// What `secrets encrypt` or `secrets decrypt` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretsOp {

@@ -573,6 +573,21 @@ pub async fn apply(
         progress,
     )
     .await?;
+    // Recorded before anything is applied; when the inventory's namespace is one this
+    // deploy creates, right after the Namespaces stage.
+    let pending_inventory =
+        recorded_inventory(opts, prepared.manifests.iter().map(|m| m.id.clone()));
+    let write_pending = |first: bool| {
+        inventory::write_pending(
+            client,
+            old_inventory.as_ref(),
+            &pending_inventory,
+            &prepared.inventory_namespace,
+            first,
+            progress,
+        )
+    };
+    let mut pending_recorded = opts.dry_run || write_pending(true).await?;
     let concurrency = opts.concurrency.max(1);
     let mut results: Vec<Option<ObjectResult>> = vec![None; prepared.manifests.len()];
     let mut crds_applied = false;
@@ -587,6 +602,9 @@ pub async fn apply(
             .collect();
         if items.is_empty() {
             continue;
+        }
+        if !pending_recorded && stage != Stage::Namespaces {
+            pending_recorded = write_pending(false).await?;
         }
         progress.event(&ProgressEvent::Stage {
             stage,
@@ -691,14 +709,15 @@ pub async fn apply(
 
     if !opts.dry_run {
         // On failure keep everything the old inventory listed (nothing was pruned) plus
-        // what was applied now, so a later deploy can still prune it. Objects whose
-        // prune failed stay listed.
+        // the whole new set (an apply whose answer was lost may still have created its
+        // object), so a later deploy can still prune it. Objects whose prune failed stay
+        // listed.
         let mut recorded: BTreeSet<ObjectRef> = if apply_failed {
             let mut set: BTreeSet<ObjectRef> = old_inventory
                 .as_ref()
                 .map(|inv| inv.objects.iter().cloned().collect())
                 .unwrap_or_default();
-            set.extend(report.applied());
+            set.extend(new_set.iter().cloned());
             set
         } else {
             new_set.iter().cloned().collect()
@@ -714,12 +733,8 @@ pub async fn apply(
                 .map(|p| p.object.clone()),
         );
         let inventory = Inventory {
-            target: opts.target.clone(),
-            project: opts.project.clone(),
-            commit: opts.commit.clone(),
-            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            identity: opts.identity.clone(),
-            objects: recorded.into_iter().collect(),
+            pending: apply_failed,
+            ..recorded_inventory(opts, recorded)
         };
         // A failed write is reported with the objects, not instead of them.
         match inventory::write(client, &inventory, &prepared.inventory_namespace, progress).await {
@@ -741,6 +756,22 @@ pub async fn apply(
         }
     }
     Ok(report)
+}
+
+/// The inventory of this deploy naming `objects` (committed).
+fn recorded_inventory(
+    opts: &ApplyOptions,
+    objects: impl IntoIterator<Item = ObjectRef>,
+) -> Inventory {
+    Inventory {
+        target: opts.target.clone(),
+        project: opts.project.clone(),
+        commit: opts.commit.clone(),
+        time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        identity: opts.identity.clone(),
+        objects: objects.into_iter().collect(),
+        pending: false,
+    }
 }
 
 /// Namespaces and CRD kinds the deploy itself creates: a dry run cannot ask the server
@@ -1088,6 +1119,7 @@ mod tests {
                 id("ConfigMap", "kept"),
                 id("ConfigMap", "lookctl-inventory-t"),
             ],
+            pending: false,
         };
         let new_set: HashSet<ObjectRef> = [id("ConfigMap", "kept")].into_iter().collect();
         let out = prune_candidates(Some(&inv), &new_set, "t", "ns");

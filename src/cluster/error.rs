@@ -35,7 +35,12 @@ pub enum ObjectError {
         message: String,
     },
     #[error("request failed after {attempts} attempts: {message}")]
-    Transport { attempts: u32, message: String },
+    Transport {
+        attempts: u32,
+        message: String,
+        /// No HTTP answer at all (refused, reset, timed out), as opposed to 5xx/429.
+        connection: bool,
+    },
     #[error("timed out after {} waiting for {what}", humanize(*.after))]
     Timeout { what: String, after: Duration },
     #[error("{0}")]
@@ -121,11 +126,12 @@ fn list_failures(failures: &[ObjectFailure]) -> String {
 /// A failure of a whole cluster operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot read kubeconfig {}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(default: $KUBECONFIG or ~/.kube/config)".to_owned()))]
+    /// The kubeconfig cannot be read: `reason` is the innermost cause (`No such file or
+    /// directory`, a YAML error), said once — kube's own message repeats the path.
+    #[error("cannot read kubeconfig {}: {reason}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(default: $KUBECONFIG or ~/.kube/config)".to_owned()))]
     Kubeconfig {
         path: Option<PathBuf>,
-        #[source]
-        source: kube::config::KubeconfigError,
+        reason: String,
     },
     #[error("context {context:?} is not in kubeconfig {path} (available: {})", if available.is_empty() { "none".to_owned() } else { available.join(", ") })]
     ContextNotFound {
@@ -138,6 +144,29 @@ pub enum ClusterError {
         context: String,
         #[source]
         source: kube::Error,
+    },
+    /// The API server answers, but only with errors (5xx/429), after retries.
+    #[error(
+        "the API server {server} (context {context}) keeps failing: {reason} (after {attempts} attempts)"
+    )]
+    ServerFailing {
+        server: String,
+        context: String,
+        attempts: u32,
+        reason: String,
+    },
+    /// No answer from the API server at all (refused, reset, timed out), after retries.
+    #[error("cannot reach {server} (context {context}): {reason}")]
+    Unreachable {
+        server: String,
+        context: String,
+        reason: String,
+    },
+    #[error("the API server {server} did not say what {group_version} serves: {reason}")]
+    DiscoveryGroup {
+        group_version: String,
+        server: String,
+        reason: String,
     },
     #[error("API discovery failed")]
     Discovery(#[source] kube::Error),
@@ -165,6 +194,15 @@ pub enum ClusterError {
         holder: String,
         since: String,
         waited: Duration,
+    },
+    #[error(
+        "deploy lock for target {target:?} (Lease {namespace}/lookctl-lock-{target}) is held by {holder}, who still renews it (valid until {until}): a deploy is running; pass --force to delete it anyway"
+    )]
+    LockRenewing {
+        target: String,
+        namespace: String,
+        holder: String,
+        until: String,
     },
     #[error("inventory ConfigMap {namespace}/{name} is malformed: {reason}")]
     Inventory {

@@ -1,6 +1,12 @@
 //! The inventory: one ConfigMap per target (`lookctl-inventory-<target>`) recording the
 //! set of objects the last deploy applied, with commit, time and identity. Pruning only
 //! ever deletes objects named here.
+//!
+//! Before a deploy applies anything it records the inventory as *pending* with the
+//! union of the old and the new set; after a successful apply it commits the new set.
+//! A deploy that dies in between (SIGKILL, a lost machine) leaves a pending inventory
+//! that names everything it may have created, so the next deploy prunes whatever of it
+//! left the set: no orphans.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +14,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
-use super::error::ClusterError;
+use super::error::{ClusterError, ObjectError};
 use super::object::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TARGET, ObjectRef};
 use super::retry::Failure;
 use super::{ClusterClient, Progress};
@@ -24,6 +30,9 @@ pub struct Inventory {
     /// Who deployed (a user or a CI identity).
     pub identity: String,
     pub objects: Vec<ObjectRef>,
+    /// Written before applying (the old and the new set), or by a deploy that failed:
+    /// the objects are what may exist, not what a deploy completed.
+    pub pending: bool,
 }
 
 /// Name of the inventory ConfigMap of a target.
@@ -55,6 +64,7 @@ impl Inventory {
                 "commit": self.commit,
                 "time": self.time,
                 "identity": self.identity,
+                "state": if self.pending { "pending" } else { "committed" },
                 "objects": objects,
             }
         })
@@ -89,6 +99,7 @@ impl Inventory {
             time: get("time"),
             identity: get("identity"),
             objects,
+            pending: get("state") == "pending",
         })
     }
 }
@@ -157,6 +168,44 @@ pub(crate) async fn write(
     Ok(())
 }
 
+/// Records, before anything is applied, everything that may exist once the deploy
+/// has run: the old inventory's objects and the new set (pending). A failed write stops
+/// the deploy: applying without it could leave objects no inventory names. With
+/// `namespace_may_be_missing` (the first try, before the Namespaces stage), a namespace
+/// that does not exist yet is `Ok(false)`: nothing of an earlier deploy can be in it,
+/// and the caller tries again once the Namespaces stage has created it.
+pub(crate) async fn write_pending(
+    client: &ClusterClient,
+    old: Option<&Inventory>,
+    new: &Inventory,
+    namespace: &str,
+    namespace_may_be_missing: bool,
+    progress: &dyn Progress,
+) -> Result<bool, ClusterError> {
+    let mut objects: std::collections::BTreeSet<ObjectRef> = new.objects.iter().cloned().collect();
+    objects.extend(old.iter().flat_map(|o| o.objects.iter().cloned()));
+    let pending = Inventory {
+        objects: objects.into_iter().collect(),
+        pending: true,
+        ..new.clone()
+    };
+    // Nothing to record when the old inventory already names all of it.
+    if old.is_some_and(|o| {
+        let known: std::collections::BTreeSet<&ObjectRef> = o.objects.iter().collect();
+        pending.objects.iter().all(|id| known.contains(id))
+    }) {
+        return Ok(true);
+    }
+    match write(client, &pending, namespace, progress).await {
+        Ok(()) => Ok(true),
+        Err(ClusterError::Object {
+            error: ObjectError::Rejected { code: 404, .. },
+            ..
+        }) if namespace_may_be_missing => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +224,7 @@ mod tests {
                 namespace: Some("staging".into()),
                 name: "web".into(),
             }],
+            pending: false,
         };
         let cm = inv.to_configmap("staging");
         assert_eq!(cm["metadata"]["name"], "lookctl-inventory-staging");

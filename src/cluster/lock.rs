@@ -1,7 +1,9 @@
 //! The deploy lock: one coordination.k8s.io Lease per target (`lookctl-lock-<target>`),
-//! so two deploys of one target never interleave. The holder renews it in the
-//! background; it is released explicitly or, best effort, on drop. An expired lease
-//! (its holder died) is taken over.
+//! so two deploys of one target never interleave. The lease is short (15 s) and the
+//! holder renews it in the background, so a holder that dies without releasing (a
+//! `kill -9`, a lost machine) blocks the next deploy for seconds, not minutes. It is
+//! released explicitly (retried with jittered backoff) or, best effort, on drop. An
+//! expired lease is taken over; [`unlock`] deletes one by hand.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,8 +34,9 @@ pub struct LockOptions {
 impl Default for LockOptions {
     fn default() -> Self {
         LockOptions {
-            lease_duration: Duration::from_secs(30),
-            renew_every: Duration::from_secs(10),
+            lease_duration: Duration::from_secs(15),
+            // Three renewals per lease: one slow or failed renewal never loses it.
+            renew_every: Duration::from_secs(5),
             poll_every: Duration::from_millis(500),
         }
     }
@@ -84,26 +87,45 @@ fn unique_token(holder: &str) -> String {
 
 /// Whether a lease is free: no holder, or not renewed within its duration.
 fn expired(lease: &Value) -> bool {
+    match valid_until(lease) {
+        Some(until) => until < SystemTime::now(),
+        None => true,
+    }
+}
+
+/// Until when a held lease stays valid without another renewal; `None` when nobody
+/// holds it or it has no time.
+fn valid_until(lease: &Value) -> Option<SystemTime> {
     let holder = lease
         .pointer("/spec/holderIdentity")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if holder.is_empty() {
-        return true;
+        return None;
     }
     let duration = lease
         .pointer("/spec/leaseDurationSeconds")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    let renewed = lease
+    lease
         .pointer("/spec/renewTime")
         .or_else(|| lease.pointer("/spec/acquireTime"))
         .and_then(Value::as_str)
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
-    match renewed {
-        Some(at) => at + Duration::from_secs(duration) < SystemTime::now(),
-        None => true,
-    }
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .map(|at| at + Duration::from_secs(duration))
+}
+
+fn holder_of(lease: &Value) -> String {
+    lease
+        .pointer("/spec/holderIdentity")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn lease_body(
@@ -258,6 +280,8 @@ pub async fn acquire_lock_with(
                         progress.event(&ProgressEvent::LockWaiting {
                             target: target.to_owned(),
                             holder: current.clone(),
+                            namespace: namespace.to_owned(),
+                            until: valid_until(&v).map(format_time),
                         });
                         reported_holder = current;
                     }
@@ -330,8 +354,13 @@ async fn renew_loop(renewal: Renewal) {
         token,
         options,
     } = renewal;
+    // A failed renewal (a dropped connection, a 5xx) is tried again after a second, not
+    // after a whole period: the lease must not run out on a flaky server.
+    let retry_every = Duration::from_secs(1).min(options.renew_every);
+    let mut next = options.renew_every;
     loop {
-        tokio::time::sleep(options.renew_every).await;
+        tokio::time::sleep(next).await;
+        next = retry_every;
         let Ok(Some(obj)) = api.get_opt(&name).await else {
             continue;
         };
@@ -364,9 +393,13 @@ async fn renew_loop(renewal: Renewal) {
         ) {
             spec.insert("acquireTime".to_owned(), acquired);
         }
-        if let Ok(body) = serde_json::from_value::<DynamicObject>(body) {
-            // A failed renewal is retried on the next tick; the lease outlives several.
-            let _ = api.replace(&name, &PostParams::default(), &body).await;
+        if let Ok(body) = serde_json::from_value::<DynamicObject>(body)
+            && api
+                .replace(&name, &PostParams::default(), &body)
+                .await
+                .is_ok()
+        {
+            next = options.renew_every;
         }
     }
 }
@@ -388,7 +421,7 @@ impl DeployLock {
         if let Some(renewer) = self.renewer.take() {
             renewer.abort();
         }
-        release_lease(&self.api, &self.name, &self.token)
+        release_retried(&self.api, &self.name, &self.token)
             .await
             .map_err(|error| ClusterError::Object {
                 object: lock_ref(&self.name, &self.namespace),
@@ -397,15 +430,59 @@ impl DeployLock {
     }
 }
 
-async fn release_lease(
+/// Releases with bounded, jittered retries: a release lost to one dropped connection
+/// would otherwise block the next deploy until the lease expires.
+async fn release_retried(
     api: &kube::Api<DynamicObject>,
     name: &str,
     token: &str,
 ) -> Result<(), ObjectError> {
+    let policy = super::RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(2),
+    };
+    let mut attempt = 1;
+    loop {
+        match release_lease(api, name, token).await {
+            Ok(()) => return Ok(()),
+            Err(ReleaseError::Final(e)) => return Err(e),
+            Err(ReleaseError::Transient(message)) if attempt >= policy.max_attempts => {
+                return Err(ObjectError::Transport {
+                    attempts: attempt,
+                    message,
+                    connection: false,
+                });
+            }
+            Err(ReleaseError::Transient(_)) => {
+                tokio::time::sleep(policy.delay(attempt, None)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+enum ReleaseError {
+    Transient(String),
+    Final(ObjectError),
+}
+
+fn release_error(e: &kube::Error) -> ReleaseError {
+    match super::retry::classify(e) {
+        Failure::Transient { message, .. } => ReleaseError::Transient(message),
+        other => ReleaseError::Final(other.into_object_error()),
+    }
+}
+
+async fn release_lease(
+    api: &kube::Api<DynamicObject>,
+    name: &str,
+    token: &str,
+) -> Result<(), ReleaseError> {
     let live = match api.get_opt(name).await {
         Ok(Some(obj)) => obj,
         Ok(None) => return Ok(()),
-        Err(e) => return Err(ObjectError::Other(e.to_string())),
+        Err(e) => return Err(release_error(&e)),
     };
     let ours = live
         .metadata
@@ -424,7 +501,7 @@ async fn release_lease(
     match api.delete(name, &params).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(e) => Err(ObjectError::Other(e.to_string())),
+        Err(e) => Err(release_error(&e)),
     }
 }
 
@@ -439,11 +516,93 @@ impl Drop for DeployLock {
                 let name = self.name.clone();
                 let token = self.token.clone();
                 handle.spawn(async move {
-                    let _ = release_lease(&api, &name, &token).await;
+                    let _ = release_retried(&api, &name, &token).await;
                 });
             }
         }
     }
+}
+
+/// A lease `lookctl unlock` found, and what it did with it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unlocked {
+    pub namespace: String,
+    pub name: String,
+    pub holder: String,
+    /// RFC 3339; `None` when the lease had no time.
+    pub valid_until: Option<String>,
+    /// Whether it was still being renewed (only deleted with `force`).
+    pub fresh: bool,
+}
+
+/// Deletes the deploy lock(s) of `target`, wherever they live (the Lease is found by its
+/// name and labels in every namespace). A lease whose holder still renews it is a deploy
+/// that is running: it is refused unless `force`.
+pub async fn unlock(
+    client: &ClusterClient,
+    target: &str,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<Unlocked>, ClusterError> {
+    let all: kube::Api<DynamicObject> =
+        kube::Api::all_with(client.client.clone(), &lease_resource());
+    let name = format!("lookctl-lock-{target}");
+    let params = kube::api::ListParams::default().labels(&format!(
+        "{LABEL_MANAGED_BY}=lookctl,{LABEL_TARGET}={target}"
+    ));
+    let listed = client
+        .call(None, progress, || all.list(&params))
+        .await
+        .map_err(|f| ClusterError::Object {
+            object: lock_ref(&name, "*"),
+            error: f.into_object_error(),
+        })?;
+    let mut found = Vec::new();
+    for lease in listed
+        .items
+        .iter()
+        .filter(|l| l.metadata.name.as_deref() == Some(&name))
+    {
+        let v = serde_json::to_value(lease).unwrap_or(Value::Null);
+        let namespace = lease.metadata.namespace.clone().unwrap_or_default();
+        found.push(Unlocked {
+            namespace,
+            name: name.clone(),
+            holder: holder_of(&v),
+            valid_until: valid_until(&v).map(format_time),
+            fresh: !expired(&v),
+        });
+    }
+    if let Some(busy) = found.iter().find(|l| l.fresh).filter(|_| !force) {
+        return Err(ClusterError::LockRenewing {
+            target: target.to_owned(),
+            namespace: busy.namespace.clone(),
+            holder: busy.holder.clone(),
+            until: busy
+                .valid_until
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
+        });
+    }
+    for l in &found {
+        let api: kube::Api<DynamicObject> =
+            kube::Api::namespaced_with(client.client.clone(), &l.namespace, &lease_resource());
+        let id = lock_ref(&l.name, &l.namespace);
+        let params = DeleteParams::default();
+        match client
+            .call(Some(&id), progress, || api.delete(&l.name, &params))
+            .await
+        {
+            Ok(_) | Err(Failure::NotFound) => {}
+            Err(f) => {
+                return Err(ClusterError::Object {
+                    object: id,
+                    error: f.into_object_error(),
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -40,11 +40,11 @@ mod retry;
 mod status;
 mod wait;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::{ApiResource, DynamicObject};
 use kube::discovery::{ApiCapabilities, Discovery, Scope};
 use kube::{Api, Client};
 
@@ -54,7 +54,7 @@ pub use apply::{
 };
 pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
 pub use inventory::{Inventory, inventory_name};
-pub use lock::{DeployLock, LockOptions, acquire_lock, acquire_lock_with};
+pub use lock::{DeployLock, LockOptions, Unlocked, acquire_lock, acquire_lock_with, unlock};
 pub use namespace::{
     apply_namespace, delete_namespace, ensure_namespace, find_inventory_namespaces, get_namespace,
     list_namespaces,
@@ -103,7 +103,14 @@ pub enum ProgressEvent {
     /// A workload is ready (or a Job complete).
     Ready { object: ObjectRef },
     /// The deploy lock is held by someone else; waiting.
-    LockWaiting { target: String, holder: String },
+    LockWaiting {
+        target: String,
+        holder: String,
+        /// Where the Lease is.
+        namespace: String,
+        /// RFC 3339: when the lease ends unless its holder renews it.
+        until: Option<String>,
+    },
     /// The deploy lock is ours.
     LockAcquired { target: String },
 }
@@ -143,11 +150,52 @@ impl Default for ClientSettings {
         // Generous enough that a healthy server is never the thing being waited on
         // (500 objects at concurrency 8 stay well under it), low enough to stop a runaway.
         ClientSettings {
-            request_timeout: Duration::from_secs(30),
+            request_timeout: crate::env::var("LOOKCTL_REQUEST_TIMEOUT")
+                .and_then(|t| humantime::parse_duration(&t).ok())
+                .unwrap_or(Duration::from_secs(30)),
             qps: 500.0,
             burst: 1000,
             retry: RetryPolicy::default(),
         }
+    }
+}
+
+/// Why a kubeconfig could not be read, once: the I/O error (`No such file or directory
+/// (os error 2)`) or the parse error, without kube's wrapper that repeats the path.
+fn kubeconfig_reason(e: &kube::config::KubeconfigError) -> String {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    let mut last = None;
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.to_string();
+        }
+        last = Some(cause.to_string());
+        source = cause.source();
+    }
+    last.unwrap_or_else(|| e.to_string())
+}
+
+/// What discovery found: the resources served per (group, version), and the group
+/// versions whose discovery failed, with why.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    resources: std::collections::HashMap<(String, String), Vec<(ApiResource, ApiCapabilities)>>,
+    broken: std::collections::BTreeMap<(String, String), String>,
+}
+
+impl Catalog {
+    fn of(discovery: &Discovery) -> Catalog {
+        let mut catalog = Catalog::default();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                catalog.resources.insert(
+                    (group.name().to_owned(), version.to_owned()),
+                    group.versioned_resources(version),
+                );
+            }
+        }
+        catalog
     }
 }
 
@@ -156,8 +204,10 @@ impl Default for ClientSettings {
 pub struct ClusterClient {
     client: Client,
     context: String,
+    /// The API server's URL, for messages.
+    server: String,
     default_namespace: String,
-    discovery: tokio::sync::RwLock<Option<Arc<Discovery>>>,
+    discovery: tokio::sync::RwLock<Option<Arc<Catalog>>>,
     limiter: RateLimiter,
     retry: RetryPolicy,
 }
@@ -188,19 +238,27 @@ impl ClusterClient {
     ) -> Result<Self, ClusterError> {
         let (config_file, shown_path) = match kubeconfig {
             Some(path) => (
-                kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                kube::config::Kubeconfig::read_from(path).map_err(|e| {
                     ClusterError::Kubeconfig {
                         path: Some(path.to_owned()),
-                        source,
+                        reason: kubeconfig_reason(&e),
                     }
                 })?,
                 path.display().to_string(),
             ),
-            None => (
-                kube::config::Kubeconfig::read()
-                    .map_err(|source| ClusterError::Kubeconfig { path: None, source })?,
-                std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".to_owned()),
-            ),
+            None => {
+                let shown = crate::env::var("KUBECONFIG")
+                    .filter(|k| !k.is_empty())
+                    .or_else(|| crate::env::var("HOME").map(|h| format!("{h}/.kube/config")))
+                    .unwrap_or_else(|| "~/.kube/config".to_owned());
+                (
+                    kube::config::Kubeconfig::read().map_err(|e| ClusterError::Kubeconfig {
+                        path: Some(PathBuf::from(&shown)),
+                        reason: kubeconfig_reason(&e),
+                    })?,
+                    shown,
+                )
+            }
         };
         if !config_file.contexts.iter().any(|c| c.name == context) {
             return Err(ClusterError::ContextNotFound {
@@ -232,6 +290,11 @@ impl ClusterClient {
         // layer would nest inside it with up to 15 attempts of its own per try.
         config.default_retry = false;
         let default_namespace = config.default_namespace.clone();
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
         let client = Client::try_from(config).map_err(|source| ClusterError::Client {
             context: context.to_owned(),
             source,
@@ -239,6 +302,7 @@ impl ClusterClient {
         Ok(ClusterClient {
             client,
             context: context.to_owned(),
+            server,
             default_namespace,
             discovery: tokio::sync::RwLock::new(None),
             limiter: RateLimiter::new(settings.qps, settings.burst),
@@ -249,6 +313,61 @@ impl ClusterClient {
     /// The kubeconfig context this client talks to.
     pub fn context(&self) -> &str {
         &self.context
+    }
+
+    /// The API server's URL (`https://HOST:PORT`).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Asks the server for its version, retrying as every request does (the caller sees
+    /// the retries), so that a server that cannot be reached at all is said once, as
+    /// such, before any real work starts. Any answer, even an error status, counts as
+    /// reachable: what it means is for the request that needs it to say.
+    pub async fn check_reachable(&self, progress: &dyn Progress) -> Result<(), ClusterError> {
+        let reached = self
+            .call(None, progress, || self.client.apiserver_version())
+            .await;
+        match reached {
+            Err(f) => self.gave_up(f).map_or(Ok(()), Err),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// A failure that means the server as a whole cannot be used: no answer at all
+    /// ([`ClusterError::Unreachable`]), or only errors ([`ClusterError::ServerFailing`]).
+    fn gave_up(&self, failure: Failure) -> Option<ClusterError> {
+        let (attempts, message, connection) = match failure {
+            Failure::Permanent(ObjectError::Transport {
+                attempts,
+                message,
+                connection,
+            }) => (attempts, message, connection),
+            Failure::Transient {
+                message,
+                connection,
+                ..
+            } => (1, message, connection),
+            _ => return None,
+        };
+        Some(if connection {
+            self.unreachable(message)
+        } else {
+            ClusterError::ServerFailing {
+                server: self.server.clone(),
+                context: self.context.clone(),
+                attempts,
+                reason: message,
+            }
+        })
+    }
+
+    pub(crate) fn unreachable(&self, reason: String) -> ClusterError {
+        ClusterError::Unreachable {
+            server: self.server.clone(),
+            context: self.context.clone(),
+            reason,
+        }
     }
 
     /// The context's default namespace (`default` when it names none).
@@ -262,7 +381,7 @@ impl ClusterClient {
     }
 
     /// The cached discovery, running it on first use.
-    pub(crate) async fn discovery(&self) -> Result<Arc<Discovery>, ClusterError> {
+    pub(crate) async fn discovery(&self) -> Result<Arc<Catalog>, ClusterError> {
         if let Some(d) = self.discovery.read().await.as_ref() {
             return Ok(d.clone());
         }
@@ -270,38 +389,92 @@ impl ClusterClient {
     }
 
     /// Re-runs discovery (after CRDs were established) and caches the result.
-    pub(crate) async fn refresh_discovery(&self) -> Result<Arc<Discovery>, ClusterError> {
+    ///
+    /// Aggregated discovery (Kubernetes 1.30+) is two requests; servers without it get
+    /// the per-group form, one request per group version, each retried on its own. A
+    /// group version that still fails is recorded, not fatal: a deploy that does not use
+    /// it goes on, one that does is told which group and why.
+    pub(crate) async fn refresh_discovery(&self) -> Result<Arc<Catalog>, ClusterError> {
         let mut slot = self.discovery.write().await;
-        // Aggregated discovery (Kubernetes 1.30+) is two requests; the per-group form is
-        // one per group version, in sequence. Servers without it get the per-group form.
-        let aggregated = Discovery::new(self.client.clone()).run_aggregated().await;
-        let discovery = match aggregated {
+        let aggregated = with_retry(
+            &self.retry,
+            &self.limiter,
+            |_, _| {},
+            || Discovery::new(self.client.clone()).run_aggregated(),
+        )
+        .await;
+        let catalog = match aggregated {
             // A server without it may answer /api with the legacy document, which reads
             // as an empty aggregated list: only a list that has the core group counts.
             Ok(d)
                 if d.get("")
                     .is_some_and(|core| !core.recommended_resources().is_empty()) =>
             {
-                Ok(d)
+                Catalog::of(&d)
             }
-            _ => {
-                with_retry(
-                    &self.retry,
-                    &self.limiter,
-                    |_, _| {},
-                    || Discovery::new(self.client.clone()).run(),
-                )
-                .await
+            _ => self.discover_per_group().await?,
+        };
+        let catalog = Arc::new(catalog);
+        *slot = Some(catalog.clone());
+        Ok(catalog)
+    }
+
+    async fn discover_per_group(&self) -> Result<Catalog, ClusterError> {
+        let fatal = |f: Failure| match f {
+            Failure::Permanent(ObjectError::Transport {
+                connection: true,
+                message,
+                ..
+            }) => self.unreachable(message),
+            other => ClusterError::Discovery(kube::Error::Service(
+                other.into_object_error().to_string().into(),
+            )),
+        };
+        let retried = |_: u32, _: &str| {};
+        let core = with_retry(&self.retry, &self.limiter, retried, || {
+            self.client.list_core_api_versions()
+        })
+        .await
+        .map_err(fatal)?;
+        let groups = with_retry(&self.retry, &self.limiter, retried, || {
+            self.client.list_api_groups()
+        })
+        .await
+        .map_err(fatal)?;
+        let mut versions: Vec<(String, String)> = core
+            .versions
+            .iter()
+            .map(|v| (String::new(), v.clone()))
+            .collect();
+        for g in &groups.groups {
+            versions.extend(
+                g.versions
+                    .iter()
+                    .map(|v| (g.name.clone(), v.version.clone())),
+            );
+        }
+        let mut catalog = Catalog::default();
+        for (group, version) in versions {
+            let gv = kube::core::GroupVersion::gv(&group, &version);
+            match with_retry(&self.retry, &self.limiter, retried, || {
+                kube::discovery::pinned_group(&self.client, &gv)
+            })
+            .await
+            {
+                Ok(api_group) => {
+                    catalog.resources.insert(
+                        (group, version.clone()),
+                        api_group.versioned_resources(&version),
+                    );
+                }
+                Err(f) => {
+                    catalog
+                        .broken
+                        .insert((group, version), f.into_object_error().to_string());
+                }
             }
         }
-        .map_err(|f| {
-            ClusterError::Discovery(kube::Error::Service(
-                f.into_object_error().to_string().into(),
-            ))
-        })?;
-        let discovery = Arc::new(discovery);
-        *slot = Some(discovery.clone());
-        Ok(discovery)
+        Ok(catalog)
     }
 
     /// The served resource for an object's apiVersion/kind, if discovery knows it.
@@ -310,8 +483,19 @@ impl ClusterClient {
         id: &ObjectRef,
     ) -> Result<Option<(ApiResource, ApiCapabilities)>, ClusterError> {
         let discovery = self.discovery().await?;
-        let gvk = GroupVersionKind::gvk(id.group(), id.version(), &id.kind);
-        Ok(discovery.resolve_gvk(&gvk))
+        let key = (id.group().to_owned(), id.version().to_owned());
+        if let Some(reason) = discovery.broken.get(&key) {
+            return Err(ClusterError::DiscoveryGroup {
+                group_version: id.api_version.clone(),
+                server: self.server.clone(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(discovery
+            .resources
+            .get(&key)
+            .and_then(|rs| rs.iter().find(|(r, _)| r.kind == id.kind))
+            .cloned())
     }
 
     /// A dynamic API handle scoped from the API's capabilities.

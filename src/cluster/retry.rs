@@ -107,6 +107,8 @@ pub enum Failure {
     Transient {
         message: String,
         retry_after: Option<Duration>,
+        /// No HTTP answer at all (refused, reset, timed out), as opposed to a 5xx/429.
+        connection: bool,
     },
     /// Not found (404).
     NotFound,
@@ -123,24 +125,63 @@ pub fn classify(err: &kube::Error) -> Failure {
             &status.message,
             status.details.as_ref(),
         ),
-        kube::Error::HyperError(e) => Failure::Transient {
-            message: format!("connection error: {e}"),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Failure::Transient {
+            message: transport_reason(err),
             retry_after: None,
-        },
-        kube::Error::Service(e) => Failure::Transient {
-            message: format!("connection error: {e}"),
-            retry_after: None,
+            connection: true,
         },
         kube::Error::SerdeError(e) => Failure::Transient {
             message: format!("unreadable response: {e}"),
             retry_after: None,
+            connection: false,
         },
-        kube::Error::ReadEvents(e) => Failure::Transient {
-            message: format!("connection error: {e}"),
+        kube::Error::ReadEvents(_) => Failure::Transient {
+            message: transport_reason(err),
             retry_after: None,
+            connection: true,
         },
         other => Failure::Permanent(ObjectError::Other(other.to_string())),
     }
+}
+
+/// What went wrong below HTTP, in the words a user knows (`connection refused`,
+/// `timed out`), from the innermost I/O error of the chain; else the chain's last cause.
+/// The layers above it (hyper's `client error (Connect)`, kube's `ServiceError: ...`) say
+/// nothing a user can act on.
+pub(crate) fn transport_reason(err: &(dyn std::error::Error + 'static)) -> String {
+    use std::io::ErrorKind as K;
+    let mut last = err.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let text = match io.kind() {
+                K::ConnectionRefused => "connection refused".to_owned(),
+                K::ConnectionReset => "connection reset by peer".to_owned(),
+                K::ConnectionAborted => "connection aborted".to_owned(),
+                K::TimedOut => "timed out".to_owned(),
+                K::UnexpectedEof | K::BrokenPipe => "connection closed by the server".to_owned(),
+                K::HostUnreachable => "host unreachable".to_owned(),
+                K::NetworkUnreachable => "network unreachable".to_owned(),
+                K::AddrNotAvailable => "address not available".to_owned(),
+                _ => io.to_string(),
+            };
+            // An I/O error that only wraps another one: keep looking.
+            if io.get_ref().and_then(|inner| inner.source()).is_none() || io.kind() != K::Other {
+                return text;
+            }
+        }
+        let text = e.to_string();
+        if text.contains("connection closed before message completed") {
+            return "connection closed by the server".to_owned();
+        }
+        if text.contains("deadline has elapsed") || text.contains("timed out") {
+            last = "timed out".to_owned();
+        } else if !text.is_empty() && last != "timed out" {
+            last = text;
+        }
+        source = e.source();
+    }
+    last
 }
 
 pub(crate) fn classify_status(
@@ -152,12 +193,20 @@ pub(crate) fn classify_status(
     let causes = details.map(|d| d.causes.as_slice()).unwrap_or_default();
     match code {
         404 => Failure::NotFound,
+        // A real apiserver answers a server-side apply body that does not fit the schema
+        // with a 500: the same body fails the same way every time, so it is final.
+        500 if schema_error(message) => Failure::Permanent(ObjectError::Rejected {
+            code,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+        }),
         429 | 500 | 502 | 503 | 504 => Failure::Transient {
             message: format!("{code} {reason}: {message}"),
             retry_after: details
                 .map(|d| d.retry_after_seconds)
                 .filter(|s| *s > 0)
                 .map(|s| Duration::from_secs(u64::from(s))),
+            connection: false,
         },
         409 if causes.iter().any(|c| c.reason == "FieldManagerConflict") => {
             Failure::Permanent(ObjectError::Conflict(
@@ -195,6 +244,21 @@ pub(crate) fn classify_status(
             message: message.to_owned(),
         }),
     }
+}
+
+/// How the API server words a request body that does not fit the type's schema
+/// (server-side apply builds a typed object first: `failed to create typed patch object
+/// (ns/web; apps/v1, Kind=Deployment): .spec.replicas: expected numeric (int or float),
+/// got string`), and the strict decoder's unknown-field errors.
+fn schema_error(message: &str) -> bool {
+    [
+        "failed to create typed patch object",
+        "failed to create typed live object",
+        "field not declared in schema",
+        "strict decoding error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// How the API server words an immutable-field rejection (`field is immutable`, and
@@ -267,15 +331,21 @@ where
                 Failure::Transient {
                     message,
                     retry_after,
+                    ..
                 } if attempt < policy.max_attempts => {
                     on_retry(attempt, &message);
                     tokio::time::sleep(policy.delay(attempt, retry_after)).await;
                     attempt += 1;
                 }
-                Failure::Transient { message, .. } => {
+                Failure::Transient {
+                    message,
+                    connection,
+                    ..
+                } => {
                     return Err(Failure::Permanent(ObjectError::Transport {
                         attempts: attempt,
                         message,
+                        connection,
                     }));
                 }
                 other => return Err(other),
@@ -288,9 +358,14 @@ impl Failure {
     /// The failure as an object error (404 becomes a rejection).
     pub fn into_object_error(self) -> ObjectError {
         match self {
-            Failure::Transient { message, .. } => ObjectError::Transport {
+            Failure::Transient {
+                message,
+                connection,
+                ..
+            } => ObjectError::Transport {
                 attempts: 1,
                 message,
+                connection,
             },
             Failure::NotFound => ObjectError::Rejected {
                 code: 404,
@@ -401,6 +476,24 @@ mod tests {
         assert!(matches!(
             classify_status(403, "Forbidden", "no", None),
             Failure::Permanent(ObjectError::Rejected { code: 403, .. })
+        ));
+    }
+
+    #[test]
+    fn a_schema_error_in_a_500_is_final_and_other_500s_are_transient() {
+        let msg = "failed to create typed patch object (schema-retry/web; apps/v1, Kind=Deployment): .spec.replicas: expected numeric (int or float), got string";
+        assert!(matches!(
+            classify_status(500, "InternalError", msg, None),
+            Failure::Permanent(ObjectError::Rejected { code: 500, .. })
+        ));
+        assert!(matches!(
+            classify_status(
+                500,
+                "InternalError",
+                "Internal error occurred: etcdserver: request timed out",
+                None
+            ),
+            Failure::Transient { .. }
         ));
     }
 

@@ -473,7 +473,12 @@ async fn wait_loop(
                     combine(health, problem)
                 }
             }
-            Ok(None) | Err(Failure::NotFound) => Health::Progressing("not found".to_owned()),
+            // It was just applied, so it existed: someone deleted it (a review
+            // environment evicted by another `review up`, a namespace deleted by hand).
+            // Polling "not found" until the timeout helps nobody.
+            Ok(None) | Err(Failure::NotFound) => {
+                Health::Failed(deleted_while_waiting(client, id, progress).await)
+            }
             Err(f) => Health::Progressing(f.into_object_error().to_string()),
         };
         match health {
@@ -496,6 +501,31 @@ async fn wait_loop(
         }
         tokio::time::sleep(delay.min(deadline - now)).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Why a workload that was just applied is gone: its namespace is being deleted (or is
+/// gone), or the object alone was deleted.
+async fn deleted_while_waiting(
+    client: &ClusterClient,
+    id: &ObjectRef,
+    progress: &dyn Progress,
+) -> String {
+    let Some(ns) = id.namespace.as_deref() else {
+        return "it was deleted while waiting for its rollout".to_owned();
+    };
+    let namespaces: kube::Api<DynamicObject> = kube::Api::all_with(
+        client.client.clone(),
+        &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+    );
+    match client.call(None, progress, || namespaces.get_opt(ns)).await {
+        Ok(Some(n)) if n.metadata.deletion_timestamp.is_some() => format!(
+            "it was deleted while waiting for its rollout: namespace {ns} is being deleted (an evicted review environment, or deleted by hand)"
+        ),
+        Ok(None) | Err(Failure::NotFound) => format!(
+            "it was deleted while waiting for its rollout: namespace {ns} is gone (an evicted review environment, or deleted by hand)"
+        ),
+        _ => "it was deleted while waiting for its rollout".to_owned(),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod review;
 pub mod secrets;
 pub mod status;
 pub mod targets;
+pub mod unlock;
 
 /// The async runtime of the cluster-facing commands. They render (and call Cloud KMS,
 /// which is blocking) first and enter the runtime only for the cluster part.

@@ -167,7 +167,10 @@ fn registry_credentials(settings: &ReviewSettings, image: &ImageRef) -> Credenti
 }
 
 async fn connect(settings: &ReviewSettings) -> Result<ClusterClient> {
-    Ok(ClusterClient::connect(settings.kubeconfig.as_deref(), &settings.context).await?)
+    let client = ClusterClient::connect(settings.kubeconfig.as_deref(), &settings.context).await?;
+    // A server that cannot be reached is said once, as such, not per request.
+    client.check_reachable(&crate::cluster::NoProgress).await?;
+    Ok(client)
 }
 
 /// The project's review environments as their namespaces record them.

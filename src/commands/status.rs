@@ -50,6 +50,7 @@ async fn status_of(
         return Err(StatusError::NoContext);
     }
     let client = ClusterClient::connect(settings.kubeconfig.as_deref(), context).await?;
+    client.check_reachable(&cluster::NoProgress).await?;
     let namespaces = cluster::find_inventory_namespaces(&client, target).await?;
     let mut reports = Vec::new();
     for ns in namespaces {

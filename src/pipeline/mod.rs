@@ -47,12 +47,87 @@ pub enum PipelineError {
     Review(#[from] crate::review::ReviewError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// SIGINT or SIGTERM arrived: the deploy was cancelled (what was in flight is
+    /// abandoned; the inventory written before applying lets the next deploy finish or
+    /// prune it) and the lock released.
+    #[error("deploy interrupted by {}: cancelled{}", .0.name(), if .0.under_lock { " and the deploy lock released" } else { "" })]
+    Interrupted(Interruption),
     /// The pipeline failed, and releasing the lock afterwards failed too.
     #[error("{error}\nreleasing the lock afterwards failed as well: {release}")]
     LockNotReleased {
         error: Box<PipelineError>,
         release: ClusterError,
     },
+}
+
+/// Which signal stopped a run, and whether it held the lock then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interruption {
+    pub signal: Signal,
+    pub under_lock: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Interruption {
+    pub fn name(&self) -> &'static str {
+        match self.signal {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The shell's convention: 128 + the signal number.
+    pub fn exit_code(&self) -> u8 {
+        match self.signal {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, caught from before the lock is taken until the run returns, so
+/// that no signal can end the process between taking the lock and releasing it. Before
+/// the cluster part (rendering) the default action applies: nothing is held yet.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, PipelineError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).map_err(PipelineError::Runtime)?,
+                term: signal(SignalKind::terminate()).map_err(PipelineError::Runtime)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn recv(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => Signal::Interrupt,
+                _ = self.term.recv() => Signal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
+        }
+    }
 }
 
 /// Where the namespace of the applied objects comes from.
@@ -205,6 +280,13 @@ async fn run_cluster(
     observer: &dyn Observer,
 ) -> Result<DeployReport, PipelineError> {
     let client = ClusterClient::connect(request.kubeconfig, request.context).await?;
+    let mut signals = Signals::install()?;
+    let interrupted =
+        |signal, under_lock| PipelineError::Interrupted(Interruption { signal, under_lock });
+    tokio::select! {
+        reached = client.check_reachable(observer) => reached?,
+        signal = signals.recv() => return Err(interrupted(signal, false)),
+    }
     let namespace = match &request.namespace {
         Namespace::Rendered => target_namespace(objects).map(str::to_owned),
         Namespace::Fixed(ns) => Some(ns.clone()),
@@ -214,7 +296,10 @@ async fn run_cluster(
         ..request.apply.clone()
     };
     if options.dry_run {
-        let plan = cluster::plan(&client, objects, &options).await?;
+        let plan = tokio::select! {
+            plan = cluster::plan(&client, objects, &options) => plan?,
+            signal = signals.recv() => return Err(interrupted(signal, false)),
+        };
         return Ok(DeployReport {
             outcome: Outcome::Planned(plan),
             warnings: Vec::new(),
@@ -223,15 +308,19 @@ async fn run_cluster(
 
     let lock_namespace = match (&request.namespace, &namespace) {
         (Namespace::Rendered, Some(ns)) => {
-            if objects.iter().any(|o| is_namespace_named(o, ns))
-                && cluster::ensure_namespace(&client, ns).await?
-            {
-                options.created_before.push(cluster::ObjectRef {
-                    api_version: "v1".to_owned(),
-                    kind: "Namespace".to_owned(),
-                    namespace: None,
-                    name: ns.clone(),
-                });
+            if objects.iter().any(|o| is_namespace_named(o, ns)) {
+                let made = tokio::select! {
+                    made = cluster::ensure_namespace(&client, ns) => made?,
+                    signal = signals.recv() => return Err(interrupted(signal, false)),
+                };
+                if made {
+                    options.created_before.push(cluster::ObjectRef {
+                        api_version: "v1".to_owned(),
+                        kind: "Namespace".to_owned(),
+                        namespace: None,
+                        name: ns.clone(),
+                    });
+                }
             }
             ns.clone()
         }
@@ -242,59 +331,115 @@ async fn run_cluster(
     } else {
         &cluster::NoProgress
     };
-    let lock = cluster::acquire_lock_with(
-        &client,
-        &request.lock.name,
-        &lock_namespace,
-        &options.identity,
-        request.lock.timeout,
-        cluster::LockOptions::default(),
-        lock_progress,
-    )
-    .await?;
+    // A signal while waiting for (or taking) the lock: if the Lease was created just as
+    // the signal came, it is not released here, but expires within its short duration.
+    let lock = tokio::select! {
+        lock = cluster::acquire_lock_with(
+            &client,
+            &request.lock.name,
+            &lock_namespace,
+            &options.identity,
+            request.lock.timeout,
+            cluster::LockOptions::default(),
+            lock_progress,
+        ) => lock?,
+        signal = signals.recv() => return Err(interrupted(signal, false)),
+    };
     let mut lock = Some(lock);
     let mut released: Option<ClusterError> = None;
-
-    let applied = async {
-        step.run(&client).await?;
-        Ok::<_, PipelineError>(cluster::apply(&client, objects, &options, observer).await?)
-    }
-    .await;
-    if !request.lock.through_wait || applied.is_err() {
-        released = release(lock.take()).await;
-    }
-    let report = match applied {
-        Ok(report) => report,
-        Err(error) => return Err(attach_release(error, released)),
-    };
-
-    let wait = match request.wait {
-        Some(timeout) if report.failures().is_empty() => {
-            Some(cluster::wait(&client, &report.applied(), timeout, observer).await)
+    let finished = {
+        let run = Locked {
+            request,
+            client: &client,
+            objects,
+            options: &options,
+            observer,
+        };
+        let work = run.apply_and_wait(step, &mut lock, &mut released);
+        tokio::select! {
+            report = work => Ok(report),
+            signal = signals.recv() => Err(signal),
         }
-        _ => None,
     };
-    if let Some(e) = release(lock.take()).await {
-        released = Some(e);
+    match finished {
+        Ok(report) => report,
+        Err(signal) => {
+            // The work future is dropped: requests in flight are abandoned. Release what
+            // is still held, then say why the run stopped.
+            let release = release(lock.take()).await.or(released);
+            Err(attach_release(interrupted(signal, true), release))
+        }
     }
-    let wait = match wait.transpose() {
-        Ok(wait) => wait,
-        Err(error) => return Err(attach_release(error.into(), released)),
-    };
-    Ok(DeployReport {
-        outcome: Outcome::Applied {
-            report: Box::new(report),
-            wait,
-        },
-        warnings: released
-            .map(|e| {
-                format!(
-                    "releasing the lock failed: {e}; the next run waits until the Lease expires"
-                )
-            })
-            .into_iter()
-            .collect(),
-    })
+}
+
+/// What the part under the lock works with.
+struct Locked<'r, 'a> {
+    request: &'r Request<'a>,
+    client: &'r ClusterClient,
+    objects: &'r [Document],
+    options: &'r ApplyOptions,
+    observer: &'r dyn Observer,
+}
+
+impl Locked<'_, '_> {
+    /// Apply, release (a review releases before the wait), wait, release. The lock and
+    /// a failed release stay with the caller, which releases what is left when a signal
+    /// cancels this future.
+    async fn apply_and_wait(
+        &self,
+        step: &impl UnderLock,
+        lock: &mut Option<DeployLock>,
+        released: &mut Option<ClusterError>,
+    ) -> Result<DeployReport, PipelineError> {
+        let Locked {
+            request,
+            client,
+            objects,
+            options,
+            observer,
+        } = *self;
+        let applied = async {
+            step.run(client).await?;
+            Ok::<_, PipelineError>(cluster::apply(client, objects, options, observer).await?)
+        }
+        .await;
+        if !request.lock.through_wait || applied.is_err() {
+            *released = release(lock.take()).await;
+        }
+        let report = match applied {
+            Ok(report) => report,
+            Err(error) => return Err(attach_release(error, released.take())),
+        };
+
+        let wait = match request.wait {
+            Some(timeout) if report.failures().is_empty() => {
+                Some(cluster::wait(client, &report.applied(), timeout, observer).await)
+            }
+            _ => None,
+        };
+        if let Some(e) = release(lock.take()).await {
+            *released = Some(e);
+        }
+        let wait = match wait.transpose() {
+            Ok(wait) => wait,
+            Err(error) => return Err(attach_release(error.into(), released.take())),
+        };
+        Ok(DeployReport {
+            outcome: Outcome::Applied {
+                report: Box::new(report),
+                wait,
+            },
+            warnings: released
+                .take()
+                .map(|e| {
+                    format!(
+                        "releasing the lock failed: {e}; the next run waits until the Lease expires"
+                    )
+                })
+                .into_iter()
+                .collect(),
+        })
+    }
 }
 
 /// Releases the lock when it is still held; the release's error, if any.

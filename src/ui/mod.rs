@@ -85,6 +85,26 @@ impl Ui {
         let _ = writeln!(io::stderr().lock(), "{prefix} {}", escape(text));
     }
 
+    /// What `lookctl unlock` did (stderr: it is a message, not data).
+    pub fn unlocked(&self, target: &str, context: &str, found: &[crate::cluster::Unlocked]) {
+        if found.is_empty() {
+            self.note(&format!(
+                "target `{target}` has no deploy lock (context {context}): nothing to do"
+            ));
+        }
+        for l in found {
+            let state = match (&l.valid_until, l.fresh) {
+                (Some(until), true) => format!("still renewed, valid until {until}; forced"),
+                (Some(until), false) => format!("expired at {until}"),
+                (None, _) => "not held".to_owned(),
+            };
+            self.note(&format!(
+                "deleted the deploy lock of target `{target}`: Lease {}/{} held by {} ({state})",
+                l.namespace, l.name, l.holder
+            ));
+        }
+    }
+
     /// An error (its message already holds its whole chain of causes) and its hints.
     pub fn error(&self, message: &str, hints: &[String]) {
         let mut err = io::stderr().lock();

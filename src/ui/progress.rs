@@ -94,7 +94,7 @@ impl crate::cluster::Progress for ProgressPrinter {
             } => {
                 let what = object
                     .as_ref()
-                    .map_or_else(|| "request".to_owned(), ToString::to_string);
+                    .map_or_else(|| "API server".to_owned(), ToString::to_string);
                 self.line(format!("{what}: retrying (attempt {attempt}): {reason}"));
             }
             E::WaitingForCrd { object } => self.line(format!("{object} waiting until established")),
@@ -117,9 +117,19 @@ impl crate::cluster::Progress for ProgressPrinter {
                 None => self.line(format!("{object} waiting: {message}")),
             },
             E::Ready { object } => self.line(format!("{object} ready")),
-            E::LockWaiting { target, holder } => self.line(format!(
-                "target `{target}` is being deployed by {holder}; waiting for the lock"
-            )),
+            E::LockWaiting {
+                target,
+                holder,
+                namespace,
+                until,
+            } => self.line(match until {
+                Some(until) => format!(
+                    "target `{target}` is being deployed by {holder} (Lease {namespace}/lookctl-lock-{target}, valid until {until} unless renewed); waiting for the lock"
+                ),
+                None => format!(
+                    "target `{target}` is being deployed by {holder} (Lease {namespace}/lookctl-lock-{target}); waiting for the lock"
+                ),
+            }),
             E::LockAcquired { target } => {
                 if self.bar().is_none() {
                     self.line(format!("lock for target `{target}` acquired"));

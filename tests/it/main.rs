@@ -16,6 +16,7 @@ mod cluster_apply;
 mod deploy;
 mod example_app;
 mod exit_codes;
+mod faults;
 mod first_contact;
 mod hostile_inputs;
 mod hostile_secrets;

@@ -438,10 +438,9 @@ fn a_crd_and_its_custom_resources_deploy_together() {
 }
 
 /// The real API server answers a server-side apply whose body does not fit the schema
-/// with 500 "failed to create typed patch object"; it is not transient, so it must fail at
-/// once instead of being retried (today: 8 attempts, several seconds).
+/// with 500 "failed to create typed patch object"; it is not transient, so it fails at
+/// once instead of being retried (it was retried 8 times).
 #[test]
-#[ignore = "SSA schema errors come back as 500 and are retried 8 times: src/cluster/retry.rs"]
 fn a_schema_error_is_not_retried() {
     let p = Project::new();
     p.write(
@@ -463,11 +462,9 @@ fn a_schema_error_is_not_retried() {
     );
 }
 
-/// A 403 is reported once: today the message reads "...: rejected by the API server (403
-/// Forbidden): <server message>: rejected by the API server (403 Forbidden): <server
-/// message>".
+/// A 403 is reported once (it read "...: rejected by the API server (403 Forbidden):
+/// <server message>: rejected by the API server (403 Forbidden): <server message>").
 #[test]
-#[ignore = "the lock's 403 message is printed twice: src/cluster/lock.rs / error.rs"]
 fn a_forbidden_error_is_said_once() {
     let p = Project::new();
     let c = p.cluster;
@@ -489,4 +486,99 @@ fn a_forbidden_error_is_said_once() {
         "{}",
         p.explain(&out)
     );
+}
+
+/// SIGINT to a real lookctl waiting for a rollout that cannot finish: exit 130,
+/// the Lease is gone from the real API server, and the next deploy takes the lock at once.
+#[test]
+fn sigint_while_waiting_for_a_rollout_releases_the_lease() {
+    let p = Project::new();
+    let c = p.cluster;
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: interrupted\nresources:\n- namespace.yaml\n- deployment.yaml\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("interrupted"));
+    // Pods that no node can take stay Pending: a rollout that never ends and never
+    // fails (a crash loop would fail the wait by itself).
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 1).replace(
+            "    spec:\n      containers:",
+            "    spec:\n      nodeSelector: {lookctl.dev/no-such-node: \"true\"}\n      containers:",
+        ),
+    );
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookctl"));
+    for name in lookctl::env::names() {
+        cmd.env_remove(name);
+    }
+    let mut child = cmd
+        .current_dir(p.root())
+        .args([
+            "deploy",
+            "--target",
+            "staging",
+            "--sha",
+            SHA,
+            "--timeout",
+            "10m",
+        ])
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let lease = ["get", "lease", "-n", "interrupted", "lookctl-lock-staging"];
+    let start = std::time::Instant::now();
+    // The inventory is recorded after the apply: from then on the deploy waits.
+    while !c
+        .kubectl_as(
+            ADMIN,
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "interrupted",
+                "lookctl-inventory-staging",
+            ],
+        )
+        .status
+        .success()
+        || !c.kubectl_as(ADMIN, &lease).status.success()
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120)
+                && child.try_wait().expect("try_wait").is_none(),
+            "the deploy never reached its rollout wait"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("lookctl did not exit after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(130), "{}", p.explain(&out));
+    let gone = c.kubectl_as(ADMIN, &lease);
+    assert!(
+        !gone.status.success() && text(&gone.stderr).contains("NotFound"),
+        "the Lease is deleted: {}",
+        text(&gone.stdout)
+    );
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 1),
+    );
+    let next = p.deploy(SHA2, &["--lock-timeout", "1s", "--no-wait"]);
+    assert_eq!(next.status.code(), Some(0), "{}", p.explain(&next));
 }

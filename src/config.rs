@@ -98,6 +98,20 @@ pub struct Project {
     pub name: String,
     /// Image repository checked to exist at the commit's tag before deploying.
     pub image: Option<String>,
+    /// How the tree's templates are written; a target may override it.
+    #[serde(default)]
+    pub templates: Templates,
+}
+
+/// How variables are written in the tree's templates (`templates = "..."`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Templates {
+    /// `{{ VAR }}` in every YAML file.
+    #[default]
+    Jinja,
+    /// `$VAR` / `${VAR}` in `X.template.yaml` files, as `envsubst` scripts wrote them.
+    Envsubst,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +126,8 @@ pub struct Target {
     pub context: Option<String>,
     pub confirm: bool,
     pub kms_key: Option<String>,
+    /// `templates = ...` of this target, overriding `[project]`'s.
+    pub templates: Option<Templates>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -186,6 +202,7 @@ struct RawTarget {
     #[serde(default)]
     confirm: bool,
     kms_key: Option<String>,
+    templates: Option<Templates>,
 }
 
 #[derive(Deserialize)]
@@ -301,6 +318,7 @@ impl Config {
                 context: t.context,
                 confirm: t.confirm,
                 kms_key: t.kms_key,
+                templates: t.templates,
             });
         }
         check_duplicate_patterns(&targets, "branches", |t| &t.branches)
@@ -360,6 +378,14 @@ impl Config {
             review,
             vars: raw.vars,
         })
+    }
+
+    /// The template syntax of `target` (its own, else `[project]`'s).
+    pub fn templates(&self, target: Option<&str>) -> Templates {
+        target
+            .and_then(|name| self.targets.iter().find(|t| t.name == name))
+            .and_then(|t| t.templates)
+            .unwrap_or(self.project.templates)
     }
 
     pub fn target(&self, name: &str) -> Result<&Target, SelectError> {

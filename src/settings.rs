@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{
-    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, ReviewCommand,
-    SecretsCommand, SelectArgs, StatusArgs,
+    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, ReorderArg,
+    ReviewCommand, SecretsCommand, SelectArgs, StatusArgs,
 };
-use crate::config::{Config, ConfigError, SelectError, Selection};
+use crate::config::{Config, ConfigError, SelectError, Selection, Templates};
 pub use crate::pipeline::SecretsSettings;
+use crate::render::kustomize::Reorder;
+use crate::render::template::Syntax;
 use crate::ui::Format;
 use crate::vars::{self, BuildVars, Env, VarsError};
 
@@ -151,6 +153,7 @@ pub struct DeploySettings {
     pub project: String,
     pub dir: PathBuf,
     pub template_vars: BTreeMap<String, String>,
+    pub templates: Syntax,
     pub secrets: SecretsSettings,
     /// The full commit SHA, or "unknown".
     pub commit: String,
@@ -197,6 +200,7 @@ pub fn deploy(
         project: config.project.name.clone(),
         dir: target.overlay.clone(),
         template_vars: build.template_vars(&config.vars, Some(&target.name)),
+        templates: syntax(config.templates(Some(&target.name))),
         secrets: secrets(&args.kms, Some(&config), Some(&target.name)),
         commit: build.commit_sha.clone().unwrap_or_else(|| "unknown".into()),
         identity: identity(process.env, &build),
@@ -287,6 +291,10 @@ pub struct RenderSettings {
     pub target: Option<String>,
     /// Template variables; `None` when templating is off.
     pub template_vars: Option<BTreeMap<String, String>>,
+    /// `templates = ...` of the target or project (jinja without a deploy.toml).
+    pub templates: Syntax,
+    /// `--reorder`.
+    pub reorder: Option<Reorder>,
     pub show_secrets: bool,
     pub output: Option<PathBuf>,
     pub config: Option<Config>,
@@ -371,15 +379,30 @@ pub fn render(
         build.template_vars(config_vars, target.as_deref())
     });
     let secrets = secrets(&args.kms, config.as_ref(), target.as_deref());
+    let templates = config
+        .as_ref()
+        .map_or(Syntax::Jinja, |c| syntax(c.templates(target.as_deref())));
     Ok(RenderSettings {
         dir,
         target,
         template_vars,
+        templates,
+        reorder: args.reorder.map(|r| match r {
+            ReorderArg::None => Reorder::None,
+            ReorderArg::Legacy => Reorder::Legacy,
+        }),
         show_secrets: args.show_secrets,
         output: args.output.as_ref().map(|o| process.cwd.join(o)),
         config,
         secrets,
     })
+}
+
+fn syntax(templates: Templates) -> Syntax {
+    match templates {
+        Templates::Jinja => Syntax::Jinja,
+        Templates::Envsubst => Syntax::Envsubst,
+    }
 }
 
 /// The KMS key: `--kms-key` > the target's `kms_key` > `[secrets] kms_key`.
@@ -410,6 +433,8 @@ pub struct ReviewSettings {
     pub review: crate::config::Review,
     /// Template variables (TARGET is `review`); COMMIT_SHA when a commit is known.
     pub template_vars: BTreeMap<String, String>,
+    /// `[project] templates`: how the review overlay's templates are written.
+    pub templates: Syntax,
     pub secrets: SecretsSettings,
     pub identity: String,
     pub kubeconfig: Option<PathBuf>,
@@ -511,6 +536,7 @@ pub fn review(
         project: config.project.name.clone(),
         image: config.project.image.clone(),
         template_vars: build.template_vars(&config.vars, Some("review")),
+        templates: syntax(config.templates(None)),
         secrets: secrets(&kms, Some(&config), None),
         identity: identity(process.env, &build),
         kubeconfig: input.cluster.kubeconfig.clone(),

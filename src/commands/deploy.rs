@@ -26,7 +26,9 @@ pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
         render: RenderRequest {
             dir: &settings.dir,
             template_vars: Some(&settings.template_vars),
+            templates: settings.templates,
             secrets: &settings.secrets,
+            build: Default::default(),
         },
         kubeconfig: settings.kubeconfig.as_deref(),
         context: &settings.context,

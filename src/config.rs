@@ -128,6 +128,8 @@ pub struct Target {
     pub kms_key: Option<String>,
     /// `templates = ...` of this target, overriding `[project]`'s.
     pub templates: Option<Templates>,
+    /// `[target.vars]`: template variables of this target, over `[vars]`.
+    pub vars: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -203,6 +205,8 @@ struct RawTarget {
     confirm: bool,
     kms_key: Option<String>,
     templates: Option<Templates>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +303,9 @@ impl Config {
                     })
                     .collect()
             };
+            for name in t.vars.keys() {
+                check_var_name(name).map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m))?;
+            }
             let branches = patterns("branches", &t.branches)?;
             let tags = patterns("tags", &t.tags)?;
             let overlay = root.join(&t.overlay);
@@ -319,6 +326,7 @@ impl Config {
                 confirm: t.confirm,
                 kms_key: t.kms_key,
                 templates: t.templates,
+                vars: t.vars,
             });
         }
         check_duplicate_patterns(&targets, "branches", |t| &t.branches)
@@ -378,6 +386,15 @@ impl Config {
             review,
             vars: raw.vars,
         })
+    }
+
+    /// The `[vars]` of the project with those of `target` over them.
+    pub fn vars_for(&self, target: Option<&str>) -> BTreeMap<String, String> {
+        let mut vars = self.vars.clone();
+        if let Some(t) = target.and_then(|name| self.targets.iter().find(|t| t.name == name)) {
+            vars.extend(t.vars.clone());
+        }
+        vars
     }
 
     /// The template syntax of `target` (its own, else `[project]`'s).

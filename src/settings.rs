@@ -199,7 +199,7 @@ pub fn deploy(
         target: target.name.clone(),
         project: config.project.name.clone(),
         dir: target.overlay.clone(),
-        template_vars: build.template_vars(&config.vars, Some(&target.name)),
+        template_vars: build.template_vars(&config.vars_for(Some(&target.name)), Some(&target.name)),
         templates: syntax(config.templates(Some(&target.name))),
         secrets: secrets(&args.kms, Some(&config), Some(&target.name)),
         commit: build.commit_sha.clone().unwrap_or_else(|| "unknown".into()),
@@ -374,9 +374,11 @@ pub fn render(
         }
     };
     let template_vars = (!args.no_template).then(|| {
-        let empty = BTreeMap::new();
-        let config_vars = config.as_ref().map_or(&empty, |c| &c.vars);
-        build.template_vars(config_vars, target.as_deref())
+        let config_vars = config
+            .as_ref()
+            .map(|c| c.vars_for(target.as_deref()))
+            .unwrap_or_default();
+        build.template_vars(&config_vars, target.as_deref())
     });
     let secrets = secrets(&args.kms, config.as_ref(), target.as_deref());
     let templates = config

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod adopt;
 mod architecture;
 mod bad_inputs;
 mod cli;

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
+use crate::error::{ErrorKind, kind_error};
 use crate::pipeline;
 use crate::render::output::{mask_secret, per_object_files, to_yaml_stream};
 use crate::settings::RenderSettings;
@@ -75,11 +76,15 @@ fn write_dir(dir: &Path, files: &[(String, String)]) -> Result<()> {
         let is_yaml_file = entry.file_type().is_ok_and(|t| t.is_file())
             && entry.file_name().to_string_lossy().ends_with(".yaml");
         if !is_yaml_file {
-            bail!(
-                "{}: holds {}, which is not a rendered object; -o DIR replaces the whole directory, so it may only hold .yaml files",
-                dir.display(),
-                entry.path().display()
-            );
+            return Err(kind_error(
+                ErrorKind::Usage,
+                format!(
+                    "{}: holds {}, which is not a rendered object; -o DIR replaces the whole directory, so it may only hold .yaml files",
+                    dir.display(),
+                    entry.path().display()
+                ),
+            )
+            .into());
         }
     }
     let new = sibling(&dir, "new")?;

@@ -462,3 +462,385 @@ fn tree_listing(root: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A project whose only target renders `overlay/` with `templates = "envsubst"`.
+fn envsubst_project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "deploy.toml",
+        "[project]\nname = \"shop\"\ntemplates = \"envsubst\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\n",
+    );
+    for (rel, content) in files {
+        write(dir.path(), rel, content);
+    }
+    dir
+}
+
+fn render_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    lookctl()
+        .current_dir(dir)
+        .env("HOME", dir.join("home"))
+        .args(["render", "--target", "staging", "--sha", SHA])
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+const CM_TEMPLATE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  plain: $VALUE\n  braced: \"${VALUE}\"\n  inside: pre-${VALUE}-post\n  dollars: $$VALUE costs $$5\n";
+
+#[test]
+fn envsubst_unknown_variable_is_an_error_naming_file_line_and_variable() {
+    let p = envsubst_project(&[
+        ("overlay/kustomization.yaml", "resources:\n- cm.yaml\n"),
+        (
+            "overlay/cm.template.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: $SHORT_SHA\n  b: ${NOT_DEFINED}\n",
+        ),
+    ]);
+    let out = render_in(p.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("overlay/cm.template.yaml:7"), "{err}");
+    assert!(err.contains("`NOT_DEFINED`"), "{err}");
+}
+
+#[test]
+fn envsubst_values_never_change_yaml_structure() {
+    // Each value, if pasted as text by envsubst, would break or rewrite the document.
+    let hostile = [
+        "x\nkind: Secret",
+        "a: b",
+        "[1, 2]",
+        "{k: v}",
+        "'quoted",
+        "\"double",
+        "- item",
+        "# comment",
+        "&anchor x",
+        "*alias",
+        "!!binary aGk=",
+        "true",
+        "1234567",
+        "null",
+        "|\n  block",
+        "${SHORT_SHA}",
+        "$$",
+    ];
+    for value in hostile {
+        let p = envsubst_project(&[
+            ("overlay/kustomization.yaml", "resources:\n- cm.yaml\n"),
+            ("overlay/cm.template.yaml", CM_TEMPLATE),
+        ]);
+        let out = render_in(p.path(), &["--var", &format!("VALUE={value}")]);
+        assert!(
+            out.status.success(),
+            "{value:?}: {}",
+            text(&out.stderr)
+        );
+        let docs = parse_stream(&text(&out.stdout));
+        assert_eq!(docs.len(), 1, "{value:?}: {docs:?}");
+        let data = &docs[0]["data"];
+        assert_eq!(data["plain"].as_str(), Some(value), "{value:?}");
+        assert_eq!(data["braced"].as_str(), Some(value), "{value:?}");
+        assert_eq!(
+            data["inside"].as_str(),
+            Some(format!("pre-{value}-post").as_str()),
+            "{value:?}"
+        );
+        assert_eq!(data["dollars"].as_str(), Some("$VALUE costs $5"));
+        assert_eq!(docs[0]["kind"].as_str(), Some("ConfigMap"));
+    }
+}
+
+#[test]
+fn envsubst_templates_only_template_files_and_agrees_with_envsubst_on_them() {
+    // `$HOME` in an ordinary file is left alone, as the script never ran envsubst on it.
+    let p = envsubst_project(&[
+        (
+            "overlay/kustomization.template.yaml",
+            "namePrefix: ${TARGET}-\nresources:\n- cm.yaml\n- job.yaml\n",
+        ),
+        (
+            "overlay/cm.template.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: sha-$SHORT_SHA\n  target: \"${TARGET}\"\n  literal: '{{ SHORT_SHA }}'\n",
+        ),
+        (
+            "overlay/job.yaml",
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        command: [sh, -c, 'echo $HOME ${PATH}']\n",
+        ),
+    ]);
+    let out = render_in(p.path(), &["--reorder", "none"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The script: envsubst on the two templates, kustomize on the result.
+    let script = tempfile::tempdir().expect("tempdir");
+    copy_tree(&p.path().join("overlay"), script.path());
+    let vars = BTreeMap::from([
+        ("TARGET", "staging".to_owned()),
+        ("SHORT_SHA", SHA[..7].to_owned()),
+    ]);
+    envsubst(
+        script.path(),
+        "kustomization.template.yaml",
+        "kustomization.yaml",
+        &vars,
+    );
+    envsubst(script.path(), "cm.template.yaml", "cm.yaml", &vars);
+    let want = run(Command::new(kustomize())
+        .args(["build", "--reorder", "none"])
+        .arg(script.path()));
+    assert_same_rendering("envsubst", &text(&want), &text(&out.stdout));
+}
+
+#[test]
+fn a_target_can_use_envsubst_in_a_jinja_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "deploy.toml",
+        "[project]\nname = \"shop\"\n\n[[target]]\nname = \"old\"\nbranches = [\"old\"]\noverlay = \"old\"\ntemplates = \"envsubst\"\n\n[[target]]\nname = \"new\"\nbranches = [\"new\"]\noverlay = \"new\"\n",
+    );
+    let cm = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  v: \"{value}\"\n")
+    };
+    write(dir.path(), "old/kustomization.yaml", "resources:\n- cm.yaml\n");
+    write(dir.path(), "old/cm.template.yaml", &cm("$TARGET {{ TARGET }}"));
+    write(dir.path(), "new/kustomization.yaml", "resources:\n- cm.yaml\n");
+    write(dir.path(), "new/cm.yaml", &cm("$TARGET {{ TARGET }}"));
+    for (target, want) in [("old", "old {{ TARGET }}"), ("new", "$TARGET new")] {
+        let out = lookctl()
+            .current_dir(dir.path())
+            .env("HOME", dir.path().join("home"))
+            .args(["render", "--target", target, "--sha", SHA])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{target}: {}", text(&out.stderr));
+        let docs = parse_stream(&text(&out.stdout));
+        assert_eq!(docs[0]["data"]["v"].as_str(), Some(want), "{target}");
+    }
+}
+
+#[test]
+fn templates_value_other_than_jinja_or_envsubst_names_the_line() {
+    let p = envsubst_project(&[("overlay/kustomization.yaml", "resources: []\n")]);
+    write(
+        p.path(),
+        "deploy.toml",
+        "[project]\nname = \"shop\"\ntemplates = \"mustache\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\n",
+    );
+    let out = render_in(p.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("deploy.toml:3"), "{err}");
+    assert!(err.contains("mustache") && err.contains("envsubst"), "{err}");
+}
+
+#[test]
+fn a_template_and_its_generated_file_both_present_is_refused_naming_both() {
+    let p = envsubst_project(&[
+        ("overlay/kustomization.yaml", "resources:\n- cm.yaml\n"),
+        ("overlay/cm.template.yaml", CM_TEMPLATE),
+        ("overlay/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stale\n"),
+    ]);
+    let out = render_in(p.path(), &["--var", "VALUE=v"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("overlay/cm.yaml") && err.contains("overlay/cm.template.yaml"),
+        "{err}"
+    );
+
+    // The kustomization file too (a leftover of running the script in place).
+    let p = envsubst_project(&[
+        ("overlay/kustomization.template.yaml", "resources: []\n"),
+        ("overlay/kustomization.yaml", "resources: []\n"),
+    ]);
+    let out = render_in(p.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("overlay/kustomization.template.yaml"), "{err}");
+}
+
+#[test]
+fn a_template_linking_outside_the_kustomization_is_refused() {
+    let p = envsubst_project(&[
+        ("overlay/kustomization.yaml", "resources:\n- cm.yaml\n"),
+        ("outside/cm.template.yaml", CM_TEMPLATE),
+    ]);
+    std::os::unix::fs::symlink(
+        p.path().join("outside/cm.template.yaml"),
+        p.path().join("overlay/cm.template.yaml"),
+    )
+    .expect("symlink");
+    let out = render_in(p.path(), &["--var", "VALUE=v"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("outside"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// A tree whose input order is far from kustomize's legacy order, over two namespaces
+/// and the default one, with cluster-scoped objects and names differing only in case.
+fn order_tree(root: &Path) {
+    let obj = |api: &str, kind: &str, name: &str, ns: Option<&str>| {
+        let ns = ns.map(|n| format!("  namespace: {n}\n")).unwrap_or_default();
+        format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\n{ns}")
+    };
+    let docs = [
+        obj(
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+            "hook",
+            None,
+        ),
+        obj("apps/v1", "Deployment", "Web", Some("shop")),
+        obj("v1", "ConfigMap", "web", Some("shop")),
+        obj("v1", "ConfigMap", "Web", Some("shop")),
+        obj("v1", "Service", "web", Some("Shop-Other")),
+        obj("v1", "Namespace", "shop", None),
+        obj("rbac.authorization.k8s.io/v1", "ClusterRole", "reader", None),
+        obj("v1", "ConfigMap", "in-default", None),
+        obj("v1", "ConfigMap", "explicit-default", Some("default")),
+        obj("example.com/v1alpha1", "Widget", "w", Some("shop")),
+        obj("v1", "Namespace", "Shop-Other", None),
+    ];
+    write(root, "all.yaml", &docs.join("---\n"));
+    write(root, "kustomization.yaml", "resources:\n- all.yaml\n");
+}
+
+fn lookctl_render(dir: &Path, args: &[&str]) -> std::process::Output {
+    lookctl()
+        .current_dir(dir)
+        .env("HOME", dir.join("home"))
+        .args(["render", "--no-template"])
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn reorder_none_and_legacy_match_kustomize() {
+    let tree = tempfile::tempdir().expect("tempdir");
+    order_tree(tree.path());
+    for flags in [&["--reorder", "none"][..], &["--reorder", "legacy"], &[]] {
+        let want = run(Command::new(kustomize())
+            .arg("build")
+            .args(flags)
+            .arg(tree.path()));
+        let out = lookctl_render(tree.path(), &[flags, &["."]].concat());
+        assert!(out.status.success(), "{flags:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), text(&want), "{flags:?}");
+    }
+    // The kustomization's sortOptions win over the flag, as in kustomize.
+    write(
+        tree.path(),
+        "kustomization.yaml",
+        "resources:\n- all.yaml\nsortOptions:\n  order: fifo\n",
+    );
+    let want = run(Command::new(kustomize())
+        .args(["build", "--reorder", "legacy"])
+        .arg(tree.path()));
+    let out = lookctl_render(tree.path(), &["--reorder", "legacy", "."]);
+    assert_eq!(text(&out.stdout), text(&want));
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).expect("read_dir").count()
+}
+
+/// Every file of `dir` with its bytes.
+fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read_dir")
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn output_dir_matches_kustomize_file_per_object() {
+    let tree = tempfile::tempdir().expect("tempdir");
+    order_tree(tree.path());
+    // Two namespaces (file names prefixed), then one (no prefix).
+    for single_namespace in [false, true] {
+        if single_namespace {
+            write(
+                tree.path(),
+                "one.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: A\n  namespace: Only\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: Only\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\n",
+            );
+            write(tree.path(), "kustomization.yaml", "resources:\n- one.yaml\n");
+        }
+        for flags in [&["--reorder", "none"][..], &[]] {
+            let (want, got) = (tempfile::tempdir().expect("t"), tempfile::tempdir().expect("t"));
+            run(Command::new(kustomize())
+                .arg("build")
+                .args(flags)
+                .arg("-o")
+                .arg(want.path())
+                .arg(tree.path()));
+            let got_dir = got.path().to_str().expect("utf-8");
+            let out = lookctl_render(tree.path(), &[flags, &["-o", got_dir, "."]].concat());
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let (w, g) = (files_of(want.path()), files_of(got.path()));
+            let expected_name = if single_namespace {
+                "apps_v1_deployment_web.yaml"
+            } else {
+                "shop-other_v1_service_web.yaml"
+            };
+            assert!(w.contains_key(expected_name), "{:?}", w.keys());
+            assert_eq!(
+                w.keys().collect::<Vec<_>>(),
+                g.keys().collect::<Vec<_>>(),
+                "single namespace: {single_namespace}, {flags:?}"
+            );
+            for (name, bytes) in &w {
+                assert_eq!(
+                    text(bytes),
+                    text(&g[name]),
+                    "{name} (single namespace: {single_namespace}, {flags:?})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn output_dir_is_replaced_whole_or_left_as_it_was() {
+    let tree = tempfile::tempdir().expect("tempdir");
+    order_tree(tree.path());
+    let parent = tempfile::tempdir().expect("tempdir");
+    let out_dir = parent.path().join("manifests");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    std::fs::write(out_dir.join("stale.yaml"), "kind: Old\n").expect("write");
+    let out_arg = out_dir.to_str().expect("utf-8");
+
+    // A failed render leaves the directory as it was, with nothing beside it.
+    write(tree.path(), "broken/kustomization.yaml", "resources:\n- missing.yaml\n");
+    let out = lookctl_render(tree.path(), &["-o", out_arg, "broken"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(files_of(&out_dir).keys().collect::<Vec<_>>(), ["stale.yaml"]);
+    assert_eq!(entries(parent.path()), 1, "only manifests/ remains");
+
+    // A directory holding something that is not a rendered file is not replaced.
+    std::fs::create_dir(out_dir.join("keep")).expect("mkdir");
+    let out = lookctl_render(tree.path(), &["-o", out_arg, "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("keep"), "{}", text(&out.stderr));
+    assert!(out_dir.join("stale.yaml").exists() && out_dir.join("keep").is_dir());
+    std::fs::remove_dir(out_dir.join("keep")).expect("rmdir");
+
+    // A successful one replaces the content: no stale file survives.
+    let out = lookctl_render(tree.path(), &["-o", out_arg, "."]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let files = files_of(&out_dir);
+    assert!(!files.contains_key("stale.yaml"), "{:?}", files.keys());
+    assert!(files.contains_key("shop_apps_v1_deployment_web.yaml"), "{:?}", files.keys());
+    assert_eq!(entries(parent.path()), 1, "only manifests/ remains");
+}

@@ -130,6 +130,21 @@ pub struct Target {
     pub templates: Option<Templates>,
     /// `[target.vars]`: template variables of this target, over `[vars]`.
     pub vars: BTreeMap<String, String>,
+    /// `[[target.replace]]`: objects deleted and re-created when an immutable field
+    /// changed.
+    pub replace: Vec<ReplaceSpec>,
+}
+
+/// One `[[target.replace]]` rule as written (the selector is checked by settings, which
+/// builds the cluster's rule from it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceSpec {
+    pub kind: String,
+    /// The API group (`""` for the core group); all groups when left out.
+    pub group: Option<String>,
+    /// A label selector, e.g. `app=x`.
+    pub selector: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -207,6 +222,8 @@ struct RawTarget {
     templates: Option<Templates>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
+    #[serde(default)]
+    replace: Vec<ReplaceSpec>,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +344,7 @@ impl Config {
                 kms_key: t.kms_key,
                 templates: t.templates,
                 vars: t.vars,
+                replace: t.replace,
             });
         }
         check_duplicate_patterns(&targets, "branches", |t| &t.branches)

@@ -8,6 +8,7 @@ use crate::cli::{
     Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, ReorderArg,
     ReviewCommand, SecretsCommand, SelectArgs, StatusArgs,
 };
+use crate::cluster::ReplaceRule;
 use crate::config::{Config, ConfigError, SelectError, Selection, Templates};
 pub use crate::pipeline::SecretsSettings;
 use crate::render::kustomize::Reorder;
@@ -172,6 +173,8 @@ pub struct DeploySettings {
     pub force_conflicts: bool,
     pub concurrency: usize,
     pub output: Format,
+    /// The target's `[[target.replace]]` rules.
+    pub replace: Vec<ReplaceRule>,
 }
 
 impl DeploySettings {
@@ -217,6 +220,7 @@ pub fn deploy(
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
         output: format(args.output),
+        replace: replace_rules(&config, target)?,
     })
 }
 
@@ -398,6 +402,31 @@ pub fn render(
         config,
         secrets,
     })
+}
+
+/// The cluster's replace rules from a target's `[[target.replace]]` tables.
+fn replace_rules(
+    config: &Config,
+    target: &crate::config::Target,
+) -> Result<Vec<ReplaceRule>, SettingsError> {
+    target
+        .replace
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            ReplaceRule::new(&r.kind, r.group.as_deref(), r.selector.as_deref()).map_err(
+                |message| {
+                    ConfigError::Invalid {
+                        path: config.path.clone(),
+                        scope: format!("target `{}`, ", target.name),
+                        key: format!("replace[{i}] (kind `{}`)", r.kind),
+                        message,
+                    }
+                    .into()
+                },
+            )
+        })
+        .collect()
 }
 
 fn syntax(templates: Templates) -> Syntax {

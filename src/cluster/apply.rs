@@ -14,8 +14,9 @@ use super::inventory::{self, Inventory};
 use super::manifest::{Manifest, manifests_from_yaml};
 use super::object::{
     FIELD_MANAGER, LABEL_TARGET, ObjectRef, Stage, add_labels, mask_secret_pair,
-    strip_server_fields, wants_replace,
+    strip_server_fields,
 };
+use super::replace::{ReplaceRule, may_replace};
 use super::retry::Failure;
 use super::{ClusterClient, Progress, ProgressEvent};
 
@@ -45,6 +46,9 @@ pub struct ApplyOptions {
     pub commit: String,
     /// Who deploys: a user or a CI identity (recorded in the inventory).
     pub identity: String,
+    /// Objects that may be deleted and re-created when an immutable field changed
+    /// (besides those annotated `lookctl.dev/replace: "true"`).
+    pub replace: Vec<ReplaceRule>,
 }
 
 impl Default for ApplyOptions {
@@ -59,6 +63,7 @@ impl Default for ApplyOptions {
             concurrency: 8,
             commit: String::new(),
             identity: String::new(),
+            replace: Vec::new(),
         }
     }
 }
@@ -458,7 +463,7 @@ async fn plan_one(
             (action, Some(new), None)
         }
         Err(Failure::NotFound) if live.is_none() && namespace_is_new => return as_manifest(),
-        Err(Failure::Permanent(ObjectError::Immutable { .. })) if wants_replace(&m.body) => {
+        Err(Failure::Permanent(ObjectError::Immutable { .. })) if may_replace(&m.body, &opts.replace) => {
             (PlanAction::Replace, Some(m.body.clone()), None)
         }
         Err(f) => (PlanAction::Error, None, Some(f.into_object_error())),
@@ -883,7 +888,7 @@ async fn apply_one_inner(
             Some(live) if same(live, &to_json(&obj)) => ApplyAction::Unchanged,
             Some(_) => ApplyAction::Configured,
         }),
-        Err(Failure::Permanent(ObjectError::Immutable { .. })) if wants_replace(&m.body) => {
+        Err(Failure::Permanent(ObjectError::Immutable { .. })) if may_replace(&m.body, &opts.replace) => {
             progress.event(&ProgressEvent::Replacing {
                 object: m.id.clone(),
             });

@@ -42,6 +42,7 @@ pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
             concurrency: settings.concurrency,
             commit: settings.commit.clone(),
             identity: settings.identity.clone(),
+            replace: settings.replace.clone(),
         },
         namespace: Namespace::Rendered,
         lock: LockSpec {

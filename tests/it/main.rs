@@ -27,6 +27,7 @@ mod patch_props;
 mod real_cluster;
 mod registry_docker;
 mod registry_protocol;
+mod replace_rules;
 mod render_diff;
 mod render_errors;
 mod review;

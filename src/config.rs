@@ -321,7 +321,8 @@ impl Config {
                     .collect()
             };
             for name in t.vars.keys() {
-                check_var_name(name).map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m))?;
+                check_var_name(name)
+                    .map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m))?;
             }
             let branches = patterns("branches", &t.branches)?;
             let tags = patterns("tags", &t.tags)?;

@@ -202,7 +202,8 @@ pub fn deploy(
         target: target.name.clone(),
         project: config.project.name.clone(),
         dir: target.overlay.clone(),
-        template_vars: build.template_vars(&config.vars_for(Some(&target.name)), Some(&target.name)),
+        template_vars: build
+            .template_vars(&config.vars_for(Some(&target.name)), Some(&target.name)),
         templates: syntax(config.templates(Some(&target.name))),
         secrets: secrets(&args.kms, Some(&config), Some(&target.name)),
         commit: build.commit_sha.clone().unwrap_or_else(|| "unknown".into()),

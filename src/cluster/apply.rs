@@ -463,7 +463,9 @@ async fn plan_one(
             (action, Some(new), None)
         }
         Err(Failure::NotFound) if live.is_none() && namespace_is_new => return as_manifest(),
-        Err(Failure::Permanent(ObjectError::Immutable { .. })) if may_replace(&m.body, &opts.replace) => {
+        Err(Failure::Permanent(ObjectError::Immutable { .. }))
+            if may_replace(&m.body, &opts.replace) =>
+        {
             (PlanAction::Replace, Some(m.body.clone()), None)
         }
         Err(f) => (PlanAction::Error, None, Some(f.into_object_error())),
@@ -888,7 +890,9 @@ async fn apply_one_inner(
             Some(live) if same(live, &to_json(&obj)) => ApplyAction::Unchanged,
             Some(_) => ApplyAction::Configured,
         }),
-        Err(Failure::Permanent(ObjectError::Immutable { .. })) if may_replace(&m.body, &opts.replace) => {
+        Err(Failure::Permanent(ObjectError::Immutable { .. }))
+            if may_replace(&m.body, &opts.replace) =>
+        {
             progress.event(&ProgressEvent::Replacing {
                 object: m.id.clone(),
             });

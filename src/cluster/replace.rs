@@ -45,9 +45,7 @@ impl ReplaceRule {
         if field("kind") != self.kind {
             return false;
         }
-        let group = field("apiVersion")
-            .split_once('/')
-            .map_or("", |(g, _)| g);
+        let group = field("apiVersion").split_once('/').map_or("", |(g, _)| g);
         if self.group.as_deref().is_some_and(|g| g != group) {
             return false;
         }
@@ -79,11 +77,14 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
     for part in split_top_level(text) {
         let part = part.trim();
         if part.is_empty() {
-            return Err(format!("invalid label selector `{text}`: empty requirement"));
+            return Err(format!(
+                "invalid label selector `{text}`: empty requirement"
+            ));
         }
-        expressions.push(parse_requirement(part).map_err(|m| {
-            format!("invalid label selector `{text}`: `{part}`: {m}")
-        })?);
+        expressions.push(
+            parse_requirement(part)
+                .map_err(|m| format!("invalid label selector `{text}`: `{part}`: {m}"))?,
+        );
     }
     Ok(Selector::from_iter(expressions))
 }
@@ -192,7 +193,11 @@ mod tests {
         assert!(!rule(Some(""), None).matches(&body));
         assert!(!rule(None, Some("app=y")).matches(&body));
         assert!(!rule(None, Some("app!=x")).matches(&body));
-        assert!(!ReplaceRule::new("CronJob", None, None).expect("rule").matches(&body));
+        assert!(
+            !ReplaceRule::new("CronJob", None, None)
+                .expect("rule")
+                .matches(&body)
+        );
     }
 
     #[test]

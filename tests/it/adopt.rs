@@ -79,11 +79,7 @@ fn split_secret(v: &Value) -> (BTreeMap<String, Vec<u8>>, Value) {
         .iter()
         .map(|(k, v)| {
             // kustomize breaks long base64 values into lines.
-            let encoded: String = v
-                .as_str()
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect();
+            let encoded: String = v.as_str().unwrap_or_default().split_whitespace().collect();
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
                 .expect("base64 Secret data");
@@ -133,7 +129,12 @@ fn assert_same_rendering(context: &str, want_text: &str, got_text: &str) {
                 object_ident(obj)
             );
         } else {
-            assert_eq!(w, g, "{context}: {}: same values, other bytes", object_ident(obj));
+            assert_eq!(
+                w,
+                g,
+                "{context}: {}: same values, other bytes",
+                object_ident(obj)
+            );
         }
     }
 }
@@ -303,7 +304,11 @@ spec:
         ]);
         std::fs::remove_file(&plain).expect("rm plaintext");
     }
-    write(root, "transformers/kustomization.yaml", "resources:\n- dynamic-labels.yaml\n");
+    write(
+        root,
+        "transformers/kustomization.yaml",
+        "resources:\n- dynamic-labels.yaml\n",
+    );
     write(
         root,
         "transformers/dynamic-labels.template.yaml",
@@ -313,9 +318,7 @@ spec:
         write(
             root,
             &format!("environments/{env}/kustomization.yaml"),
-            &format!(
-                "resources:\n- ../../base\ntransformers:\n- ../../transformers\npatches:\n- path: add-env.yaml\n  target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: shop\n- path: replicas.yaml\n"
-            ),
+            "resources:\n- ../../base\ntransformers:\n- ../../transformers\npatches:\n- path: add-env.yaml\n  target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: shop\n- path: replicas.yaml\n",
         );
         write(
             root,
@@ -425,7 +428,11 @@ fn script_repository_renders_like_its_deploy_script_with_only_deploy_toml_added(
 
         let project = tempfile::tempdir().expect("tempdir");
         copy_tree(repo.path(), project.path());
-        write(project.path(), "deploy.toml", &deploy_toml(&gcloud.emulator.host()));
+        write(
+            project.path(),
+            "deploy.toml",
+            &deploy_toml(&gcloud.emulator.host()),
+        );
         let before = tree_listing(project.path());
         let out = lookctl()
             .current_dir(project.path())
@@ -442,7 +449,11 @@ fn script_repository_renders_like_its_deploy_script_with_only_deploy_toml_added(
         );
         assert_same_rendering(env, &want, &text(&out.stdout));
         // Rendered in memory: no generated file, no plaintext left in the tree.
-        assert_eq!(tree_listing(project.path()), before, "{env}: the tree changed");
+        assert_eq!(
+            tree_listing(project.path()),
+            before,
+            "{env}: the tree changed"
+        );
     }
 }
 
@@ -533,11 +544,7 @@ fn envsubst_values_never_change_yaml_structure() {
             ("overlay/cm.template.yaml", CM_TEMPLATE),
         ]);
         let out = render_in(p.path(), &["--var", &format!("VALUE={value}")]);
-        assert!(
-            out.status.success(),
-            "{value:?}: {}",
-            text(&out.stderr)
-        );
+        assert!(out.status.success(), "{value:?}: {}", text(&out.stderr));
         let docs = parse_stream(&text(&out.stdout));
         assert_eq!(docs.len(), 1, "{value:?}: {docs:?}");
         let data = &docs[0]["data"];
@@ -604,9 +611,21 @@ fn a_target_can_use_envsubst_in_a_jinja_project() {
     let cm = |value: &str| {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  v: \"{value}\"\n")
     };
-    write(dir.path(), "old/kustomization.yaml", "resources:\n- cm.yaml\n");
-    write(dir.path(), "old/cm.template.yaml", &cm("$TARGET {{ TARGET }}"));
-    write(dir.path(), "new/kustomization.yaml", "resources:\n- cm.yaml\n");
+    write(
+        dir.path(),
+        "old/kustomization.yaml",
+        "resources:\n- cm.yaml\n",
+    );
+    write(
+        dir.path(),
+        "old/cm.template.yaml",
+        &cm("$TARGET {{ TARGET }}"),
+    );
+    write(
+        dir.path(),
+        "new/kustomization.yaml",
+        "resources:\n- cm.yaml\n",
+    );
     write(dir.path(), "new/cm.yaml", &cm("$TARGET {{ TARGET }}"));
     for (target, want) in [("old", "old {{ TARGET }}"), ("new", "$TARGET new")] {
         let out = lookctl()
@@ -633,7 +652,10 @@ fn templates_value_other_than_jinja_or_envsubst_names_the_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("deploy.toml:3"), "{err}");
-    assert!(err.contains("mustache") && err.contains("envsubst"), "{err}");
+    assert!(
+        err.contains("mustache") && err.contains("envsubst"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -641,7 +663,10 @@ fn a_template_and_its_generated_file_both_present_is_refused_naming_both() {
     let p = envsubst_project(&[
         ("overlay/kustomization.yaml", "resources:\n- cm.yaml\n"),
         ("overlay/cm.template.yaml", CM_TEMPLATE),
-        ("overlay/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stale\n"),
+        (
+            "overlay/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stale\n",
+        ),
     ]);
     let out = render_in(p.path(), &["--var", "VALUE=v"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -684,7 +709,9 @@ fn a_template_linking_outside_the_kustomization_is_refused() {
 /// and the default one, with cluster-scoped objects and names differing only in case.
 fn order_tree(root: &Path) {
     let obj = |api: &str, kind: &str, name: &str, ns: Option<&str>| {
-        let ns = ns.map(|n| format!("  namespace: {n}\n")).unwrap_or_default();
+        let ns = ns
+            .map(|n| format!("  namespace: {n}\n"))
+            .unwrap_or_default();
         format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\n{ns}")
     };
     let docs = [
@@ -699,7 +726,12 @@ fn order_tree(root: &Path) {
         obj("v1", "ConfigMap", "Web", Some("shop")),
         obj("v1", "Service", "web", Some("Shop-Other")),
         obj("v1", "Namespace", "shop", None),
-        obj("rbac.authorization.k8s.io/v1", "ClusterRole", "reader", None),
+        obj(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            "reader",
+            None,
+        ),
         obj("v1", "ConfigMap", "in-default", None),
         obj("v1", "ConfigMap", "explicit-default", Some("default")),
         obj("example.com/v1alpha1", "Widget", "w", Some("shop")),
@@ -775,10 +807,17 @@ fn output_dir_matches_kustomize_file_per_object() {
                 "one.yaml",
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: A\n  namespace: Only\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: Only\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\n",
             );
-            write(tree.path(), "kustomization.yaml", "resources:\n- one.yaml\n");
+            write(
+                tree.path(),
+                "kustomization.yaml",
+                "resources:\n- one.yaml\n",
+            );
         }
         for flags in [&["--reorder", "none"][..], &[]] {
-            let (want, got) = (tempfile::tempdir().expect("t"), tempfile::tempdir().expect("t"));
+            let (want, got) = (
+                tempfile::tempdir().expect("t"),
+                tempfile::tempdir().expect("t"),
+            );
             run(Command::new(kustomize())
                 .arg("build")
                 .args(flags)
@@ -822,10 +861,17 @@ fn output_dir_is_replaced_whole_or_left_as_it_was() {
     let out_arg = out_dir.to_str().expect("utf-8");
 
     // A failed render leaves the directory as it was, with nothing beside it.
-    write(tree.path(), "broken/kustomization.yaml", "resources:\n- missing.yaml\n");
+    write(
+        tree.path(),
+        "broken/kustomization.yaml",
+        "resources:\n- missing.yaml\n",
+    );
     let out = lookctl_render(tree.path(), &["-o", out_arg, "broken"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert_eq!(files_of(&out_dir).keys().collect::<Vec<_>>(), ["stale.yaml"]);
+    assert_eq!(
+        files_of(&out_dir).keys().collect::<Vec<_>>(),
+        ["stale.yaml"]
+    );
     assert_eq!(entries(parent.path()), 1, "only manifests/ remains");
 
     // A directory holding something that is not a rendered file is not replaced.
@@ -841,6 +887,10 @@ fn output_dir_is_replaced_whole_or_left_as_it_was() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let files = files_of(&out_dir);
     assert!(!files.contains_key("stale.yaml"), "{:?}", files.keys());
-    assert!(files.contains_key("shop_apps_v1_deployment_web.yaml"), "{:?}", files.keys());
+    assert!(
+        files.contains_key("shop_apps_v1_deployment_web.yaml"),
+        "{:?}",
+        files.keys()
+    );
     assert_eq!(entries(parent.path()), 1, "only manifests/ remains");
 }

@@ -108,7 +108,11 @@ fn a_rule_replaces_changed_jobs_it_selects_and_leaves_the_others() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_ne!(uid(&env, "migrate"), migrate, "migrate was re-created");
     assert_eq!(image(&env, "migrate"), "registry.example/migrate:v2");
-    assert_eq!(uid(&env, "warm-cache"), warm, "an unchanged Job is not touched");
+    assert_eq!(
+        uid(&env, "warm-cache"),
+        warm,
+        "an unchanged Job is not touched"
+    );
     assert_eq!(uid(&env, "report"), report);
 
     // report changes but no rule selects it (app=billing): the immutable error stands.
@@ -156,7 +160,9 @@ fn an_invalid_selector_names_the_target_and_the_rule() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
-        err.contains("target `staging`") && err.contains("replace[0]") && err.contains("app in shop"),
+        err.contains("target `staging`")
+            && err.contains("replace[0]")
+            && err.contains("app in shop"),
         "{err}"
     );
 
@@ -170,5 +176,8 @@ fn an_invalid_selector_names_the_target_and_the_rule() {
     let out = deploy(&env);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("labels") && err.contains("deploy.toml:12"), "{err}");
+    assert!(
+        err.contains("labels") && err.contains("deploy.toml:12"),
+        "{err}"
+    );
 }

@@ -341,16 +341,28 @@ pub struct SelectArgs {
     pub vars: Vec<String>,
 }
 
+/// `render --reorder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReorderArg {
+    None,
+    Legacy,
+}
+
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// A kustomization directory to render instead of the target's overlay.
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Write the stream to FILE, or one file per object into an existing DIR (as
-    /// `kustomize build -o`). A format name (`-o json`) is refused: render prints YAML.
+    /// Write the stream to FILE, or one file per object into an existing DIR (named as
+    /// `kustomize build -o DIR` names them; written all at once or not at all). A format
+    /// name (`-o json`) is refused: render prints YAML.
     #[arg(long, short = 'o', value_name = "FILE|DIR")]
     pub output: Option<PathBuf>,
+    /// Output order when the kustomization has no `sortOptions`, as `kustomize build
+    /// --reorder`: `none` keeps the input order, `legacy` (the default) sorts by kind.
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub reorder: Option<ReorderArg>,
     /// Print Secret values instead of masking them (stdout only).
     #[arg(long)]
     pub show_secrets: bool,

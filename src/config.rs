@@ -98,6 +98,20 @@ pub struct Project {
     pub name: String,
     /// Image repository checked to exist at the commit's tag before deploying.
     pub image: Option<String>,
+    /// How the tree's templates are written; a target may override it.
+    #[serde(default)]
+    pub templates: Templates,
+}
+
+/// How variables are written in the tree's templates (`templates = "..."`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Templates {
+    /// `{{ VAR }}` in every YAML file.
+    #[default]
+    Jinja,
+    /// `$VAR` / `${VAR}` in `X.template.yaml` files, as `envsubst` scripts wrote them.
+    Envsubst,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +126,25 @@ pub struct Target {
     pub context: Option<String>,
     pub confirm: bool,
     pub kms_key: Option<String>,
+    /// `templates = ...` of this target, overriding `[project]`'s.
+    pub templates: Option<Templates>,
+    /// `[target.vars]`: template variables of this target, over `[vars]`.
+    pub vars: BTreeMap<String, String>,
+    /// `[[target.replace]]`: objects deleted and re-created when an immutable field
+    /// changed.
+    pub replace: Vec<ReplaceSpec>,
+}
+
+/// One `[[target.replace]]` rule as written (the selector is checked by settings, which
+/// builds the cluster's rule from it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceSpec {
+    pub kind: String,
+    /// The API group (`""` for the core group); all groups when left out.
+    pub group: Option<String>,
+    /// A label selector, e.g. `app=x`.
+    pub selector: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -203,6 +236,11 @@ struct RawTarget {
     #[serde(default)]
     confirm: bool,
     kms_key: Option<String>,
+    templates: Option<Templates>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    replace: Vec<ReplaceSpec>,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +337,10 @@ impl Config {
                     })
                     .collect()
             };
+            for name in t.vars.keys() {
+                check_var_name(name)
+                    .map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m.to_string()))?;
+            }
             let branches = patterns("branches", &t.branches)?;
             let tags = patterns("tags", &t.tags)?;
             let overlay = root.join(&t.overlay);
@@ -318,6 +360,9 @@ impl Config {
                 context: t.context,
                 confirm: t.confirm,
                 kms_key: t.kms_key,
+                templates: t.templates,
+                vars: t.vars,
+                replace: t.replace,
             });
         }
         check_duplicate_patterns(&targets, "branches", |t| &t.branches)
@@ -377,6 +422,23 @@ impl Config {
             review,
             vars: raw.vars,
         })
+    }
+
+    /// The `[vars]` of the project with those of `target` over them.
+    pub fn vars_for(&self, target: Option<&str>) -> BTreeMap<String, String> {
+        let mut vars = self.vars.clone();
+        if let Some(t) = target.and_then(|name| self.targets.iter().find(|t| t.name == name)) {
+            vars.extend(t.vars.clone());
+        }
+        vars
+    }
+
+    /// The template syntax of `target` (its own, else `[project]`'s).
+    pub fn templates(&self, target: Option<&str>) -> Templates {
+        target
+            .and_then(|name| self.targets.iter().find(|t| t.name == name))
+            .and_then(|t| t.templates)
+            .unwrap_or(self.project.templates)
     }
 
     pub fn target(&self, name: &str) -> Result<&Target, SelectError> {

@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{
-    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, ReviewCommand,
-    SecretsCommand, SelectArgs, StatusArgs,
+    Cli, ColorChoice, DeployArgs, DiffArgs, KmsArgs, OutputFormat, RenderArgs, ReorderArg,
+    ReviewCommand, SecretsCommand, SelectArgs, StatusArgs,
 };
-use crate::config::{Config, ConfigError, SelectError, Selection};
+use crate::cluster::ReplaceRule;
+use crate::config::{Config, ConfigError, SelectError, Selection, Templates};
 pub use crate::pipeline::SecretsSettings;
+use crate::render::kustomize::Reorder;
+use crate::render::template::Syntax;
 use crate::ui::Format;
 use crate::ui::render::{Decision, TargetOrigin};
 use crate::vars::{self, BuildVars, Env, VarsError};
@@ -189,6 +192,7 @@ pub struct DeploySettings {
     pub project: String,
     pub dir: PathBuf,
     pub template_vars: BTreeMap<String, String>,
+    pub templates: Syntax,
     pub secrets: SecretsSettings,
     /// The full commit SHA, or "unknown".
     pub commit: String,
@@ -207,6 +211,8 @@ pub struct DeploySettings {
     pub force_conflicts: bool,
     pub concurrency: usize,
     pub output: Format,
+    /// The target's `[[target.replace]]` rules.
+    pub replace: Vec<ReplaceRule>,
 }
 
 impl DeploySettings {
@@ -234,7 +240,9 @@ pub fn deploy(
         target: target.name.clone(),
         project: config.project.name.clone(),
         dir: target.overlay.clone(),
-        template_vars: build.template_vars(&config.vars, Some(&target.name)),
+        template_vars: build
+            .template_vars(&config.vars_for(Some(&target.name)), Some(&target.name)),
+        templates: syntax(config.templates(Some(&target.name))),
         secrets: secrets(&args.kms, Some(&config), Some(&target.name)),
         commit: build.commit_sha.clone().unwrap_or_else(|| "unknown".into()),
         identity: identity(process.env, &build),
@@ -251,6 +259,7 @@ pub fn deploy(
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
         output: format(args.output),
+        replace: replace_rules(&config, target)?,
     })
 }
 
@@ -325,6 +334,10 @@ pub struct RenderSettings {
     pub target: Option<String>,
     /// Template variables; `None` when templating is off.
     pub template_vars: Option<BTreeMap<String, String>>,
+    /// `templates = ...` of the target or project (jinja without a deploy.toml).
+    pub templates: Syntax,
+    /// `--reorder`.
+    pub reorder: Option<Reorder>,
     pub show_secrets: bool,
     pub output: Option<PathBuf>,
     pub config: Option<Config>,
@@ -424,15 +437,25 @@ pub fn render(
     };
     let target = target.map(|(name, _)| name);
     let template_vars = (!args.no_template).then(|| {
-        let empty = BTreeMap::new();
-        let config_vars = config.as_ref().map_or(&empty, |c| &c.vars);
-        build.template_vars(config_vars, target.as_deref())
+        let config_vars = config
+            .as_ref()
+            .map(|c| c.vars_for(target.as_deref()))
+            .unwrap_or_default();
+        build.template_vars(&config_vars, target.as_deref())
     });
     let secrets = secrets(&args.kms, config.as_ref(), target.as_deref());
+    let templates = config
+        .as_ref()
+        .map_or(Syntax::Jinja, |c| syntax(c.templates(target.as_deref())));
     Ok(RenderSettings {
         dir,
         target,
         template_vars,
+        templates,
+        reorder: args.reorder.map(|r| match r {
+            ReorderArg::None => Reorder::None,
+            ReorderArg::Legacy => Reorder::Legacy,
+        }),
         show_secrets: args.show_secrets,
         output: args.output.as_ref().map(|o| process.cwd.join(o)),
         config,
@@ -455,6 +478,38 @@ fn target_origin(
         _ if select.target.is_some() => TargetOrigin::Flag,
         _ if by_tag => TargetOrigin::Tag,
         _ => TargetOrigin::Branch,
+    }
+}
+
+/// The cluster's replace rules from a target's `[[target.replace]]` tables.
+fn replace_rules(
+    config: &Config,
+    target: &crate::config::Target,
+) -> Result<Vec<ReplaceRule>, SettingsError> {
+    target
+        .replace
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            ReplaceRule::new(&r.kind, r.group.as_deref(), r.selector.as_deref()).map_err(
+                |message| {
+                    ConfigError::Invalid {
+                        path: config.path.clone(),
+                        scope: format!("target `{}`, ", target.name),
+                        key: format!("replace[{i}] (kind `{}`)", r.kind),
+                        message,
+                    }
+                    .into()
+                },
+            )
+        })
+        .collect()
+}
+
+fn syntax(templates: Templates) -> Syntax {
+    match templates {
+        Templates::Jinja => Syntax::Jinja,
+        Templates::Envsubst => Syntax::Envsubst,
     }
 }
 
@@ -489,6 +544,8 @@ pub struct ReviewSettings {
     pub review: crate::config::Review,
     /// Template variables (TARGET is `review`); COMMIT_SHA when a commit is known.
     pub template_vars: BTreeMap<String, String>,
+    /// `[project] templates`: how the review overlay's templates are written.
+    pub templates: Syntax,
     pub secrets: SecretsSettings,
     pub identity: String,
     pub kubeconfig: Option<PathBuf>,
@@ -589,6 +646,7 @@ pub fn review(
         project: config.project.name.clone(),
         image: config.project.image.clone(),
         template_vars: build.template_vars(&config.vars, Some("review")),
+        templates: syntax(config.templates(None)),
         secrets: secrets(&kms, Some(&config), None),
         identity: identity(process.env, &build),
         kubeconfig: input.cluster.kubeconfig.clone(),

@@ -14,8 +14,9 @@ use super::inventory::{self, Inventory};
 use super::manifest::{Manifest, manifests_from_yaml};
 use super::object::{
     FIELD_MANAGER, LABEL_TARGET, ObjectRef, Stage, add_labels, mask_secret_pair,
-    strip_server_fields, wants_replace,
+    strip_server_fields,
 };
+use super::replace::{ReplaceRule, may_replace};
 use super::retry::Failure;
 use super::{ClusterClient, Progress, ProgressEvent};
 
@@ -48,6 +49,9 @@ pub struct ApplyOptions {
     /// Objects this run created before applying (the namespace that holds the lock):
     /// reported as created, not configured.
     pub created_before: Vec<ObjectRef>,
+    /// Objects that may be deleted and re-created when an immutable field changed
+    /// (besides those annotated `lookctl.dev/replace: "true"`).
+    pub replace: Vec<ReplaceRule>,
 }
 
 impl Default for ApplyOptions {
@@ -63,6 +67,7 @@ impl Default for ApplyOptions {
             commit: String::new(),
             identity: String::new(),
             created_before: Vec::new(),
+            replace: Vec::new(),
         }
     }
 }
@@ -462,7 +467,9 @@ async fn plan_one(
             (action, Some(new), None)
         }
         Err(Failure::NotFound) if live.is_none() && namespace_is_new => return as_manifest(),
-        Err(Failure::Permanent(ObjectError::Immutable { .. })) if wants_replace(&m.body) => {
+        Err(Failure::Permanent(ObjectError::Immutable { .. }))
+            if may_replace(&m.body, &opts.replace) =>
+        {
             (PlanAction::Replace, Some(m.body.clone()), None)
         }
         Err(f) => (PlanAction::Error, None, Some(f.into_object_error())),
@@ -919,7 +926,9 @@ async fn apply_one_inner(
             Some(live) if same(live, &to_json(&obj)) => ApplyAction::Unchanged,
             Some(_) => ApplyAction::Configured,
         }),
-        Err(Failure::Permanent(ObjectError::Immutable { .. })) if wants_replace(&m.body) => {
+        Err(Failure::Permanent(ObjectError::Immutable { .. }))
+            if may_replace(&m.body, &opts.replace) =>
+        {
             progress.event(&ProgressEvent::Replacing {
                 object: m.id.clone(),
             });

@@ -21,7 +21,7 @@ pub struct FieldConflict {
 pub enum ObjectError {
     #[error("conflicts with other field managers: {}; re-run with force_conflicts (--force-conflicts) to take ownership", format_conflicts(.0))]
     Conflict(Vec<FieldConflict>),
-    #[error("immutable field{} {} cannot be changed; annotate the object with `lookctl.dev/replace: \"true\"` to delete and re-create it", if .fields.len() == 1 { "" } else { "s" }, .fields.join(", "))]
+    #[error("immutable field{} {} cannot be changed; to delete and re-create it, annotate the object with `lookctl.dev/replace: \"true\"` or add a `[[target.replace]]` rule for it to deploy.toml", if .fields.len() == 1 { "" } else { "s" }, .fields.join(", "))]
     Immutable {
         fields: Vec<String>,
         message: String,

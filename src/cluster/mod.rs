@@ -36,6 +36,7 @@ mod lock;
 mod manifest;
 mod namespace;
 mod object;
+mod replace;
 mod retry;
 mod status;
 mod wait;
@@ -63,6 +64,7 @@ pub use object::{
     ANNOTATION_REPLACE, FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_TARGET, ObjectRef,
     Stage,
 };
+pub use replace::ReplaceRule;
 pub use retry::RetryPolicy;
 pub use status::{StatusReport, WorkloadStatus, status};
 pub use wait::{Health, WaitOutcome, WaitReport, is_workload, wait};

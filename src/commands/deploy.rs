@@ -44,7 +44,9 @@ fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
         render: RenderRequest {
             dir: &settings.dir,
             template_vars: Some(&settings.template_vars),
+            templates: settings.templates,
             secrets: &settings.secrets,
+            build: Default::default(),
         },
         kubeconfig: settings.kubeconfig.as_deref(),
         context: &settings.context,
@@ -58,6 +60,7 @@ fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
             concurrency: settings.concurrency,
             commit: settings.commit.clone(),
             identity: settings.identity.clone(),
+            replace: settings.replace.clone(),
             created_before: Vec::new(),
         },
         namespace: Namespace::Rendered,

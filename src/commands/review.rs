@@ -56,7 +56,9 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
         render: RenderRequest {
             dir: &settings.review.overlay,
             template_vars: Some(&settings.template_vars),
+            templates: settings.templates,
             secrets: &settings.secrets,
+            build: Default::default(),
         },
         kubeconfig: settings.kubeconfig.as_deref(),
         context: &settings.context,

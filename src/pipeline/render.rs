@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::WhenBothExist;
 use crate::render::source::SourceError;
+use crate::render::template::Syntax;
 use crate::render::{DataHook, DataUse, Document, FsSource, Templater, kustomize};
 use crate::secrets::gcp_kms::{KmsClient, KmsConfig};
 use crate::secrets::sops::{self, SopsKeys};
@@ -56,7 +57,11 @@ pub struct RenderRequest<'a> {
     pub dir: &'a Path,
     /// Template variables; `None` renders without templating.
     pub template_vars: Option<&'a BTreeMap<String, String>>,
+    /// How the templates are written.
+    pub templates: Syntax,
     pub secrets: &'a SecretsSettings,
+    /// `kustomize build` options (`render --reorder`).
+    pub build: kustomize::BuildOptions,
 }
 
 /// Renders a kustomization with its encrypted inputs decrypted in memory. The plaintext
@@ -65,10 +70,13 @@ pub struct RenderRequest<'a> {
 /// A failure because Cloud KMS could not be reached (an outage, not a wrong key or file)
 /// is [`PipelineError::KmsUnavailable`]; every other failure is [`PipelineError::Render`].
 pub fn render(request: &RenderRequest<'_>) -> Result<Vec<Document>, PipelineError> {
-    let templater = request.template_vars.cloned().map(Templater::new);
+    let templater = request
+        .template_vars
+        .cloned()
+        .map(|vars| Templater::with_syntax(vars, request.templates));
     let hook = SecretsHook::new(request.secrets);
     let source = FsSource::new(templater.as_ref()).with_data_hook(&hook);
-    kustomize::build(&source, request.dir).map_err(|source| {
+    kustomize::build_with(&source, request.dir, request.build).map_err(|source| {
         if hook.kms_unavailable.load(Ordering::Relaxed) {
             PipelineError::KmsUnavailable(source)
         } else if hook.no_credentials.load(Ordering::Relaxed) {

@@ -53,6 +53,77 @@ pub fn to_yaml_stream(docs: &[Document]) -> String {
     out
 }
 
+/// The files `kustomize build -o DIR` writes for `docs` (in output order), as
+/// (file name, content): `<group>_<version>_<kind>_<name>.yaml` in lower case (empty parts
+/// left out), prefixed by `<namespace>_` when the namespaced objects span more than one
+/// namespace (no namespace counts as `default`). Cluster-scoped objects come last and are
+/// never prefixed. Names that collide (they differ only in case) leave the last object,
+/// as kustomize's successive writes do.
+pub fn per_object_files(docs: &[Document]) -> Vec<(String, String)> {
+    let str_at = |doc: &Document, path: &[&str]| -> String {
+        let mut cur = doc;
+        for key in path {
+            match cur.get(*key) {
+                Some(v) => cur = v,
+                None => return String::new(),
+            }
+        }
+        cur.as_str().unwrap_or_default().to_owned()
+    };
+    let mut namespaced = Vec::new();
+    let mut cluster = Vec::new();
+    for doc in docs {
+        let api_version = str_at(doc, &["apiVersion"]);
+        let kind = str_at(doc, &["kind"]);
+        let (group, version) = super::kustomize::split_api_version(&api_version);
+        let gvk = [group, version, kind.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        let file = format!("{gvk}_{}.yaml", str_at(doc, &["metadata", "name"])).to_lowercase();
+        if super::kustomize::is_cluster_scoped(group, version, &kind) {
+            cluster.push((file, doc));
+        } else {
+            let namespace = match str_at(doc, &["metadata", "namespace"]) {
+                ns if ns.is_empty() => "default".to_owned(),
+                ns => ns,
+            };
+            namespaced.push((namespace, file, doc));
+        }
+    }
+    let prefix = {
+        let mut spaces: Vec<&str> = namespaced.iter().map(|(ns, _, _)| ns.as_str()).collect();
+        spaces.sort_unstable();
+        spaces.dedup();
+        spaces.len() > 1
+    };
+    let named = namespaced
+        .iter()
+        .map(|(ns, file, doc)| {
+            let file = if prefix {
+                format!("{}_{file}", ns.to_lowercase())
+            } else {
+                file.clone()
+            };
+            (file, *doc)
+        })
+        .chain(cluster.iter().map(|(file, doc)| (file.clone(), *doc)));
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (file, doc) in named {
+        let text = super::yaml::to_string(doc);
+        match index.get(&file) {
+            Some(&i) => out[i] = (file, text),
+            None => {
+                index.insert(file.clone(), out.len());
+                out.push((file, text));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,17 @@
 //! one: it templates and parses YAML files in memory and hands generator inputs over as
 //! bytes, asking a [`DataHook`] for inputs that are not on disk (how encrypted `X.enc`
 //! files become plaintext without ever being written out).
+//!
+//! With templating on, a YAML file `X.yaml` (or `X.yml`) that does not exist while
+//! `X.template.yaml` does is read from the template, rendered in memory: the tree of an
+//! `envsubst < X.template.yaml > X.yaml` script builds without the generated file. The
+//! kustomization file itself may be such a template. Both files present is an error, since
+//! either choice would silently deploy something the user did not look at.
 
 use std::path::{Path, PathBuf};
 
 use super::kustomize::KUSTOMIZATION_FILE_NAMES;
-use super::template::{TemplateError, Templater, substitute, substitute_value};
+use super::template::{Syntax, TemplateError, Templater, substitute, substitute_value};
 
 /// One parsed YAML document.
 pub type Document = serde_yaml::Value;
@@ -31,6 +37,10 @@ pub enum SourceError {
     Template(#[from] TemplateError),
     #[error("{path}: larger than {limit} bytes, the most lookctl reads from one file")]
     TooLarge { path: PathBuf, limit: u64 },
+    #[error(
+        "both {plain} and its template {template} exist; delete the generated file (lookctl renders the template in memory) or the template"
+    )]
+    TemplateAndFile { plain: PathBuf, template: PathBuf },
     /// A generator input could not be produced by the data hook (e.g. decryption failed).
     #[error("{path}: {message}")]
     Data { path: PathBuf, message: String },
@@ -142,8 +152,52 @@ impl<'a> FsSource<'a> {
     }
 }
 
+impl FsSource<'_> {
+    /// The file that reading `path` reads: `path`, or the template standing for it.
+    fn locate(&self, path: &Path) -> Result<PathBuf, SourceError> {
+        let Some(template) = self.templater.and_then(|_| template_path(path)) else {
+            return Ok(path.to_owned());
+        };
+        let template_exists = template.symlink_metadata().is_ok();
+        if !template_exists {
+            return Ok(path.to_owned());
+        }
+        if path.symlink_metadata().is_ok() {
+            return Err(SourceError::TemplateAndFile {
+                plain: path.to_owned(),
+                template,
+            });
+        }
+        Ok(template)
+    }
+}
+
+/// `X.template.yaml` for `X.yaml`, `X.template.yml` for `X.yml`; `None` for other names
+/// (and for names that are templates already).
+pub fn template_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let (stem, ext) = name.rsplit_once('.')?;
+    if !matches!(ext, "yaml" | "yml") || stem.is_empty() || is_template_name(name) {
+        return None;
+    }
+    Some(path.with_file_name(format!("{stem}.template.{ext}")))
+}
+
+/// Whether `path` is named like a template: `X.template.yaml` or `X.template.yml`.
+pub fn is_template_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(is_template_name)
+}
+
+fn is_template_name(name: &str) -> bool {
+    name.ends_with(".template.yaml") || name.ends_with(".template.yml")
+}
+
 impl Source for FsSource<'_> {
-    fn read_yaml(&self, path: &Path) -> Result<Vec<Document>, SourceError> {
+    fn read_yaml(&self, logical: &Path) -> Result<Vec<Document>, SourceError> {
+        let real = self.locate(logical)?;
+        let path = real.as_path();
         let bytes = read_bounded(path, super::yaml::MAX_YAML_BYTES as u64)?;
         let text = String::from_utf8(bytes).map_err(|e| SourceError::Yaml {
             path: path.to_owned(),
@@ -155,17 +209,32 @@ impl Source for FsSource<'_> {
         })?;
         // A byte-order mark is not part of the text (kustomize reads such files too).
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        let docs = match self.templater {
+        // The YAML dialect follows the name the tree uses (`kustomization.yaml` for
+        // `kustomization.template.yaml`); errors name the file really read.
+        let parse = |text: &str| {
+            parse_yaml_stream(logical, text).map_err(|e| match e {
+                SourceError::Yaml { line, message, .. } => SourceError::Yaml {
+                    path: path.to_owned(),
+                    line,
+                    message,
+                },
+                other => other,
+            })
+        };
+        let templater = self
+            .templater
+            .filter(|t| t.syntax() == Syntax::Jinja || is_template_file(path));
+        let docs = match templater {
             Some(t) => {
                 let rendered = t.render(path, text)?;
-                let mut docs = parse_yaml_stream(path, &rendered)?;
-                let kustomization = is_kustomization_file(path);
+                let mut docs = parse(&rendered)?;
+                let kustomization = is_kustomization_file(logical);
                 for doc in &mut docs {
                     substitute_outside_inline_yaml(doc, kustomization);
                 }
                 docs
             }
-            None => parse_yaml_stream(path, text)?,
+            None => parse(text)?,
         };
         match self.hook {
             Some(hook) => hook.documents(path, docs),
@@ -217,7 +286,11 @@ impl Source for FsSource<'_> {
     }
 
     fn kind(&self, path: &Path) -> Option<EntryKind> {
-        let meta = std::fs::metadata(path).ok()?;
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            // A template standing for the file (both present is an error on reading).
+            Err(_) => std::fs::metadata(self.locate(path).ok()?).ok()?,
+        };
         Some(if meta.is_dir() {
             EntryKind::Dir
         } else {
@@ -240,10 +313,17 @@ impl Source for FsSource<'_> {
     fn resolve(&self, path: &Path) -> Option<PathBuf> {
         match path.canonicalize() {
             Ok(real) => Some(real),
-            Err(_) => self
-                .hook
-                .and_then(|h| h.provider_path(path))
-                .and_then(|p| p.canonicalize().ok()),
+            Err(_) => {
+                // A template standing for `path` is confined like the file would be.
+                if let Ok(template) = self.locate(path)
+                    && template != path
+                {
+                    return template.canonicalize().ok();
+                }
+                self.hook
+                    .and_then(|h| h.provider_path(path))
+                    .and_then(|p| p.canonicalize().ok())
+            }
         }
     }
 }

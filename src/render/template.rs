@@ -10,6 +10,13 @@
 //! A file whose first line is `# lookctl: no-template` is passed through untouched, for
 //! files that carry literal `{{ }}` text (Prometheus rules, Helm-style annotations);
 //! `{% raw %}...{% endraw %}` works inside templated files.
+//!
+//! [`Syntax::Envsubst`] reads `$VAR` and `${VAR}` instead, for trees written for
+//! `envsubst`: the same variables, the same placeholders (so the same guarantee that a
+//! value cannot change the YAML structure), `$$` for a literal `$`, and, unlike
+//! `envsubst`, an unknown variable is an error rather than an empty string. Which files
+//! are templated in that mode is the caller's choice (see `source.rs`: only
+//! `X.template.yaml` files, as the `envsubst < X.template.yaml > X.yaml` scripts did).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -73,14 +80,30 @@ fn how_to_define(name: &str) -> String {
     }
 }
 
+/// How variables are written in a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Syntax {
+    /// minijinja: `{{ VAR }}`, filters, `{% raw %}`.
+    #[default]
+    Jinja,
+    /// `$VAR` and `${VAR}`, `$$` for `$` (what `envsubst` reads).
+    Envsubst,
+}
+
 /// Renders templates with a fixed set of string variables.
 pub struct Templater {
     env: Environment<'static>,
     vars: BTreeMap<String, String>,
+    syntax: Syntax,
 }
 
 impl Templater {
+    /// A jinja templater.
     pub fn new(vars: BTreeMap<String, String>) -> Self {
+        Self::with_syntax(vars, Syntax::Jinja)
+    }
+
+    pub fn with_syntax(vars: BTreeMap<String, String>, syntax: Syntax) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // A build-variable template needs a few hundred steps; a loop of millions is a
@@ -101,25 +124,90 @@ impl Templater {
                     .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))
             }
         });
-        Templater { env, vars }
+        Templater { env, vars, syntax }
     }
 
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
     }
 
+    pub fn syntax(&self) -> Syntax {
+        self.syntax
+    }
+
     /// Renders `text` (the content of `path`). The result still holds placeholders; parse
     /// it as YAML and pass every string through [`substitute`].
     pub fn render(&self, path: &Path, text: &str) -> Result<String, TemplateError> {
-        if text.starts_with(OPT_OUT_MARKER) || !(text.contains("{{") || text.contains("{%")) {
+        if text.starts_with(OPT_OUT_MARKER) {
             return Ok(text.to_owned());
         }
-        // Literal private-use markers in the input would be mistaken for placeholders.
+        if self.syntax == Syntax::Envsubst {
+            // Literal private-use markers in the input would be mistaken for placeholders.
+            return self.envsubst(path, &text.replace([OPEN, CLOSE], ""));
+        }
+        if !(text.contains("{{") || text.contains("{%")) {
+            return Ok(text.to_owned());
+        }
         let text = text.replace([OPEN, CLOSE], "");
         let ctx = Value::from(&self.vars);
         self.env
             .render_str(&text, ctx)
             .map_err(|e| self.error(path, &text, &e))
+    }
+
+    /// `$VAR`, `${VAR}` and `$$`. A `$` that starts neither (`$1`, `$(VAR)`, a `${`
+    /// without a name and `}`) is kept, as `envsubst` keeps it; so are kustomize's
+    /// `$(VAR)` references and shell snippets' `$?`.
+    fn envsubst(&self, path: &Path, text: &str) -> Result<String, TemplateError> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+                continue;
+            }
+            let (name, tail) = match after.strip_prefix('{') {
+                Some(braced) => match braced.find('}') {
+                    Some(end) if is_var_name(&braced[..end]) => {
+                        (&braced[..end], &braced[end + 1..])
+                    }
+                    _ => ("", after),
+                },
+                None => {
+                    let end = after
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(after.len());
+                    if is_var_name(&after[..end]) {
+                        (&after[..end], &after[end..])
+                    } else {
+                        ("", after)
+                    }
+                }
+            };
+            if name.is_empty() {
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            match self.vars.get(name) {
+                Some(value) => out.push_str(&encode_placeholder(value)),
+                None => {
+                    let offset = text.len() - rest.len() + at;
+                    return Err(TemplateError::Undefined {
+                        path: path.to_owned(),
+                        line: text[..offset].matches('\n').count() + 1,
+                        name: name.to_owned(),
+                        defined: self.vars.keys().cloned().collect::<Vec<_>>().join(", "),
+                    });
+                }
+            }
+            rest = tail;
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 
     fn error(&self, path: &Path, text: &str, e: &minijinja::Error) -> TemplateError {
@@ -167,6 +255,16 @@ fn undefined_name(expr: &str, vars: &BTreeMap<String, String>) -> String {
         .or(first)
         .unwrap_or(expr.trim())
         .to_owned()
+}
+
+/// A shell variable name, as `envsubst` reads one: a letter or `_`, then letters,
+/// digits and `_`.
+fn is_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn encode_placeholder(value: &str) -> String {
@@ -317,5 +415,61 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with("dir/loop.yaml:"), "{msg}");
         assert!(msg.contains("runs too long"), "{msg}");
+    }
+
+    fn envsubst_yaml(text: &str) -> serde_yaml::Value {
+        let t = Templater::with_syntax(templater().vars().clone(), Syntax::Envsubst);
+        let out = t.render(Path::new("f.yaml"), text).expect("renders");
+        let mut v: serde_yaml::Value = serde_yaml::from_str(&out).expect("parses");
+        substitute_value(&mut v);
+        v
+    }
+
+    #[test]
+    fn envsubst_reads_both_forms_and_keeps_strings() {
+        let v = envsubst_yaml("a: $SHORT_SHA\nb: ${NUMERIC}\nc: img:${SHORT_SHA}-x\n");
+        assert_eq!(v["a"], serde_yaml::Value::String("1234567".into()));
+        assert_eq!(v["b"], serde_yaml::Value::String("1234e56".into()));
+        assert_eq!(v["c"].as_str(), Some("img:1234567-x"));
+    }
+
+    #[test]
+    fn envsubst_values_cannot_inject_yaml_structure() {
+        let v = envsubst_yaml("name: $EVIL\nother: ${EVIL}\n");
+        assert_eq!(v["name"].as_str(), Some("x\nkind: Secret"));
+        assert_eq!(v["other"].as_str(), Some("x\nkind: Secret"));
+        assert!(v.get("kind").is_none());
+    }
+
+    #[test]
+    fn envsubst_escapes_and_leaves_what_is_not_a_variable() {
+        let v = envsubst_yaml(
+            "a: $$SHORT_SHA\nb: $(POD_NAME)\nc: cost $5\nd: \"${ not}\"\ne: a$\nf: '$$$$'\n",
+        );
+        assert_eq!(v["a"].as_str(), Some("$SHORT_SHA"));
+        assert_eq!(v["b"].as_str(), Some("$(POD_NAME)"));
+        assert_eq!(v["c"].as_str(), Some("cost $5"));
+        assert_eq!(v["d"].as_str(), Some("${ not}"));
+        assert_eq!(v["e"].as_str(), Some("a$"));
+        assert_eq!(v["f"].as_str(), Some("$$"));
+    }
+
+    #[test]
+    fn envsubst_unknown_variable_names_file_line_and_variable() {
+        let t = Templater::with_syntax(templater().vars().clone(), Syntax::Envsubst);
+        for text in ["a: 1\nb: x-$NOPE\n", "a: 1\nb: ${NOPE}\n"] {
+            let msg = t
+                .render(Path::new("base/k.template.yaml"), text)
+                .expect_err("unknown")
+                .to_string();
+            assert!(msg.starts_with("base/k.template.yaml:2:"), "{msg}");
+            assert!(msg.contains("`NOPE`"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn envsubst_leaves_jinja_braces_alone() {
+        let v = envsubst_yaml("expr: '{{ SHORT_SHA }}-$SHORT_SHA'\n");
+        assert_eq!(v["expr"].as_str(), Some("{{ SHORT_SHA }}-1234567"));
     }
 }

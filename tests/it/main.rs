@@ -9,6 +9,7 @@
 
 mod support;
 
+mod adopt;
 mod architecture;
 mod bad_inputs;
 mod cli;
@@ -30,6 +31,7 @@ mod registry_docker;
 mod registry_protocol;
 mod render_diff;
 mod render_errors;
+mod replace_rules;
 mod review;
 mod review_policy_props;
 mod schema;

@@ -16,17 +16,18 @@ use lookctl::secrets::{
 };
 use testkit::kms::KmsEmulator;
 
-const KEY: &str = "projects/acme-keys/locations/us-east1/keyRings/deploy/cryptoKeys/k8s";
+pub(crate) const KEY: &str = "projects/acme-keys/locations/us-east1/keyRings/deploy/cryptoKeys/k8s";
 const TOKEN: &str = "gcloud-test-token";
 
-struct Gcloud {
-    emulator: KmsEmulator,
+/// gcloud configured offline against a fresh KMS emulator (shared with `adopt`).
+pub(crate) struct Gcloud {
+    pub(crate) emulator: KmsEmulator,
     config_dir: tempfile::TempDir,
-    token_file: std::path::PathBuf,
+    pub(crate) token_file: std::path::PathBuf,
 }
 
 impl Gcloud {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let emulator = KmsEmulator::start_blocking().expect("emulator");
         // Proves gcloud authenticates with --access-token-file and lookctl with the same.
         emulator.require_token(Some(TOKEN));
@@ -41,7 +42,7 @@ impl Gcloud {
     }
 
     /// Runs `gcloud ARGS` offline against the emulator.
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         Command::new("gcloud")
             .args(args)
             .arg("--access-token-file")
@@ -61,7 +62,7 @@ impl Gcloud {
             })
     }
 
-    fn run_ok(&self, args: &[&str]) {
+    pub(crate) fn run_ok(&self, args: &[&str]) {
         let output = self.run(args);
         assert!(
             output.status.success(),

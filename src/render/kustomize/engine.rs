@@ -241,7 +241,11 @@ pub struct Ctx<'a> {
 type NullMarksCache =
     std::collections::HashMap<PathBuf, Option<std::rc::Rc<Vec<crate::render::yaml::NullMarks>>>>;
 
-pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, KustomizeError> {
+pub fn build(
+    source: &dyn Source,
+    dir: &Path,
+    options: super::BuildOptions,
+) -> Result<Vec<Document>, KustomizeError> {
     let mut ctx = Ctx {
         source,
         stack: Vec::new(),
@@ -295,7 +299,7 @@ pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, Kustomize
             .and_then(|a| a.get("config.kubernetes.io/local-config"))
             .is_none_or(|v| super::resource::scalar_string(v).as_deref() == Some("false"))
     });
-    sort_output(&k, &mut ra.resources)?;
+    sort_output(&k, options.reorder, &mut ra.resources)?;
     for r in ra.resources.iter_mut() {
         if managed_by {
             super::resource::set_at(
@@ -385,7 +389,12 @@ fn note_transformation(res: &mut [Resource], origin: &str) {
     }
 }
 
-fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), KustomizeError> {
+/// The kustomization's `sortOptions` win over `--reorder` (kustomize only warns).
+fn sort_output(
+    k: &Kustomization,
+    reorder: Option<super::Reorder>,
+    resources: &mut Vec<Resource>,
+) -> Result<(), KustomizeError> {
     let defaults = || {
         (
             sort::DEFAULT_FIRST
@@ -399,6 +408,9 @@ fn sort_output(k: &Kustomization, resources: &mut Vec<Resource>) -> Result<(), K
         )
     };
     let Some(opts) = &k.sort_options else {
+        if reorder == Some(super::Reorder::None) {
+            return Ok(());
+        }
         let (f, l) = defaults();
         sort::legacy(resources, &f, &l);
         return Ok(());

@@ -27,6 +27,8 @@ mod transformers;
 
 pub mod patch;
 
+pub use resource::{is_cluster_scoped, split_api_version};
+
 use std::path::{Component, Path, PathBuf};
 
 use super::source::{Document, Source, SourceError};
@@ -102,9 +104,35 @@ fn unsupported_hint(field: &str) -> &'static str {
     }
 }
 
+/// `kustomize build --reorder`: the output order when the kustomization has no
+/// `sortOptions` (which win over it, as in kustomize).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reorder {
+    /// Input order (`--reorder none`).
+    None,
+    /// kustomize's legacy kind order (`--reorder legacy`, also kustomize's default).
+    Legacy,
+}
+
+/// Options of one build, as `kustomize build`'s flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// `None`: kustomize's default (the kustomization's `sortOptions`, else legacy).
+    pub reorder: Option<Reorder>,
+}
+
 /// Builds the kustomization in `dir`.
 pub fn build(source: &dyn Source, dir: &Path) -> Result<Vec<Document>, KustomizeError> {
-    engine::build(source, &normalize(dir))
+    build_with(source, dir, BuildOptions::default())
+}
+
+/// Builds the kustomization in `dir` with `options`.
+pub fn build_with(
+    source: &dyn Source,
+    dir: &Path,
+    options: BuildOptions,
+) -> Result<Vec<Document>, KustomizeError> {
+    engine::build(source, &normalize(dir), options)
 }
 
 /// Lexically normalises a path (`a/./b/../c` → `a/c`) without touching the filesystem,

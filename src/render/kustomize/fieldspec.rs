@@ -46,7 +46,11 @@ pub fn split_path(path: &str) -> Vec<String> {
 /// Whether `doc` is of a kind the spec selects (no allocation: this runs for every
 /// object and every spec).
 pub fn gvk_matches(fs_gvk: &Gvk, doc: &Document) -> bool {
-    let text = |k: &str| doc.get(k).and_then(Document::as_str).unwrap_or("");
+    let text = |k: &str| {
+        super::resource::field(doc, k)
+            .and_then(Document::as_str)
+            .unwrap_or("")
+    };
     if !fs_gvk.kind.is_empty() && fs_gvk.kind != text("kind") {
         return false;
     }
@@ -110,7 +114,7 @@ fn walk(
             };
             let field = match new_kind {
                 // Look up by &str: no allocation on the hot path (every object × spec).
-                None => match map.get_mut(name) {
+                None => match super::resource::get_mut(map, name) {
                     Some(f) => f,
                     None => return Ok(()),
                 },

@@ -292,12 +292,12 @@ fn select(res: &[Resource], sel: &Selector) -> Vec<usize> {
         // A small copy with only what a selector looks at.
         let mut view = Document::Mapping(Default::default());
         for key in ["apiVersion", "kind"] {
-            if let Some(v) = r.doc.get(key) {
+            if let Some(v) = super::resource::field(&r.doc, key) {
                 set_at(&mut view, &[key], v.clone());
             }
         }
         for key in ["labels", "annotations"] {
-            if let Some(v) = r.doc.get("metadata").and_then(|m| m.get(key)) {
+            if let Some(v) = super::resource::get_at(&r.doc, &["metadata", key]) {
                 set_at(&mut view, &["metadata", key], v.clone());
             }
         }

@@ -258,10 +258,10 @@ fn walk_map(
         }
     };
 
-    let empty = Mapping::new();
-    let origin_map = match &origin {
+    let mut empty = Mapping::new();
+    let origin_map = match &mut origin {
         Some(Value::Mapping(m)) => m,
-        _ => &empty,
+        _ => &mut empty,
     };
     let mut names: Vec<(String, Value)> = Vec::new();
     let dest_map = dest.as_mapping();
@@ -278,8 +278,18 @@ fn walk_map(
 
     for (key_text, name) in names {
         let child_schema = schema.and_then(|s| s.field(&key_text));
-        let dv = dest.get(&name).cloned();
-        let ov = origin_map.get(&name).cloned();
+        // The children are moved into the walk, not cloned: the walk's result replaces
+        // the base's child (in place, so key order is kept), and each patch key is
+        // visited once. Only a string the walk may replace is kept, for its quoting.
+        let dv = match &mut dest {
+            Value::Mapping(d) => d.get_mut(&name).map(std::mem::take),
+            _ => None,
+        };
+        let old_text = match &dv {
+            Some(Value::String(old)) => Some(old.clone()),
+            _ => None,
+        };
+        let ov = origin_map.get_mut(&name).map(std::mem::take);
         path.push(key_text);
         let walked = walk(dv, ov, child_schema, alias, path, schemas);
         path.pop();
@@ -292,8 +302,8 @@ fn walk_map(
                 d.insert(name, Value::Null);
             }
             Walked::Val(v) => {
-                let v = match d.get(&name) {
-                    Some(Value::String(old)) if must_have_been_quoted(old) => quoted_style(v),
+                let v = match old_text {
+                    Some(old) if must_have_been_quoted(&old) => quoted_style(v),
                     _ => v,
                 };
                 d.insert(name, v);

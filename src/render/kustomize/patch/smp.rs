@@ -724,13 +724,21 @@ fn merge_by_single_key(
             .get(k)
             .and_then(|is| is.iter().copied().find(|i| dest[*i].is_some()));
         let oi = origin_at.get(k).copied();
-        let de = di.and_then(|i| dest[i].clone());
-        let oe = oi.and_then(|i| origin.get(i)).cloned();
+        // The patch's element is used once; so is the base's when the merge result
+        // replaces it (`in_place`): move those instead of cloning them. (The `$patch`
+        // cleanup below then finds nothing there, which changes nothing: what it would
+        // clean is overwritten or dropped after the walk.)
+        let oe = oi.and_then(|i| origin.get_mut(i)).map(std::mem::take);
         let in_place = alias
-            || de.is_some()
+            || di.is_some_and(|i| dest[i].is_some())
                 && oe
                     .as_ref()
                     .is_none_or(|o| o.get(DIRECTIVE).and_then(Value::as_str) != Some("replace"));
+        let de = match di {
+            Some(i) if in_place => dest[i].take(),
+            Some(i) => dest[i].clone(),
+            None => None,
+        };
         let dest_slot = di.and_then(|i| dest[i].as_mut()).filter(|_| alias);
         for slot in [oi.and_then(|i| origin.get_mut(i)), dest_slot]
             .into_iter()
@@ -763,9 +771,15 @@ fn merge_by_single_key(
             let parsed = serde_yaml::from_str(k).unwrap_or_else(|_| Value::from(k));
             m.insert(Value::from(key), parsed);
         }
-        if in_place && let Some(slot) = di.and_then(|i| dest.get_mut(i)) {
-            *slot = Some(val.clone());
-        }
+        // Merged in place: the element goes back to its base slot, and the loop over
+        // the base below puts it at this key's position (a placeholder holds it here).
+        let val = match di.and_then(|i| dest.get_mut(i)) {
+            Some(slot) if in_place => {
+                *slot = Some(val);
+                Value::Null
+            }
+            _ => val,
+        };
         match item_at.get(k) {
             Some(&i) => items[i] = val,
             None => {

@@ -267,6 +267,12 @@ impl Writer<'_> {
     }
 
     fn plain(&mut self, s: &str) {
+        // Without a space there is nowhere to fold: copy it whole.
+        if !s.contains(' ') {
+            self.out.push_str(s);
+            self.column += s.chars().count();
+            return;
+        }
         let chars: Vec<char> = s.chars().collect();
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {

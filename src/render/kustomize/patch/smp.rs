@@ -319,7 +319,17 @@ fn walk_map(
 fn must_have_been_quoted(s: &str) -> bool {
     s.is_empty()
         || crate::render::yaml::resolve_plain(s).is_some()
-        || !matches!(serde_yaml::from_str::<Value>(s), Ok(Value::String(t)) if t == s)
+        || !(is_plain_word(s)
+            || matches!(serde_yaml::from_str::<Value>(s), Ok(Value::String(t)) if t == s))
+}
+
+/// A letter, then letters, digits and `._/-`: once `resolve_plain` has found no null,
+/// boolean or number in it, such a string reads back as itself. (Parsing it with
+/// serde_yaml to find that out cost more than the rest of the merge.)
+fn is_plain_word(s: &str) -> bool {
+    s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
 }
 
 fn quoted_style(v: Value) -> Value {
@@ -863,6 +873,39 @@ fn remove_directive_elements(list: &mut Vec<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_words_read_back_as_themselves() {
+        for w in [
+            "web",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "Yes",
+            "OFF",
+            "inf",
+            "nan",
+            "Infinity",
+            "e5",
+            "x1.0",
+            "a/b",
+            "a-b_c.d",
+            "nul",
+            "truex",
+            "IfNotPresent",
+        ] {
+            assert!(is_plain_word(w), "{w}");
+            if crate::render::yaml::resolve_plain(w).is_none() {
+                assert!(
+                    matches!(serde_yaml::from_str::<Value>(w), Ok(Value::String(t)) if t == w),
+                    "{w}"
+                );
+            }
+        }
+    }
 
     fn y(s: &str) -> Value {
         serde_yaml::from_str(s).unwrap()

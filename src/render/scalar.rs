@@ -27,6 +27,7 @@ enum Style {
 }
 
 /// What go-yaml's scalar analysis finds in a string.
+#[derive(Debug, PartialEq)]
 struct Analysis {
     multiline: bool,
     block_plain_allowed: bool,
@@ -45,6 +46,27 @@ fn is_printable(c: char) -> bool {
 }
 
 fn analyze(s: &str) -> Analysis {
+    // Most strings (names, labels, image references) are a letter or digit followed by
+    // letters, digits and `._/-:` (a `:` not last): no indicator, space, break or special
+    // character can be found in them, so everything is allowed. Skip the character-by-
+    // character pass.
+    if s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && !s.ends_with(':')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-' | b':'))
+    {
+        return Analysis {
+            multiline: false,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: true,
+        };
+    }
+    analyze_chars(s)
+}
+
+/// go-yaml's `yaml_emitter_analyze_scalar`.
+fn analyze_chars(s: &str) -> Analysis {
     if s.is_empty() {
         return Analysis {
             multiline: false,
@@ -245,6 +267,12 @@ impl Writer<'_> {
     }
 
     fn plain(&mut self, s: &str) {
+        // Without a space there is nowhere to fold: copy it whole.
+        if !s.contains(' ') {
+            self.out.push_str(s);
+            self.column += s.chars().count();
+            return;
+        }
         let chars: Vec<char> = s.chars().collect();
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
@@ -394,6 +422,25 @@ impl Writer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_fast_path_agrees_with_the_full_analysis() {
+        for s in [
+            "web",
+            "a",
+            "9",
+            "nginx:1.25",
+            "x-y_z.w/v",
+            "a:",
+            "a::b",
+            "ab-",
+            "a/",
+            "0x1F",
+            "example.com/app:v1.2-rc3",
+        ] {
+            assert_eq!(analyze(s), analyze_chars(s), "{s}");
+        }
+    }
 
     fn value(s: &str, column: usize, indent: usize) -> String {
         let mut out = String::new();

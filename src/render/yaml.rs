@@ -753,7 +753,7 @@ fn key_text(k: &Value) -> std::borrow::Cow<'_, str> {
 fn emit_map(out: &mut String, m: &Mapping, level: usize) {
     for (k, v) in sorted(m) {
         indent(out, level);
-        out.push_str(&scalar_key(k));
+        push_key(out, k);
         out.push(':');
         emit_child(out, v, level, true);
     }
@@ -782,7 +782,7 @@ fn emit_seq_from(out: &mut String, items: &[Value], level: usize, inline_first: 
                     } else {
                         indent(out, level + 2);
                     }
-                    out.push_str(&scalar_key(k));
+                    push_key(out, k);
                     out.push(':');
                     emit_child(out, v, level + 2, true);
                 }
@@ -828,14 +828,11 @@ fn emit_child(out: &mut String, v: &Value, level: usize, in_map: bool) {
     }
 }
 
-fn scalar_key(k: &Value) -> String {
+/// Appends a mapping key (no intermediate string: this runs for every key written).
+fn push_key(out: &mut String, k: &Value) {
     match k {
-        Value::String(s) => {
-            let mut out = String::new();
-            super::scalar::write_key(&mut out, s, resolves_as_other(s));
-            out
-        }
-        other => inline(other),
+        Value::String(s) => super::scalar::write_key(out, s, resolves_as_other(s)),
+        other => out.push_str(&inline(other)),
     }
 }
 

@@ -471,9 +471,17 @@ fn normalize_document(d: &mut Document) {
             for v in m.values_mut() {
                 normalize_document(v);
             }
-            let mut entries: Vec<(Document, Document)> = std::mem::take(m).into_iter().collect();
-            entries.sort_by_cached_key(|a| key_text(&a.0));
-            *m = entries.into_iter().collect();
+            // Rebuilding a mapping rehashes every key: skip the maps already in order.
+            let in_order = m.keys().zip(m.keys().skip(1)).all(|(a, b)| match (a, b) {
+                (Document::String(a), Document::String(b)) => a <= b,
+                _ => key_text(a) <= key_text(b),
+            });
+            if !in_order {
+                let mut entries: Vec<(Document, Document)> =
+                    std::mem::take(m).into_iter().collect();
+                entries.sort_by_cached_key(|a| key_text(&a.0));
+                *m = entries.into_iter().collect();
+            }
         }
         Document::Sequence(s) => s.iter_mut().for_each(normalize_document),
         Document::Number(n) => {

@@ -2,6 +2,8 @@
 //! object and calling a setter on every field it reaches, creating missing fields when
 //! the spec says so (kustomize's api/filters/fieldspec semantics).
 
+use std::borrow::Cow;
+
 use super::config::FieldSpec;
 use super::resource::Gvk;
 use crate::render::source::Document;
@@ -16,7 +18,12 @@ pub enum Create {
 }
 
 /// Splits a field path on `/`, keeping `[a=b/c]` brackets and `\/` escapes intact.
-pub fn split_path(path: &str) -> Vec<String> {
+pub fn split_path(path: &str) -> Vec<Cow<'_, str>> {
+    // Nearly every path has no escape and no bracket but `[]`: borrow its pieces (this
+    // runs for every object × spec).
+    if splits_plainly(path) {
+        return path.split('/').map(Cow::Borrowed).collect();
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut depth = 0;
@@ -35,18 +42,38 @@ pub fn split_path(path: &str) -> Vec<String> {
                 depth -= 1;
                 cur.push(c);
             }
-            '/' if depth == 0 => out.push(std::mem::take(&mut cur)),
+            '/' if depth == 0 => out.push(Cow::Owned(std::mem::take(&mut cur))),
             _ => cur.push(c),
         }
     }
-    out.push(cur);
+    out.push(Cow::Owned(cur));
     out
+}
+
+/// Whether every `/` of `path` separates fields: no `\\` escape, no bracket but `[]`.
+fn splits_plainly(path: &str) -> bool {
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => return false,
+            b'[' if b.get(i + 1) == Some(&b']') => i += 1,
+            b'[' | b']' => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Whether `doc` is of a kind the spec selects (no allocation: this runs for every
 /// object and every spec).
 pub fn gvk_matches(fs_gvk: &Gvk, doc: &Document) -> bool {
-    let text = |k: &str| doc.get(k).and_then(Document::as_str).unwrap_or("");
+    let text = |k: &str| {
+        super::resource::field(doc, k)
+            .and_then(Document::as_str)
+            .unwrap_or("")
+    };
     if !fs_gvk.kind.is_empty() && fs_gvk.kind != text("kind") {
         return false;
     }
@@ -77,7 +104,7 @@ pub fn apply(
 
 fn walk(
     node: &mut Document,
-    path: &[String],
+    path: &[Cow<'_, str>],
     create_if_missing: bool,
     create: Create,
     set: &mut Setter<'_>,
@@ -96,7 +123,7 @@ fn walk(
         Document::Mapping(map) => {
             let (name, is_seq) = match first.strip_suffix("[]") {
                 Some(s) => (s, true),
-                None => (first.as_str(), false),
+                None => (first.as_ref(), false),
             };
             if name.is_empty() {
                 return Err("cannot set or create an empty field name".into());
@@ -110,7 +137,7 @@ fn walk(
             };
             let field = match new_kind {
                 // Look up by &str: no allocation on the hot path (every object × spec).
-                None => match map.get_mut(name) {
+                None => match super::resource::get_mut(map, name) {
                     Some(f) => f,
                     None => return Ok(()),
                 },
@@ -143,6 +170,8 @@ mod tests {
     #[test]
     fn splits_paths_with_brackets_and_escapes() {
         assert_eq!(split_path("a/b[]/c"), vec!["a", "b[]", "c"]);
+        assert_eq!(split_path("a]/b"), vec!["a]/b"]);
+        assert_eq!(split_path("a//b/"), vec!["a", "", "b", ""]);
         assert_eq!(split_path("a/[x=y/z]/c"), vec!["a", "[x=y/z]", "c"]);
         assert_eq!(
             split_path("metadata/annotations/a\\/b"),

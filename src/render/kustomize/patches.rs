@@ -285,39 +285,18 @@ fn selector(
 /// kustomize's `ResMap.Select`: name and namespace may match the original or the current
 /// id; group/version/kind and label/annotation selectors match the object as it is.
 fn select(res: &[Resource], sel: &Selector) -> Vec<usize> {
+    // The selector reads group/version/kind, labels and annotations from the object, and
+    // matches the name and namespace against both ids (no copy of the object is made:
+    // this runs for every resource and every patch).
+    fn ns(n: &str) -> &str {
+        if n == "_non_namespaceable_" { "" } else { n }
+    }
     let mut out = Vec::new();
     for (i, r) in res.iter().enumerate() {
-        let cur = r.cur_id();
         let org = r.org_id();
-        // A small copy with only what a selector looks at.
-        let mut view = Document::Mapping(Default::default());
-        for key in ["apiVersion", "kind"] {
-            if let Some(v) = r.doc.get(key) {
-                set_at(&mut view, &[key], v.clone());
-            }
-        }
-        for key in ["labels", "annotations"] {
-            if let Some(v) = r.doc.get("metadata").and_then(|m| m.get(key)) {
-                set_at(&mut view, &["metadata", key], v.clone());
-            }
-        }
-        let mut hit = false;
-        'outer: for name in [&org.name, &cur.name] {
-            for ns in [&org.namespace, &cur.namespace] {
-                set_at(&mut view, &["metadata", "name"], s(name));
-                let ns = if ns == "_non_namespaceable_" {
-                    ""
-                } else {
-                    ns.as_str()
-                };
-                set_at(&mut view, &["metadata", "namespace"], s(ns));
-                if sel.matches(&view) {
-                    hit = true;
-                    break 'outer;
-                }
-            }
-        }
-        if hit {
+        let names = [org.name.as_str(), r.name()];
+        let namespaces = [ns(&org.namespace), ns(r.namespace())];
+        if sel.matches_ids(&r.doc, &names, &namespaces) {
             out.push(i);
         }
     }

@@ -315,9 +315,42 @@ pub fn str_at<'a>(doc: &'a Document, path: &[&str]) -> Option<&'a str> {
 pub fn get_at<'a>(doc: &'a Document, path: &[&str]) -> Option<&'a Document> {
     let mut cur = doc;
     for p in path {
-        cur = cur.as_mapping()?.get(*p)?;
+        cur = get(cur.as_mapping()?, p)?;
     }
     Some(cur)
+}
+
+/// Maps up to this size are searched by comparing keys, not by hashing: serde_yaml's
+/// `Mapping` hashes with SipHash, which costs more than a few short string compares.
+const SCAN_LIMIT: usize = 12;
+
+/// `map.get(key)` for a string key, without hashing small maps (every object's
+/// `apiVersion`, `kind`, `metadata.name` ... is looked up many times per build).
+pub fn get<'a>(map: &'a serde_yaml::Mapping, key: &str) -> Option<&'a Document> {
+    if map.len() > SCAN_LIMIT {
+        return map.get(key);
+    }
+    map.iter()
+        .find(|(k, _)| matches!(k, Document::String(s) if s == key))
+        .map(|(_, v)| v)
+}
+
+/// `map.get_mut(key)` for a string key; see [`get`].
+pub fn get_mut<'a>(map: &'a mut serde_yaml::Mapping, key: &str) -> Option<&'a mut Document> {
+    if map.len() > SCAN_LIMIT {
+        return map.get_mut(key);
+    }
+    map.iter_mut()
+        .find(|(k, _)| matches!(k, Document::String(s) if s == key))
+        .map(|(_, v)| v)
+}
+
+/// `doc.get(key)` for a string key on any document (`None` unless it is a mapping).
+pub fn field<'a>(doc: &'a Document, key: &str) -> Option<&'a Document> {
+    match doc {
+        Document::Mapping(m) => get(m, key),
+        _ => None,
+    }
 }
 
 /// Sets a value at a path of mapping keys, creating (or replacing non-mapping) parents.

@@ -258,10 +258,10 @@ fn walk_map(
         }
     };
 
-    let empty = Mapping::new();
-    let origin_map = match &origin {
+    let mut empty = Mapping::new();
+    let origin_map = match &mut origin {
         Some(Value::Mapping(m)) => m,
-        _ => &empty,
+        _ => &mut empty,
     };
     let mut names: Vec<(String, Value)> = Vec::new();
     let dest_map = dest.as_mapping();
@@ -278,8 +278,18 @@ fn walk_map(
 
     for (key_text, name) in names {
         let child_schema = schema.and_then(|s| s.field(&key_text));
-        let dv = dest.get(&name).cloned();
-        let ov = origin_map.get(&name).cloned();
+        // The children are moved into the walk, not cloned: the walk's result replaces
+        // the base's child (in place, so key order is kept), and each patch key is
+        // visited once. Only a string the walk may replace is kept, for its quoting.
+        let dv = match &mut dest {
+            Value::Mapping(d) => d.get_mut(&name).map(std::mem::take),
+            _ => None,
+        };
+        let old_text = match &dv {
+            Some(Value::String(old)) => Some(old.clone()),
+            _ => None,
+        };
+        let ov = origin_map.get_mut(&name).map(std::mem::take);
         path.push(key_text);
         let walked = walk(dv, ov, child_schema, alias, path, schemas);
         path.pop();
@@ -292,8 +302,8 @@ fn walk_map(
                 d.insert(name, Value::Null);
             }
             Walked::Val(v) => {
-                let v = match d.get(&name) {
-                    Some(Value::String(old)) if must_have_been_quoted(old) => quoted_style(v),
+                let v = match old_text {
+                    Some(old) if must_have_been_quoted(&old) => quoted_style(v),
                     _ => v,
                 };
                 d.insert(name, v);
@@ -309,7 +319,17 @@ fn walk_map(
 fn must_have_been_quoted(s: &str) -> bool {
     s.is_empty()
         || crate::render::yaml::resolve_plain(s).is_some()
-        || !matches!(serde_yaml::from_str::<Value>(s), Ok(Value::String(t)) if t == s)
+        || !(is_plain_word(s)
+            || matches!(serde_yaml::from_str::<Value>(s), Ok(Value::String(t)) if t == s))
+}
+
+/// A letter, then letters, digits and `._/-`: once `resolve_plain` has found no null,
+/// boolean or number in it, such a string reads back as itself. (Parsing it with
+/// serde_yaml to find that out cost more than the rest of the merge.)
+fn is_plain_word(s: &str) -> bool {
+    s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
 }
 
 fn quoted_style(v: Value) -> Value {
@@ -714,13 +734,21 @@ fn merge_by_single_key(
             .get(k)
             .and_then(|is| is.iter().copied().find(|i| dest[*i].is_some()));
         let oi = origin_at.get(k).copied();
-        let de = di.and_then(|i| dest[i].clone());
-        let oe = oi.and_then(|i| origin.get(i)).cloned();
+        // The patch's element is used once; so is the base's when the merge result
+        // replaces it (`in_place`): move those instead of cloning them. (The `$patch`
+        // cleanup below then finds nothing there, which changes nothing: what it would
+        // clean is overwritten or dropped after the walk.)
+        let oe = oi.and_then(|i| origin.get_mut(i)).map(std::mem::take);
         let in_place = alias
-            || de.is_some()
+            || di.is_some_and(|i| dest[i].is_some())
                 && oe
                     .as_ref()
                     .is_none_or(|o| o.get(DIRECTIVE).and_then(Value::as_str) != Some("replace"));
+        let de = match di {
+            Some(i) if in_place => dest[i].take(),
+            Some(i) => dest[i].clone(),
+            None => None,
+        };
         let dest_slot = di.and_then(|i| dest[i].as_mut()).filter(|_| alias);
         for slot in [oi.and_then(|i| origin.get_mut(i)), dest_slot]
             .into_iter()
@@ -753,9 +781,15 @@ fn merge_by_single_key(
             let parsed = serde_yaml::from_str(k).unwrap_or_else(|_| Value::from(k));
             m.insert(Value::from(key), parsed);
         }
-        if in_place && let Some(slot) = di.and_then(|i| dest.get_mut(i)) {
-            *slot = Some(val.clone());
-        }
+        // Merged in place: the element goes back to its base slot, and the loop over
+        // the base below puts it at this key's position (a placeholder holds it here).
+        let val = match di.and_then(|i| dest.get_mut(i)) {
+            Some(slot) if in_place => {
+                *slot = Some(val);
+                Value::Null
+            }
+            _ => val,
+        };
         match item_at.get(k) {
             Some(&i) => items[i] = val,
             None => {
@@ -839,6 +873,39 @@ fn remove_directive_elements(list: &mut Vec<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_words_read_back_as_themselves() {
+        for w in [
+            "web",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "Yes",
+            "OFF",
+            "inf",
+            "nan",
+            "Infinity",
+            "e5",
+            "x1.0",
+            "a/b",
+            "a-b_c.d",
+            "nul",
+            "truex",
+            "IfNotPresent",
+        ] {
+            assert!(is_plain_word(w), "{w}");
+            if crate::render::yaml::resolve_plain(w).is_none() {
+                assert!(
+                    matches!(serde_yaml::from_str::<Value>(w), Ok(Value::String(t)) if t == w),
+                    "{w}"
+                );
+            }
+        }
+    }
 
     fn y(s: &str) -> Value {
         serde_yaml::from_str(s).unwrap()

@@ -918,8 +918,13 @@ impl Ctx<'_> {
                 return Err(k.invalid(field, format!("{path}: expected one YAML or JSON document")));
             };
             let key = format!("{doc:?}");
-            let schema = CustomSchema::leak(&key, doc)
-                .map_err(|e| k.invalid(field, format!("{path}: {e}")))?;
+            let schema =
+                CustomSchema::leak(&key, doc).map_err(|problem| KustomizeError::Schema {
+                    file: k.file.clone(),
+                    field: field.to_owned(),
+                    path: path.clone(),
+                    problem,
+                })?;
             if let Some((api, kind)) = schema.cluster_scoped.iter().find(|(api, kind)| {
                 let (g, v) = super::resource::split_api_version(api);
                 !super::resource::is_cluster_scoped(g, v, kind)

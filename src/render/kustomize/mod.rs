@@ -75,6 +75,14 @@ pub enum KustomizeError {
         entry: String,
         path: PathBuf,
     },
+    /// An `openapi:` schema file kustomize would choke on.
+    #[error("{file}: `{field}`: {path}: {problem}")]
+    Schema {
+        file: PathBuf,
+        field: String,
+        path: String,
+        problem: patch::SchemaProblem,
+    },
     #[error("{file}: may not add resource with an already registered id: {id}")]
     DuplicateId { file: PathBuf, id: String },
     #[error("{file}: {object}: {message}")]

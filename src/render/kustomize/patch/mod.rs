@@ -28,6 +28,7 @@ mod selector;
 mod smp;
 
 pub use json6902::OpProblem;
+pub use schema::SchemaProblem;
 pub(crate) use schema::{CustomSchema, SchemaSet};
 pub use selector::{LabelSelector, LabelSelectorProblem, Selector};
 

@@ -27,6 +27,8 @@ mod transformers;
 
 pub mod patch;
 
+pub use patches::NullFieldProblem;
+
 use std::path::{Component, Path, PathBuf};
 
 use super::source::{Document, Source, SourceError};
@@ -82,6 +84,14 @@ pub enum KustomizeError {
         field: String,
         path: String,
         problem: patch::SchemaProblem,
+    },
+    /// Null fields whose fate under kustomize's strategic merge lookctl cannot tell.
+    #[error("{file}: `{field}`: {object}: {problem}")]
+    NullFields {
+        file: PathBuf,
+        field: String,
+        object: String,
+        problem: NullFieldProblem,
     },
     #[error("{file}: may not add resource with an already registered id: {id}")]
     DuplicateId { file: PathBuf, id: String },

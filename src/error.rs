@@ -105,21 +105,8 @@ impl CliError {
     }
 }
 
-/// `error: cause: cause`, skipping a cause whose text its parent already shows
-/// (transparent wrappers).
-pub fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
+/// `error: cause: cause`; see [`crate::ui::chain`].
+pub use crate::ui::chain;
 
 /// The kind of a domain error, found by its type; `None` for types this module does not
 /// know (their kind is decided by an outer error, or is a failure).

@@ -143,6 +143,23 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// `error: cause: cause`: an error and its causes on one line, skipping a cause whose
+/// text its parent already shows (transparent wrappers). Lives here rather than in
+/// `error` so that `ui` can show an error without depending on the CLI's edge.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape;

@@ -19,8 +19,8 @@ pub struct StatusRow {
 pub enum StatusError {
     #[error("no kubeconfig context (set `context` or pass --context)")]
     NoContext,
-    /// Transparent, so the row shows the cluster error's own message (not its causes),
-    /// as `status` always has.
+    /// Transparent: the row shows the cluster error and its causes through
+    /// [`super::chain`], without a prefix of its own.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
 }
@@ -83,7 +83,7 @@ pub fn json(rows: &[StatusRow]) -> Vec<TargetStatusJson> {
     rows.iter()
         .map(|row| {
             let (error, deployments) = match &row.found {
-                Err(e) => (Some(e.to_string()), None),
+                Err(e) => (Some(super::chain(e)), None),
                 Ok(reports) => (
                     None,
                     Some(
@@ -146,7 +146,7 @@ pub fn table(rows: &[StatusRow]) -> String {
                 "-".into(),
                 "-".into(),
                 "-".into(),
-                format!("error: {e}"),
+                format!("error: {}", super::chain(e)),
             ]),
             Ok(reports) if reports.is_empty() => lines.push([
                 row.target.clone(),
@@ -204,4 +204,27 @@ pub fn targets_json(config: &crate::config::Config) -> Vec<TargetJson> {
             confirm: t.confirm,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `status` showed only the top line of a target's error ("cannot read kubeconfig
+    /// …"), hiding why; the row and the JSON show the whole chain.
+    #[test]
+    fn status_error_rows_show_the_cause() {
+        let row = || StatusRow {
+            target: "staging".into(),
+            context: "kind".into(),
+            found: Err(StatusError::Cluster(ClusterError::Kubeconfig {
+                path: Some("/tmp/kubeconfig".into()),
+                source: kube::config::KubeconfigError::CurrentContextNotSet,
+            })),
+        };
+        let expected =
+            "cannot read kubeconfig /tmp/kubeconfig: failed to determine current context";
+        assert!(table(&[row()]).contains(&format!("error: {expected}")));
+        assert_eq!(json(&[row()])[0].error.as_deref(), Some(expected));
+    }
 }

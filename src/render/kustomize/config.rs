@@ -40,6 +40,34 @@ pub struct TransformerConfig {
 
 const DEFAULTS: &str = include_str!("defaults.yaml");
 
+/// What is wrong in a field spec list or a `configurations:`/`crds:` file; the `problem`
+/// of [`KustomizeError::Config`](super::KustomizeError::Config).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("a configuration must be a mapping")]
+    NotAMapping,
+    #[error("unknown configuration field `{0}`")]
+    UnknownField(String),
+    #[error("`{0}` must be a list")]
+    NotAList(String),
+    #[error("`{0}` entries must be mappings")]
+    EntryNotAMapping(String),
+    #[error("`{key}`: unknown field spec field `{field}`")]
+    UnknownFieldSpecField { key: String, field: String },
+    #[error("conflicting fieldspecs for path `{path}` (create: {present} and {incoming})")]
+    ConflictingFieldSpecs {
+        path: String,
+        present: bool,
+        incoming: bool,
+    },
+    #[error("the definitions must be a mapping of type names")]
+    DefinitionsNotAMapping,
+    #[error("a type name is not a string")]
+    TypeNameNotAString,
+    #[error("the definitions nest too deeply at {0}")]
+    DefinitionsTooDeep(String),
+}
+
 impl TransformerConfig {
     /// Kustomize's built-in configuration.
     pub fn defaults() -> &'static TransformerConfig {
@@ -53,13 +81,13 @@ impl TransformerConfig {
     }
 
     /// Parses one configuration document (the `configurations:` file format).
-    pub fn from_doc(doc: &Document) -> Result<TransformerConfig, String> {
+    pub fn from_doc(doc: &Document) -> Result<TransformerConfig, ConfigProblem> {
         let mut c = TransformerConfig::default();
         let Some(map) = doc.as_mapping() else {
             if doc.is_null() {
                 return Ok(c);
             }
-            return Err("a configuration must be a mapping".into());
+            return Err(ConfigProblem::NotAMapping);
         };
         for (k, v) in map {
             let key = k.as_str().unwrap_or_default();
@@ -86,7 +114,7 @@ impl TransformerConfig {
                     }
                     continue;
                 }
-                other => return Err(format!("unknown configuration field `{other}`")),
+                other => return Err(ConfigProblem::UnknownField(other.to_owned())),
             };
             // Kept as written, duplicates included: `merge` dedups the way kustomize does.
             target.extend(field_specs(v, key, true)?);
@@ -100,7 +128,7 @@ impl TransformerConfig {
     /// specific spec (`kind: IngressHost`, `metadata/name`) merged before a general one
     /// (`metadata/name`) leaves only the specific one. The survivors keep `other`'s own
     /// order, so kinds are walked in the order the files give them.
-    pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
+    pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), ConfigProblem> {
         let pairs: [(&mut Vec<FieldSpec>, &Vec<FieldSpec>); 11] = [
             (&mut self.name_prefix, &other.name_prefix),
             (&mut self.name_suffix, &other.name_suffix),
@@ -170,7 +198,7 @@ fn selects(selector: &Gvk, g: &Gvk) -> bool {
 
 /// kustomize's `FsSlice.MergeAll` with `incoming` in sorted order (see
 /// [`TransformerConfig::merge`]); survivors are appended in `incoming`'s own order.
-fn merge_all(list: &mut Vec<FieldSpec>, incoming: &[FieldSpec]) -> Result<(), String> {
+fn merge_all(list: &mut Vec<FieldSpec>, incoming: &[FieldSpec]) -> Result<(), ConfigProblem> {
     let mut order: Vec<usize> = (0..incoming.len()).collect();
     order.sort_by_key(|&i| gvk_sort_key(&incoming[i].gvk));
     let base = list.len();
@@ -183,10 +211,11 @@ fn merge_all(list: &mut Vec<FieldSpec>, incoming: &[FieldSpec]) -> Result<(), St
             .find(|x| x.path == fs.path && selects(&fs.gvk, &x.gvk))
         {
             Some(x) if x.create != fs.create => {
-                return Err(format!(
-                    "conflicting fieldspecs for path `{}` (create: {} and {})",
-                    fs.path, x.create, fs.create
-                ));
+                return Err(ConfigProblem::ConflictingFieldSpecs {
+                    path: fs.path.clone(),
+                    present: x.create,
+                    incoming: fs.create,
+                });
             }
             Some(_) => {}
             None => {
@@ -214,11 +243,11 @@ pub fn merge_one(list: &mut Vec<FieldSpec>, fs: FieldSpec) {
     }
 }
 
-fn seq<'a>(v: &'a Document, key: &str) -> Result<&'a [Document], String> {
+fn seq<'a>(v: &'a Document, key: &str) -> Result<&'a [Document], ConfigProblem> {
     match v {
         Document::Sequence(s) => Ok(s),
         Document::Null => Ok(&[]),
-        _ => Err(format!("`{key}` must be a list")),
+        _ => Err(ConfigProblem::NotAList(key.to_owned())),
     }
 }
 
@@ -239,12 +268,12 @@ pub fn gvk_of(item: &Document) -> Gvk {
 /// Parses a list of field specs (`path`, `group`, `version`, `kind`, `create`).
 /// `strict` refuses other fields, as kustomize does in kustomization files and
 /// `configurations:` files; builtin plugin configs are decoded leniently and ignore them.
-pub fn field_specs(v: &Document, key: &str, strict: bool) -> Result<Vec<FieldSpec>, String> {
+pub fn field_specs(v: &Document, key: &str, strict: bool) -> Result<Vec<FieldSpec>, ConfigProblem> {
     seq(v, key)?
         .iter()
         .map(|item| {
             if !item.is_mapping() {
-                return Err(format!("`{key}` entries must be mappings"));
+                return Err(ConfigProblem::EntryNotAMapping(key.to_owned()));
             }
             for k in item
                 .as_mapping()
@@ -257,7 +286,10 @@ pub fn field_specs(v: &Document, key: &str, strict: bool) -> Result<Vec<FieldSpe
                     k,
                     "path" | "group" | "version" | "kind" | "create" | "behavior"
                 ) {
-                    return Err(format!("`{key}`: unknown field spec field `{k}`"));
+                    return Err(ConfigProblem::UnknownFieldSpecField {
+                        key: key.to_owned(),
+                        field: k.to_owned(),
+                    });
                 }
             }
             Ok(FieldSpec {
@@ -283,14 +315,14 @@ pub fn field_specs(v: &Document, key: &str, strict: bool) -> Result<Vec<FieldSpe
 /// `-identity` become annotation, label and name-prefix field specs, and
 /// `x-kubernetes-object-ref-api-version`/`-kind` (with `-name-key`, default `name`) name
 /// references; `$ref`s to other definitions of the file are followed.
-pub fn from_crd_definitions(doc: &Document) -> Result<TransformerConfig, String> {
+pub fn from_crd_definitions(doc: &Document) -> Result<TransformerConfig, ConfigProblem> {
     let Some(map) = doc.as_mapping() else {
-        return Err("the definitions must be a mapping of type names".into());
+        return Err(ConfigProblem::DefinitionsNotAMapping);
     };
     let mut result = TransformerConfig::default();
     for (name, api) in map {
         let Some(name) = name.as_str() else {
-            return Err("a type name is not a string".into());
+            return Err(ConfigProblem::TypeNameNotAString);
         };
         let props = api.get("Schema").and_then(|s| s.get("properties"));
         let looks_like_object = ["kind", "apiVersion", "metadata"]
@@ -317,13 +349,10 @@ fn crd_into_config(
     all: &Document,
     type_name: &str,
     path: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), ConfigProblem> {
     // kustomize recurses without a bound and overflows its stack on a cycle.
     if path.len() > 32 {
-        return Err(format!(
-            "the definitions nest too deeply at {}",
-            path.join("/")
-        ));
+        return Err(ConfigProblem::DefinitionsTooDeep(path.join("/")));
     }
     let Some(Document::Mapping(props)) = all
         .get(type_name)
@@ -391,7 +420,7 @@ fn crd_into_config(
 }
 
 /// kustomize's `FsSlice.MergeOne`.
-fn merge_one_kustomize(list: &mut Vec<FieldSpec>, fs: FieldSpec) -> Result<(), String> {
+fn merge_one_kustomize(list: &mut Vec<FieldSpec>, fs: FieldSpec) -> Result<(), ConfigProblem> {
     merge_all(list, std::slice::from_ref(&fs))
 }
 

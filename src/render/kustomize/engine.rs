@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::config::{FieldSpec, TransformerConfig, merge_one};
+use super::config::{ConfigProblem, FieldSpec, TransformerConfig, merge_one};
 use super::generators::{self, GeneratorArgs, KvLoader};
 use super::kustomization::Kustomization;
 use super::patch::{CustomSchema, SchemaSet};
@@ -37,7 +37,7 @@ impl Accumulator {
     }
 
     /// kustomize's `ResAccumulator.MergeConfig`.
-    fn merge_config(&mut self, c: &TransformerConfig) -> Result<(), String> {
+    fn merge_config(&mut self, c: &TransformerConfig) -> Result<(), ConfigProblem> {
         let mut base = match self.config.take() {
             Some(mine) => mine,
             None if self.defaults_merged => TransformerConfig::defaults().clone(),
@@ -693,11 +693,10 @@ impl Ctx<'_> {
         for c in &k.configurations {
             let path = self.file_in(k, "configurations", c)?;
             for doc in self.source.read_yaml(&path)? {
-                let parsed = TransformerConfig::from_doc(&doc)
-                    .map_err(|e| k.invalid("configurations", format!("{c}: {e}")))?;
-                layer_config
-                    .merge(&parsed)
-                    .map_err(|e| k.invalid("configurations", format!("{c}: {e}")))?;
+                let problem =
+                    |problem| k.config_problem("configurations", Some(c.as_str()), problem);
+                let parsed = TransformerConfig::from_doc(&doc).map_err(problem)?;
+                layer_config.merge(&parsed).map_err(problem)?;
             }
         }
         if k.configurations.is_empty() {
@@ -706,7 +705,7 @@ impl Ctx<'_> {
             let mut tc = TransformerConfig::defaults().clone();
             tc.merge(&layer_config)
                 .and_then(|()| ra.merge_config(&tc))
-                .map_err(|e| k.invalid("configurations", e))?;
+                .map_err(|problem| k.config_problem("configurations", None, problem))?;
         }
         if !k.crds.is_empty() {
             let mut crd_config = TransformerConfig::default();
@@ -718,16 +717,19 @@ impl Ctx<'_> {
                         k.invalid("crds", format!("{c}: expected one YAML or JSON document"))
                     );
                 };
-                let tc = super::config::from_crd_definitions(doc).map_err(|e| {
-                    k.invalid(
-                        "crds",
-                        format!("unable to parse open API definition from '{c}': {e}"),
-                    )
+                let tc = super::config::from_crd_definitions(doc).map_err(|problem| {
+                    KustomizeError::CrdDefinitions {
+                        file: k.file.clone(),
+                        entry: c.clone(),
+                        problem,
+                    }
                 })?;
-                crd_config.merge(&tc).map_err(|e| k.invalid("crds", e))?;
+                crd_config
+                    .merge(&tc)
+                    .map_err(|problem| k.config_problem("crds", None, problem))?;
             }
             ra.merge_config(&crd_config)
-                .map_err(|e| k.invalid("crds", e))?;
+                .map_err(|problem| k.config_problem("crds", None, problem))?;
         }
         self.run_generators(k, &mut ra)?;
         for c in &k.components {
@@ -942,8 +944,13 @@ impl Ctx<'_> {
                 use sha2::Digest as _;
                 hex::encode(sha2::Sha256::digest(format!("{doc:?}").as_bytes()))
             };
-            let schema = CustomSchema::leak(&key, doc)
-                .map_err(|e| k.invalid(field, format!("{path}: {e}")))?;
+            let schema =
+                CustomSchema::leak(&key, doc).map_err(|problem| KustomizeError::Schema {
+                    file: k.file.clone(),
+                    field: field.to_owned(),
+                    path: path.clone(),
+                    problem,
+                })?;
             if let Some((api, kind)) = schema.cluster_scoped.iter().find(|(api, kind)| {
                 let (g, v) = super::resource::split_api_version(api);
                 !super::resource::is_cluster_scoped(g, v, kind)
@@ -1237,7 +1244,8 @@ impl Ctx<'_> {
         let err = |e: String| k.invalid(field, format!("{kind}: {e}"));
         let fspecs = |key: &str| -> Result<Vec<FieldSpec>, KustomizeError> {
             match doc.get(key) {
-                Some(v) => super::config::field_specs(v, key, false).map_err(err),
+                Some(v) => super::config::field_specs(v, key, false)
+                    .map_err(|problem| k.config_problem(field, Some(kind), problem)),
                 None => Ok(Vec::new()),
             }
         };
@@ -1362,7 +1370,7 @@ fn merge_accumulator(
     match &sub.config {
         Some(c) => ra
             .merge_config(c)
-            .map_err(|e| k.invalid("configurations", e))?,
+            .map_err(|problem| k.config_problem("configurations", None, problem))?,
         None => ra.merge_defaults(),
     }
     // Two bases declaring one var name is an error in kustomize ("already encountered").

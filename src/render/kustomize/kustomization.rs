@@ -67,6 +67,21 @@ impl Kustomization {
         }
     }
 
+    /// A [`KustomizeError::Config`] of this kustomization's `field`.
+    pub fn config_problem(
+        &self,
+        field: &str,
+        within: Option<&str>,
+        problem: super::ConfigProblem,
+    ) -> KustomizeError {
+        KustomizeError::Config {
+            file: self.file.clone(),
+            field: field.to_owned(),
+            within: within.map(str::to_owned),
+            problem,
+        }
+    }
+
     /// A kustomization known only by its file, for errors raised before it is parsed.
     pub fn parse_file_only(file: &Path) -> Kustomization {
         Kustomization {
@@ -331,7 +346,7 @@ fn parse_label(k: &Kustomization, item: &Document) -> Result<LabelEntry, Kustomi
         .map_err(|e| k.invalid("labels", e))?;
     let fields = match item.get("fields") {
         Some(f) => super::config::field_specs(f, "labels.fields", true)
-            .map_err(|e| k.invalid("labels", e))?,
+            .map_err(|problem| k.config_problem("labels", None, problem))?,
         None => Vec::new(),
     };
     Ok(LabelEntry {

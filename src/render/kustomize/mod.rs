@@ -27,6 +27,8 @@ mod transformers;
 
 pub mod patch;
 
+pub use config::ConfigProblem;
+pub use patches::NullFieldProblem;
 pub use resource::{is_cluster_scoped, split_api_version};
 
 use std::path::{Component, Path, PathBuf};
@@ -76,6 +78,38 @@ pub enum KustomizeError {
         field: String,
         entry: String,
         path: PathBuf,
+    },
+    /// A field spec list, or a `configurations:` or `crds:` file, kustomize would refuse;
+    /// `within` is the file or transformer kind it is in, where the field does not say.
+    #[error("{file}: `{field}`: {}{problem}", within.as_deref().map(|w| format!("{w}: ")).unwrap_or_default())]
+    Config {
+        file: PathBuf,
+        field: String,
+        within: Option<String>,
+        problem: ConfigProblem,
+    },
+    /// A `crds:` file kustomize cannot read as OpenAPI definitions.
+    #[error("{file}: `crds`: unable to parse open API definition from '{entry}': {problem}")]
+    CrdDefinitions {
+        file: PathBuf,
+        entry: String,
+        problem: ConfigProblem,
+    },
+    /// An `openapi:` schema file kustomize would choke on.
+    #[error("{file}: `{field}`: {path}: {problem}")]
+    Schema {
+        file: PathBuf,
+        field: String,
+        path: String,
+        problem: patch::SchemaProblem,
+    },
+    /// Null fields whose fate under kustomize's strategic merge lookctl cannot tell.
+    #[error("{file}: `{field}`: {object}: {problem}")]
+    NullFields {
+        file: PathBuf,
+        field: String,
+        object: String,
+        problem: NullFieldProblem,
     },
     #[error("{file}: may not add resource with an already registered id: {id}")]
     DuplicateId { file: PathBuf, id: String },

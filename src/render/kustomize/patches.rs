@@ -368,11 +368,25 @@ pub(super) fn null_annotations_delete(
     }
 }
 
+/// Why lookctl cannot tell which null fields kustomize's strategic merge would clear;
+/// the `problem` of [`KustomizeError::NullFields`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NullFieldProblem {
+    #[error(
+        "a strategic merge on an object with null fields that lookctl did not read from a file of its own (a List item?): kustomize keeps `key: null` but drops `key:`, and lookctl cannot tell which this is"
+    )]
+    UnknownOrigin,
+    #[error(
+        "`{path}` is null, written as `null` in one place and left empty in another: kustomize keeps one and drops the other, lookctl cannot tell them apart"
+    )]
+    WrittenBothWays { path: String },
+}
+
 /// Removes the null mapping entries that kustomize's strategic merge clears: those the
 /// object's file left empty (`key:`). Nulls written as `null` or `~` stay. Where the file
 /// is unknown (List items), or one path holds both kinds, lookctl cannot tell which is
 /// which and refuses.
-fn drop_empty_null_fields(r: &mut Resource, ctx: &Ctx<'_>) -> Result<(), String> {
+fn drop_empty_null_fields(r: &mut Resource, ctx: &Ctx<'_>) -> Result<(), NullFieldProblem> {
     if !has_null_field(&r.doc) {
         return Ok(());
     }
@@ -381,10 +395,7 @@ fn drop_empty_null_fields(r: &mut Resource, ctx: &Ctx<'_>) -> Result<(), String>
         .as_ref()
         .and_then(|(p, i)| ctx.null_marks(p)?.get(*i).cloned());
     let Some(marks) = marks else {
-        return Err(
-            "a strategic merge on an object with null fields that lookctl did not read from a file of its own (a List item?): kustomize keeps `key: null` but drops `key:`, and lookctl cannot tell which this is"
-                .into(),
-        );
+        return Err(NullFieldProblem::UnknownOrigin);
     };
     let written: std::collections::HashSet<&str> =
         marks.written.iter().map(String::as_str).collect();
@@ -407,7 +418,7 @@ fn drop_nulls(
     path: &mut Vec<String>,
     written: &std::collections::HashSet<&str>,
     empty: &std::collections::HashSet<&str>,
-) -> Result<(), String> {
+) -> Result<(), NullFieldProblem> {
     match doc {
         Document::Mapping(m) => {
             let mut err = None;
@@ -421,7 +432,7 @@ fn drop_nulls(
                 match (written.contains(p.as_str()), empty.contains(p.as_str())) {
                     (true, false) => true,
                     (true, true) => {
-                        err.get_or_insert(format!("`{p}` is null, written as `null` in one place and left empty in another: kustomize keeps one and drops the other, lookctl cannot tell them apart"));
+                        err.get_or_insert(NullFieldProblem::WrittenBothWays { path: p });
                         true
                     }
                     _ => false,
@@ -482,8 +493,12 @@ fn apply_smp(
         // kyaml's merge walks the whole object and clears null fields written as empty
         // values (`key:`), also where the patch does not reach; `key: null` and `key: ~`
         // stay (empty mappings stay too).
-        drop_empty_null_fields(r, ctx)
-            .map_err(|e| k.invalid(field, format!("{}: {e}", r.cur_id())))?;
+        drop_empty_null_fields(r, ctx).map_err(|problem| KustomizeError::NullFields {
+            file: k.file.clone(),
+            field: field.to_owned(),
+            object: r.cur_id().to_string(),
+            problem,
+        })?;
         let pname = p
             .get("metadata")
             .and_then(|m| m.get("name"))

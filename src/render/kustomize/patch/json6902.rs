@@ -9,6 +9,33 @@ use serde_yaml::{Mapping, Value};
 
 use super::PatchError;
 
+/// Why one operation failed, in evanphx/json-patch's words; the `problem` of
+/// [`PatchError::Op`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpProblem {
+    #[error("missing `{0}` field")]
+    MissingField(String),
+    #[error("unknown operation `{0}`")]
+    UnknownOp(String),
+    #[error("doc is missing path: \"{0}\"")]
+    MissingPath(String),
+    /// evanphx's `replace` words it without quotes.
+    #[error("doc is missing path: {0}")]
+    ReplaceMissingPath(String),
+    #[error("doc is missing key: {0}")]
+    MissingKey(String),
+    #[error("value was not a proper array index: '{0}'")]
+    NotAnIndex(String),
+    #[error("Unable to access invalid index: {0}")]
+    InvalidIndex(i64),
+    #[error("Unable to remove nonexistent key: {0}")]
+    NonexistentKey(String),
+    #[error("replace operation value must be object or array")]
+    ReplaceRootNotContainer,
+    #[error("testing value {0} failed")]
+    TestFailed(String),
+}
+
 pub(super) fn apply(base: &mut Value, ops: &Value) -> Result<(), PatchError> {
     let list = match ops {
         Value::Sequence(list) => list,
@@ -30,17 +57,17 @@ pub(super) fn apply(base: &mut Value, ops: &Value) -> Result<(), PatchError> {
         };
         let kind = m.get("op").and_then(Value::as_str).unwrap_or("unknown");
         let path = m.get("path").and_then(Value::as_str);
-        let err = |message: String| PatchError::Op {
+        let err = |problem: OpProblem| PatchError::Op {
             index,
             op: kind.to_owned(),
             path: path.unwrap_or("").to_owned(),
-            message,
+            problem,
         };
         let value = m.get("value").cloned().unwrap_or(Value::Null);
         let path_of = |field: &str| -> Result<&str, PatchError> {
             m.get(field)
                 .and_then(Value::as_str)
-                .ok_or_else(|| err(format!("missing `{field}` field")))
+                .ok_or_else(|| err(OpProblem::MissingField(field.to_owned())))
         };
         match kind {
             "add" => add(base, path_of("path")?, value).map_err(err)?,
@@ -62,7 +89,7 @@ pub(super) fn apply(base: &mut Value, ops: &Value) -> Result<(), PatchError> {
                 add(base, to, v.unwrap_or(Value::Null)).map_err(err)?;
             }
             "test" => test(base, path_of("path")?, &value).map_err(err)?,
-            other => return Err(err(format!("unknown operation `{other}`"))),
+            other => return Err(err(OpProblem::UnknownOp(other.to_owned()))),
         }
     }
     sort_keys(base);
@@ -74,10 +101,10 @@ fn decode(segment: &str) -> String {
 }
 
 /// evanphx's findObject: the container holding the last segment, and that segment.
-fn parent<'a>(doc: &'a mut Value, path: &str) -> Result<(&'a mut Value, String), String> {
+fn parent<'a>(doc: &'a mut Value, path: &str) -> Result<(&'a mut Value, String), OpProblem> {
     let split: Vec<&str> = path.split('/').collect();
     if split.len() < 2 {
-        return Err(format!("doc is missing path: \"{path}\""));
+        return Err(OpProblem::MissingPath(path.to_owned()));
     }
     let mut cur = doc;
     for part in &split[1..split.len() - 1] {
@@ -92,7 +119,7 @@ fn parent<'a>(doc: &'a mut Value, path: &str) -> Result<(&'a mut Value, String),
         };
         cur = match next {
             Some(v) if v.is_mapping() || v.is_sequence() => v,
-            _ => return Err(format!("doc is missing path: \"{path}\"")),
+            _ => return Err(OpProblem::MissingPath(path.to_owned())),
         };
     }
     let last = split.last().map(|s| decode(s)).unwrap_or_default();
@@ -100,26 +127,26 @@ fn parent<'a>(doc: &'a mut Value, path: &str) -> Result<(&'a mut Value, String),
 }
 
 /// Go's strconv.Atoi plus negative indices. `insert` allows one past the end.
-fn index(key: &str, len: usize, insert: bool) -> Result<usize, String> {
+fn index(key: &str, len: usize, insert: bool) -> Result<usize, OpProblem> {
     let idx: i64 = key
         .parse()
-        .map_err(|_| format!("value was not a proper array index: '{key}'"))?;
+        .map_err(|_| OpProblem::NotAnIndex(key.to_owned()))?;
     let size = i64::try_from(len).unwrap_or(i64::MAX) + i64::from(insert);
     let idx = if idx < 0 {
         if idx < -size {
-            return Err(format!("Unable to access invalid index: {idx}"));
+            return Err(OpProblem::InvalidIndex(idx));
         }
         idx + size
     } else {
         idx
     };
     if idx >= size {
-        return Err(format!("Unable to access invalid index: {idx}"));
+        return Err(OpProblem::InvalidIndex(idx));
     }
-    usize::try_from(idx).map_err(|_| format!("Unable to access invalid index: {idx}"))
+    usize::try_from(idx).map_err(|_| OpProblem::InvalidIndex(idx))
 }
 
-fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
+fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), OpProblem> {
     let (con, key) = parent(doc, path)?;
     match con {
         Value::Mapping(m) => {
@@ -133,13 +160,13 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
                 s.insert(i, value);
             }
         }
-        _ => return Err(format!("doc is missing path: \"{path}\"")),
+        _ => return Err(OpProblem::MissingPath(path.to_owned())),
     }
     Ok(())
 }
 
 /// The value at `path`; `None` for a missing map key (evanphx does not fail there).
-fn get(doc: &mut Value, path: &str) -> Result<Option<Value>, String> {
+fn get(doc: &mut Value, path: &str) -> Result<Option<Value>, OpProblem> {
     let (con, key) = parent(doc, path)?;
     match con {
         Value::Mapping(m) => Ok(m.get(key.as_str()).cloned()),
@@ -147,30 +174,30 @@ fn get(doc: &mut Value, path: &str) -> Result<Option<Value>, String> {
             let i = index(&key, s.len(), false)?;
             Ok(s.get(i).cloned())
         }
-        _ => Err(format!("doc is missing path: \"{path}\"")),
+        _ => Err(OpProblem::MissingPath(path.to_owned())),
     }
 }
 
-fn remove(doc: &mut Value, path: &str) -> Result<(), String> {
+fn remove(doc: &mut Value, path: &str) -> Result<(), OpProblem> {
     let (con, key) = parent(doc, path)?;
     match con {
         Value::Mapping(m) => match m.shift_remove(key.as_str()) {
             Some(_) => Ok(()),
-            None => Err(format!("Unable to remove nonexistent key: {key}")),
+            None => Err(OpProblem::NonexistentKey(key)),
         },
         Value::Sequence(s) => {
             let i = index(&key, s.len(), false)?;
             s.remove(i);
             Ok(())
         }
-        _ => Err(format!("doc is missing path: \"{path}\"")),
+        _ => Err(OpProblem::MissingPath(path.to_owned())),
     }
 }
 
-fn replace(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
+fn replace(doc: &mut Value, path: &str, value: Value) -> Result<(), OpProblem> {
     if path.is_empty() {
         if !(value.is_mapping() || value.is_sequence()) {
-            return Err("replace operation value must be object or array".to_owned());
+            return Err(OpProblem::ReplaceRootNotContainer);
         }
         *doc = value;
         return Ok(());
@@ -182,17 +209,17 @@ fn replace(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
         }
         Value::Sequence(s) => {
             let i =
-                index(&key, s.len(), false).map_err(|_| format!("doc is missing key: {path}"))?;
+                index(&key, s.len(), false).map_err(|_| OpProblem::MissingKey(path.to_owned()))?;
             if let Some(slot) = s.get_mut(i) {
                 *slot = value;
             }
         }
-        _ => return Err(format!("doc is missing path: {path}")),
+        _ => return Err(OpProblem::ReplaceMissingPath(path.to_owned())),
     }
     Ok(())
 }
 
-fn test(doc: &mut Value, path: &str, value: &Value) -> Result<(), String> {
+fn test(doc: &mut Value, path: &str, value: &Value) -> Result<(), OpProblem> {
     let actual = if path.is_empty() {
         Some(doc.clone())
     } else {
@@ -205,7 +232,7 @@ fn test(doc: &mut Value, path: &str, value: &Value) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("testing value {path} failed"))
+        Err(OpProblem::TestFailed(path.to_owned()))
     }
 }
 

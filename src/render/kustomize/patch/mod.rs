@@ -27,8 +27,10 @@ pub(crate) mod schema;
 mod selector;
 mod smp;
 
+pub use json6902::OpProblem;
+pub use schema::SchemaProblem;
 pub(crate) use schema::{CustomSchema, SchemaSet};
-pub use selector::{LabelSelector, Selector};
+pub use selector::{LabelSelector, LabelSelectorProblem, Selector};
 
 use crate::render::source::Document;
 
@@ -48,17 +50,20 @@ pub enum PatchError {
     UnknownDirective { path: String, value: String },
     #[error("JSON patch: {message}")]
     InvalidOps { message: String },
-    #[error("JSON patch: operation {index} (`{op}` at `{path}`): {message}")]
+    #[error("JSON patch: operation {index} (`{op}` at `{path}`): {problem}")]
     Op {
         index: usize,
         op: String,
         path: String,
-        message: String,
+        problem: OpProblem,
     },
     #[error("patch target: `{field}`: {message}")]
     InvalidSelector { field: String, message: String },
-    #[error("label selector `{selector}`: {message}")]
-    InvalidLabelSelector { selector: String, message: String },
+    #[error("label selector `{selector}`: {problem}")]
+    InvalidLabelSelector {
+        selector: String,
+        problem: LabelSelectorProblem,
+    },
 }
 
 /// Applies a strategic merge patch the way kustomize's `patches:` does (kyaml merge2):

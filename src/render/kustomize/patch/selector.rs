@@ -382,7 +382,29 @@ fn symbol(s: &str) -> Option<Tok> {
     })
 }
 
-fn lex(s: &str) -> Result<Vec<Tok>, String> {
+/// Why a label selector does not parse, in apimachinery's words; the `problem` of
+/// [`PatchError::InvalidLabelSelector`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelSelectorProblem {
+    #[error("error expected: keyword found '{0}'")]
+    UnknownSymbols(String),
+    #[error("invalid label key `{0}`")]
+    InvalidKey(String),
+    #[error("invalid label value `{0}`")]
+    InvalidValue(String),
+    #[error("for 'Gt', 'Lt' operators, the value must be an integer: `{0}`")]
+    NotAnInteger(String),
+    /// apimachinery words this one without the comma of [`Self::Unexpected`].
+    #[error("found '{found}' expected: '('")]
+    NoOpenParen { found: String },
+    #[error("found '{found}', expected: {expected}")]
+    Unexpected {
+        found: String,
+        expected: &'static str,
+    },
+}
+
+fn lex(s: &str) -> Result<Vec<Tok>, LabelSelectorProblem> {
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
@@ -417,7 +439,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                     out.push(t);
                     i = end;
                 }
-                None => return Err(format!("error expected: keyword found '{buf}'")),
+                None => return Err(LabelSelectorProblem::UnknownSymbols(buf)),
             }
         } else {
             let mut buf = String::new();
@@ -460,7 +482,7 @@ fn is_dns_subdomain(s: &str) -> bool {
         })
 }
 
-fn validate_key(k: &str) -> Result<(), String> {
+fn validate_key(k: &str) -> Result<(), LabelSelectorProblem> {
     let ok = match k.split_once('/') {
         Some((prefix, name)) => is_dns_subdomain(prefix) && is_label_name(name),
         None => is_label_name(k),
@@ -468,15 +490,15 @@ fn validate_key(k: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid label key `{k}`"))
+        Err(LabelSelectorProblem::InvalidKey(k.to_owned()))
     }
 }
 
-fn validate_value(v: &str) -> Result<(), String> {
+fn validate_value(v: &str) -> Result<(), LabelSelectorProblem> {
     if v.is_empty() || is_label_name(v) {
         Ok(())
     } else {
-        Err(format!("invalid label value `{v}`"))
+        Err(LabelSelectorProblem::InvalidValue(v.to_owned()))
     }
 }
 
@@ -498,7 +520,7 @@ impl Parser {
         self.next_raw().as_value()
     }
 
-    fn requirement(&mut self) -> Result<Requirement, String> {
+    fn requirement(&mut self) -> Result<Requirement, LabelSelectorProblem> {
         let mut t = self.next();
         let mut op = None;
         if t == Tok::Not {
@@ -506,7 +528,10 @@ impl Parser {
             t = self.next();
         }
         let Tok::Ident(key) = t else {
-            return Err(format!("found '{}', expected: identifier", t.text()));
+            return Err(LabelSelectorProblem::Unexpected {
+                found: t.text(),
+                expected: "identifier",
+            });
         };
         validate_key(&key)?;
         if matches!(self.peek(), Tok::End | Tok::Comma) {
@@ -519,10 +544,10 @@ impl Parser {
         }
         if op.is_some() {
             let t = self.next_raw();
-            return Err(format!(
-                "found '{}', expected: in, notin, =, ==, !=, gt, lt",
-                t.text()
-            ));
+            return Err(LabelSelectorProblem::Unexpected {
+                found: t.text(),
+                expected: "in, notin, =, ==, !=, gt, lt",
+            });
         }
         let op = match self.next_raw() {
             Tok::In => Op::In,
@@ -533,10 +558,10 @@ impl Parser {
             Tok::Gt => Op::GreaterThan,
             Tok::Lt => Op::LessThan,
             t => {
-                return Err(format!(
-                    "found '{}', expected: in, notin, =, ==, !=, gt, lt",
-                    t.text()
-                ));
+                return Err(LabelSelectorProblem::Unexpected {
+                    found: t.text(),
+                    expected: "in, notin, =, ==, !=, gt, lt",
+                });
             }
         };
         let values = match op {
@@ -546,9 +571,8 @@ impl Parser {
         match op {
             Op::GreaterThan | Op::LessThan => {
                 for v in &values {
-                    v.parse::<i64>().map_err(|_| {
-                        format!("for 'Gt', 'Lt' operators, the value must be an integer: `{v}`")
-                    })?;
+                    v.parse::<i64>()
+                        .map_err(|_| LabelSelectorProblem::NotAnInteger(v.clone()))?;
                 }
             }
             _ => {
@@ -560,7 +584,7 @@ impl Parser {
         Ok(Requirement { key, op, values })
     }
 
-    fn exact_value(&mut self) -> Result<BTreeSet<String>, String> {
+    fn exact_value(&mut self) -> Result<BTreeSet<String>, LabelSelectorProblem> {
         let mut s = BTreeSet::new();
         match self.peek() {
             Tok::End | Tok::Comma => {
@@ -570,16 +594,21 @@ impl Parser {
                 Tok::Ident(v) => {
                     s.insert(v);
                 }
-                t => return Err(format!("found '{}', expected: identifier", t.text())),
+                t => {
+                    return Err(LabelSelectorProblem::Unexpected {
+                        found: t.text(),
+                        expected: "identifier",
+                    });
+                }
             },
         }
         Ok(s)
     }
 
-    fn set_values(&mut self) -> Result<BTreeSet<String>, String> {
+    fn set_values(&mut self) -> Result<BTreeSet<String>, LabelSelectorProblem> {
         let t = self.next();
         if t != Tok::Open {
-            return Err(format!("found '{}' expected: '('", t.text()));
+            return Err(LabelSelectorProblem::NoOpenParen { found: t.text() });
         }
         let mut s = BTreeSet::new();
         match self.peek() {
@@ -590,10 +619,10 @@ impl Parser {
             }
             Tok::Ident(_) | Tok::Comma => {}
             t => {
-                return Err(format!(
-                    "found '{}', expected: ',', ')' or identifier",
-                    t.text()
-                ));
+                return Err(LabelSelectorProblem::Unexpected {
+                    found: t.text(),
+                    expected: "',', ')' or identifier",
+                });
             }
         }
         loop {
@@ -603,7 +632,12 @@ impl Parser {
                     match self.peek() {
                         Tok::Comma => continue,
                         Tok::Close => break,
-                        t => return Err(format!("found '{}', expected: ',' or ')'", t.text())),
+                        t => {
+                            return Err(LabelSelectorProblem::Unexpected {
+                                found: t.text(),
+                                expected: "',' or ')'",
+                            });
+                        }
                     }
                 }
                 Tok::Comma => {
@@ -623,16 +657,19 @@ impl Parser {
                     }
                 }
                 t => {
-                    return Err(format!(
-                        "found '{}', expected: ',', or identifier",
-                        t.text()
-                    ));
+                    return Err(LabelSelectorProblem::Unexpected {
+                        found: t.text(),
+                        expected: "',', or identifier",
+                    });
                 }
             }
         }
         match self.next() {
             Tok::Close => Ok(s),
-            t => Err(format!("found '{}', expected: ')'", t.text())),
+            t => Err(LabelSelectorProblem::Unexpected {
+                found: t.text(),
+                expected: "')'",
+            }),
         }
     }
 }
@@ -640,9 +677,9 @@ impl Parser {
 impl LabelSelector {
     /// Parses the apimachinery label selector syntax. The empty string selects everything.
     pub fn parse(s: &str) -> Result<Self, PatchError> {
-        let err = |message: String| PatchError::InvalidLabelSelector {
+        let err = |problem: LabelSelectorProblem| PatchError::InvalidLabelSelector {
             selector: s.to_owned(),
-            message,
+            problem,
         };
         let mut p = Parser {
             toks: lex(s).map_err(err)?,
@@ -657,26 +694,26 @@ impl LabelSelector {
                         Tok::End => break,
                         Tok::Comma => {
                             if !matches!(p.peek(), Tok::Ident(_) | Tok::Not) {
-                                return Err(err(format!(
-                                    "found '{}', expected: identifier after ','",
-                                    p.peek().text()
-                                )));
+                                return Err(err(LabelSelectorProblem::Unexpected {
+                                    found: p.peek().text(),
+                                    expected: "identifier after ','",
+                                }));
                             }
                         }
                         t => {
-                            return Err(err(format!(
-                                "found '{}', expected: ',' or 'end of string'",
-                                t.text()
-                            )));
+                            return Err(err(LabelSelectorProblem::Unexpected {
+                                found: t.text(),
+                                expected: "',' or 'end of string'",
+                            }));
                         }
                     }
                 }
                 Tok::End => break,
                 t => {
-                    return Err(err(format!(
-                        "found '{}', expected: !, identifier, or 'end of string'",
-                        t.text()
-                    )));
+                    return Err(err(LabelSelectorProblem::Unexpected {
+                        found: t.text(),
+                        expected: "!, identifier, or 'end of string'",
+                    }));
                 }
             }
         }

@@ -39,11 +39,44 @@ pub(crate) struct Node {
 /// Definitions nested deeper than this are refused (the input is bounded, the recursion too).
 const MAX_DEPTH: usize = 64;
 
+/// What kustomize would choke on in an `openapi:` schema file; the `problem` of
+/// [`crate::render::KustomizeError::Schema`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaProblem {
+    #[error("the schema is not a mapping")]
+    NotAMapping,
+    #[error("`definitions` is not a mapping")]
+    DefinitionsNotAMapping,
+    #[error("a definition name is not a string")]
+    DefinitionNameNotAString,
+    #[error("definition {name}: {problem}")]
+    InDefinition {
+        name: String,
+        problem: Box<SchemaProblem>,
+    },
+    #[error("the schema nests too deeply")]
+    TooDeep,
+    #[error("`$ref` is not a string")]
+    RefNotAString,
+    #[error("a property name is not a string")]
+    PropertyNameNotAString,
+    #[error("`x-kubernetes-patch-strategy` is not a string")]
+    PatchStrategyNotAString,
+    #[error("`x-kubernetes-patch-merge-key` is not a string")]
+    MergeKeyNotAString,
+    #[error("`x-kubernetes-list-map-keys` holds a non-string")]
+    ListMapKeysHoldNonString,
+    #[error("`x-kubernetes-list-map-keys` is not a list")]
+    ListMapKeysNotAList,
+    #[error("an x-kubernetes-group-version-kind entry lacks a string version or kind")]
+    IncompleteGvk,
+}
+
 impl CustomSchema {
     /// Parses a schema document, or says what kustomize would choke on.
-    pub(crate) fn parse(doc: &Document) -> Result<CustomSchema, String> {
+    pub(crate) fn parse(doc: &Document) -> Result<CustomSchema, SchemaProblem> {
         let Some(top) = doc.as_mapping() else {
-            return Err("the schema is not a mapping".into());
+            return Err(SchemaProblem::NotAMapping);
         };
         let mut out = CustomSchema {
             defs: HashMap::new(),
@@ -56,18 +89,22 @@ impl CustomSchema {
                 for (name, def) in defs {
                     let name = name
                         .as_str()
-                        .ok_or("a definition name is not a string")?
+                        .ok_or(SchemaProblem::DefinitionNameNotAString)?
                         .to_owned();
-                    let node = parse_node(def, 0).map_err(|e| format!("definition {name}: {e}"))?;
-                    for (api, kind) in gvks(def.get("x-kubernetes-group-version-kind"))
-                        .map_err(|e| format!("definition {name}: {e}"))?
+                    let in_definition = |problem| SchemaProblem::InDefinition {
+                        name: name.clone(),
+                        problem: Box::new(problem),
+                    };
+                    let node = parse_node(def, 0).map_err(in_definition)?;
+                    for (api, kind) in
+                        gvks(def.get("x-kubernetes-group-version-kind")).map_err(in_definition)?
                     {
                         out.types.insert((api, kind), name.clone());
                     }
                     out.defs.insert(name, node);
                 }
             }
-            Some(_) => return Err("`definitions` is not a mapping".into()),
+            Some(_) => return Err(SchemaProblem::DefinitionsNotAMapping),
         }
         if let Some(Document::Mapping(paths)) = top.get("paths") {
             let mut namespaced = Vec::new();
@@ -97,7 +134,10 @@ impl CustomSchema {
 
     /// Parses `doc` into a schema that lives for the rest of the process (see the module
     /// docs), reusing an earlier one parsed from the same text.
-    pub(crate) fn leak(text_key: &str, doc: &Document) -> Result<&'static CustomSchema, String> {
+    pub(crate) fn leak(
+        text_key: &str,
+        doc: &Document,
+    ) -> Result<&'static CustomSchema, SchemaProblem> {
         static CACHE: OnceLock<Mutex<HashMap<String, &'static CustomSchema>>> = OnceLock::new();
         let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
         if let Ok(map) = cache.lock()
@@ -152,9 +192,9 @@ impl CustomSchema {
     }
 }
 
-fn parse_node(v: &Document, depth: usize) -> Result<Node, String> {
+fn parse_node(v: &Document, depth: usize) -> Result<Node, SchemaProblem> {
     if depth > MAX_DEPTH {
-        return Err("the schema nests too deeply".into());
+        return Err(SchemaProblem::TooDeep);
     }
     let Some(m) = v.as_mapping() else {
         // `additionalProperties: true` and the like: no schema below.
@@ -162,11 +202,11 @@ fn parse_node(v: &Document, depth: usize) -> Result<Node, String> {
     };
     let mut node = Node::default();
     if let Some(r) = m.get("$ref") {
-        node.reference = Some(r.as_str().ok_or("`$ref` is not a string")?.to_owned());
+        node.reference = Some(r.as_str().ok_or(SchemaProblem::RefNotAString)?.to_owned());
     }
     if let Some(Document::Mapping(props)) = m.get("properties") {
         for (k, p) in props {
-            let k = k.as_str().ok_or("a property name is not a string")?;
+            let k = k.as_str().ok_or(SchemaProblem::PropertyNameNotAString)?;
             node.properties
                 .insert(k.to_owned(), parse_node(p, depth + 1)?);
         }
@@ -187,13 +227,10 @@ fn parse_node(v: &Document, depth: usize) -> Result<Node, String> {
     if let Some(strategy) = m.get("x-kubernetes-patch-strategy") {
         let strategy = strategy
             .as_str()
-            .ok_or("`x-kubernetes-patch-strategy` is not a string")?;
+            .ok_or(SchemaProblem::PatchStrategyNotAString)?;
         let merge_key = match m.get("x-kubernetes-patch-merge-key") {
             None => None,
-            Some(k) => Some(
-                k.as_str()
-                    .ok_or("`x-kubernetes-patch-merge-key` is not a string")?,
-            ),
+            Some(k) => Some(k.as_str().ok_or(SchemaProblem::MergeKeyNotAString)?),
         };
         if strategy.split(',').any(|s| s == "merge") {
             let keys: Vec<&'static str> = match m.get("x-kubernetes-list-map-keys") {
@@ -202,10 +239,10 @@ fn parse_node(v: &Document, depth: usize) -> Result<Node, String> {
                     .map(|k| {
                         k.as_str()
                             .map(leak_str)
-                            .ok_or("`x-kubernetes-list-map-keys` holds a non-string")
+                            .ok_or(SchemaProblem::ListMapKeysHoldNonString)
                     })
                     .collect::<Result<_, _>>()?,
-                Some(_) => return Err("`x-kubernetes-list-map-keys` is not a list".into()),
+                Some(_) => return Err(SchemaProblem::ListMapKeysNotAList),
                 None => merge_key.map(leak_str).into_iter().collect(),
             };
             node.merge = Some(keys.into_boxed_slice());
@@ -218,7 +255,7 @@ fn leak_str(s: &str) -> &'static str {
     Box::leak(s.to_owned().into_boxed_str())
 }
 
-fn gvks(v: Option<&Document>) -> Result<Vec<(String, String)>, String> {
+fn gvks(v: Option<&Document>) -> Result<Vec<(String, String)>, SchemaProblem> {
     match v {
         None => Ok(Vec::new()),
         Some(Document::Sequence(list)) => Ok(list
@@ -235,15 +272,13 @@ fn gvks(v: Option<&Document>) -> Result<Vec<(String, String)>, String> {
 
 /// One `{group, version, kind}` entry as (apiVersion, kind); kustomize panics on an entry
 /// without a string version or kind, so that is an error here.
-fn gvk_of(v: &Document) -> Result<Option<(String, String)>, String> {
+fn gvk_of(v: &Document) -> Result<Option<(String, String)>, SchemaProblem> {
     let Some(m) = v.as_mapping() else {
         return Ok(None);
     };
     let text = |k: &str| m.get(k).and_then(Document::as_str);
     let (Some(version), Some(kind)) = (text("version"), text("kind")) else {
-        return Err(
-            "an x-kubernetes-group-version-kind entry lacks a string version or kind".into(),
-        );
+        return Err(SchemaProblem::IncompleteGvk);
     };
     let api = match text("group") {
         Some(g) if !g.is_empty() => format!("{g}/{version}"),

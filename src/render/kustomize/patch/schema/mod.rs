@@ -7,6 +7,7 @@ pub(crate) mod custom;
 mod table;
 
 pub(crate) use custom::CustomSchema;
+pub use custom::SchemaProblem;
 
 /// A (resolved) schema node. `Copy` so lookups hand them out by value.
 #[derive(Debug, Clone, Copy)]

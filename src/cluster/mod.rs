@@ -37,6 +37,7 @@ mod manifest;
 mod namespace;
 mod object;
 mod retry;
+mod serving;
 mod status;
 mod wait;
 
@@ -64,6 +65,7 @@ pub use object::{
     Stage,
 };
 pub use retry::RetryPolicy;
+pub use serving::{EndpointAddress, annotate_namespace, endpoint_addresses};
 pub use status::{StatusReport, WorkloadStatus, status};
 pub use wait::{Health, WaitOutcome, WaitReport, is_workload, wait};
 

@@ -31,6 +31,7 @@ mod render_diff;
 mod render_errors;
 mod review;
 mod review_policy_props;
+mod review_serve;
 mod schema;
 mod secrets_cli;
 mod secrets_files;

@@ -256,6 +256,23 @@ pub enum ReviewCommand {
         after_help = "Examples:\n  lookctl review gc --dry-run\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]
     Gc(ReviewGcArgs),
+    /// Serve `<sha>.review.example.com`: proxy to the commit's environment, bringing it up
+    /// on the first request (`[review.serve]` in deploy.toml).
+    #[command(
+        after_help = "Examples:\n  lookctl review serve\n  lookctl review serve --listen 0.0.0.0:8080\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
+    Serve(ReviewServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewServeArgs {
+    /// The address to listen on (default: `[review.serve] listen`, else 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]

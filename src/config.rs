@@ -185,6 +185,54 @@ pub struct Review {
     pub url: Option<String>,
     pub ttl: Duration,
     pub max_envs: usize,
+    /// `[review.serve]`: how `lookctl review serve` routes requests.
+    pub serve: ReviewServe,
+}
+
+/// `[review.serve]`, with its defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewServe {
+    /// `listen`: the address to listen on (`--listen` overrides).
+    pub listen: String,
+    /// `host`: the Host pattern with `{{ SHORT_SHA }}` (or `{{ COMMIT_SHA }}`) as one
+    /// label; `None` takes the host of `[review] url`.
+    pub host: Option<String>,
+    /// `service`: the Service to route to inside the environment's namespace.
+    pub service: String,
+    /// `port`: its port.
+    pub port: u16,
+    /// `route`: how the Service is reached.
+    pub route: ServeRoute,
+    /// `ready_timeout`: how long a request waits for its environment to come up.
+    pub ready_timeout: Duration,
+    /// `idle_ttl`: environments without a request for this long are deleted by serve.
+    pub idle_ttl: Option<Duration>,
+}
+
+impl Default for ReviewServe {
+    fn default() -> Self {
+        ReviewServe {
+            listen: "127.0.0.1:8080".to_owned(),
+            host: None,
+            service: "web".to_owned(),
+            port: 80,
+            route: ServeRoute::Direct,
+            ready_timeout: Duration::from_secs(300),
+            idle_ttl: None,
+        }
+    }
+}
+
+/// How `review serve` reaches an environment's Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeRoute {
+    /// The Service's cluster DNS name, `SERVICE.NAMESPACE.svc:PORT` (serve runs in the
+    /// cluster).
+    Direct,
+    /// The first ready address of the Service's Endpoints, dialled directly (pod
+    /// networks reachable from where serve runs; selector-less Services).
+    Endpoints,
 }
 
 /// A branch or tag glob. `*` stays within one `/`-separated segment, `**` crosses them.
@@ -254,6 +302,19 @@ struct RawReview {
     ttl: String,
     #[serde(default = "default_max_envs")]
     max_envs: usize,
+    serve: Option<RawServe>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    listen: Option<String>,
+    host: Option<String>,
+    service: Option<String>,
+    port: Option<u16>,
+    route: Option<ServeRoute>,
+    ready_timeout: Option<String>,
+    idle_ttl: Option<String>,
 }
 
 fn default_ttl() -> String {
@@ -262,6 +323,38 @@ fn default_ttl() -> String {
 
 fn default_max_envs() -> usize {
     10
+}
+
+fn raw_serve(
+    raw: RawServe,
+    invalid: &dyn Fn(String, &str, String) -> ConfigError,
+) -> Result<ReviewServe, ConfigError> {
+    let scope = || "[review.serve] ".to_owned();
+    let duration = |key: &str, text: &str| {
+        humantime::parse_duration(text)
+            .map_err(|e| invalid(scope(), key, format!("invalid duration `{text}`: {e}")))
+    };
+    let defaults = ReviewServe::default();
+    let service = raw.service.unwrap_or(defaults.service);
+    if service.is_empty() {
+        return Err(invalid(scope(), "service", "must not be empty".into()));
+    }
+    if raw.port == Some(0) {
+        return Err(invalid(scope(), "port", "must be 1 to 65535".into()));
+    }
+    Ok(ReviewServe {
+        listen: raw.listen.unwrap_or(defaults.listen),
+        host: raw.host,
+        service,
+        port: raw.port.unwrap_or(defaults.port),
+        route: raw.route.unwrap_or(defaults.route),
+        ready_timeout: raw
+            .ready_timeout
+            .map(|t| duration("ready_timeout", &t))
+            .transpose()?
+            .unwrap_or(defaults.ready_timeout),
+        idle_ttl: raw.idle_ttl.map(|t| duration("idle_ttl", &t)).transpose()?,
+    })
 }
 
 impl Config {
@@ -397,6 +490,11 @@ impl Config {
                 if r.max_envs == 0 {
                     return Err(invalid(scope, "max_envs", "must be at least 1".into()));
                 }
+                let serve = r
+                    .serve
+                    .map(|s| raw_serve(s, &invalid))
+                    .transpose()?
+                    .unwrap_or_default();
                 Ok(Review {
                     overlay,
                     overlay_rel: r.overlay,
@@ -405,6 +503,7 @@ impl Config {
                     url: r.url,
                     ttl,
                     max_envs: r.max_envs,
+                    serve,
                 })
             })
             .transpose()?;

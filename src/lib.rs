@@ -18,6 +18,7 @@ pub mod registry;
 pub mod render;
 pub mod review;
 pub mod secrets;
+pub mod serve;
 pub mod settings;
 pub mod table;
 pub mod ui;

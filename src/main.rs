@@ -128,11 +128,14 @@ fn review(
     ui: &Ui,
 ) -> Result<(), CliError> {
     use lookctl::cli::ReviewCommand as R;
-    let settings = settings::review(cli, command, process)?;
+    let review = || settings::review(cli, command, process);
     Ok(match command {
-        R::Up(_) => commands::review::up(&settings, ui),
-        R::Down(_) => commands::review::down(&settings, ui),
-        R::List(_) => commands::review::list(&settings, ui),
-        R::Gc(_) => commands::review::gc(&settings, ui),
+        R::Up(_) => commands::review::up(&review()?, ui),
+        R::Down(_) => commands::review::down(&review()?, ui),
+        R::List(_) => commands::review::list(&review()?, ui),
+        R::Gc(_) => commands::review::gc(&review()?, ui),
+        R::Serve(_) => {
+            commands::review_serve::serve(&settings::review_serve(cli, command, process)?, ui)
+        }
     }?)
 }

@@ -535,7 +535,7 @@ pub fn secrets(kms: &KmsArgs, config: Option<&Config>, target: Option<&str>) -> 
 }
 
 /// Everything the `review` commands need.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ReviewSettings {
     pub config_path: PathBuf,
     pub project: String,
@@ -600,6 +600,13 @@ pub fn review(
             branch: None,
             vars: &[],
             kms: None,
+            cluster: &a.cluster,
+        },
+        R::Serve(a) => ReviewInput {
+            sha: None,
+            branch: None,
+            vars: &[],
+            kms: Some(&a.kms),
             cluster: &a.cluster,
         },
         R::List(crate::cli::ReviewListArgs { cluster, .. })
@@ -672,5 +679,48 @@ pub fn review(
             _ => ReviewUpOptions::default(),
         },
         gc_dry_run: matches!(command, R::Gc(a) if a.dry_run),
+    })
+}
+
+/// Everything `review serve` needs: the review settings without a commit (each request
+/// names its own), and where to listen.
+#[derive(Debug)]
+pub struct ServeSettings {
+    /// Template variables hold no COMMIT_SHA, SHORT_SHA, BRANCH_NAME or TAG_NAME: the
+    /// server adds the commit of each request.
+    pub review: ReviewSettings,
+    /// `--listen`, else `[review.serve] listen`.
+    pub listen: String,
+    /// Where short SHAs are resolved: the git repository around deploy.toml.
+    pub repo_dir: PathBuf,
+    /// `LOOKCTL_NOW` is set: bring-ups record that time rather than the clock's.
+    pub clock_fixed: bool,
+}
+
+pub fn review_serve(
+    cli: &Cli,
+    command: &ReviewCommand,
+    process: &Process<'_>,
+) -> Result<ServeSettings, SettingsError> {
+    let mut review = review(cli, command, process)?;
+    for key in ["COMMIT_SHA", "SHORT_SHA", "BRANCH_NAME", "TAG_NAME"] {
+        review.template_vars.remove(key);
+    }
+    let listen = match command {
+        ReviewCommand::Serve(a) => a.listen.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| review.review.serve.listen.clone());
+    let repo_dir = review
+        .config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let clock_fixed = (process.env)("LOOKCTL_NOW").is_some_and(|v| !v.is_empty());
+    Ok(ServeSettings {
+        review,
+        listen,
+        repo_dir,
+        clock_fixed,
     })
 }

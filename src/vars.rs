@@ -206,6 +206,13 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Resolves a commit SHA (4 to 40 hex digits) to the full SHA through the git repository
+/// around `dir` (a full SHA needs no repository).
+pub fn resolve_commit(sha: &str, dir: &Path) -> Result<String, VarsError> {
+    let repo = git2::Repository::discover(dir).ok();
+    resolve_sha(sha, repo.as_ref())
+}
+
 /// Validates a `--sha` and resolves a short one to the full SHA through git.
 fn resolve_sha(sha: &str, repo: Option<&git2::Repository>) -> Result<String, VarsError> {
     if !is_hex(sha) || !(4..=40).contains(&sha.len()) {

@@ -38,6 +38,7 @@ mod namespace;
 mod object;
 mod replace;
 mod retry;
+mod serving;
 mod status;
 mod wait;
 
@@ -66,6 +67,7 @@ pub use object::{
 };
 pub use replace::ReplaceRule;
 pub use retry::RetryPolicy;
+pub use serving::{EndpointAddress, annotate_namespace, endpoint_addresses};
 pub use status::{StatusReport, WorkloadStatus, status};
 pub use wait::{Health, WaitOutcome, WaitReport, is_workload, wait};
 

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod deploy;
 pub mod render;
 pub mod review;
+pub mod review_serve;
 pub mod secrets;
 pub mod status;
 pub mod targets;

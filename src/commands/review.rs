@@ -29,7 +29,7 @@ const CAP_LOCK_WAIT: Duration = Duration::from_secs(120);
 use super::runtime;
 
 /// The name of the Lease that serialises the decisions of one project's `up` and `gc`.
-fn cap_lock_target(project: &str) -> String {
+pub(crate) fn cap_lock_target(project: &str) -> String {
     format!("review-{project}")
 }
 
@@ -50,8 +50,49 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     if args.check_image {
         check_image(settings, &name, ui).map_err(|e| e.context(SKIP_IMAGE_CHECK_HINT))?;
     }
-    let ttl = args.ttl.unwrap_or(settings.review.ttl);
-    let pin = args.pin;
+    let options = BringUp {
+        ttl: args.ttl.unwrap_or(settings.review.ttl),
+        pin: args.pin,
+        wait: args.wait.then_some(args.timeout),
+    };
+    let progress = ProgressPrinter::new(ui);
+    let report = bring_up(settings, &name, &options, &|m| ui.note(m), &progress)?;
+    for warning in &report.warnings {
+        ui.warn(warning);
+    }
+    report.check()?;
+    ui.note(&format!(
+        "review environment for {} is up in namespace {}",
+        &name.sha[..name.sha.len().min(7)],
+        name.namespace
+    ));
+    if let Some(url) = &name.url {
+        ui.out(&format!("{url}\n"))?;
+    }
+    Ok(())
+}
+
+/// How one environment is brought up.
+#[derive(Debug, Clone)]
+pub(crate) struct BringUp {
+    pub ttl: Duration,
+    /// `Some(true)` pins, `Some(false)` unpins, `None` keeps the pin as it was.
+    pub pin: Option<bool>,
+    /// Wait this long for the rollout; `None` does not wait.
+    pub wait: Option<Duration>,
+}
+
+/// Renders the review overlay for `name` and applies it under the project's Lease, which
+/// covers the decision (cap, least-recently-deployed eviction, pins), the namespace stamp
+/// and the apply; then waits for the rollout. `review up` and `review serve` both bring
+/// environments up through here. Blocks (the cluster part runs on its own runtime).
+pub(crate) fn bring_up(
+    settings: &ReviewSettings,
+    name: &ReviewName,
+    options: &BringUp,
+    note: &dyn Fn(&str),
+    observer: &dyn pipeline::Observer,
+) -> Result<pipeline::DeployReport, PipelineError> {
     let request = Request {
         render: RenderRequest {
             dir: &settings.review.overlay,
@@ -78,30 +119,16 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
             report_waiting: false,
             through_wait: false,
         },
-        wait: args.wait.then_some(args.timeout),
+        wait: options.wait,
     };
     let step = DecideAndStamp {
         settings,
-        name: &name,
-        ttl,
-        pin,
-        ui,
+        name,
+        ttl: options.ttl,
+        pin: options.pin,
+        note,
     };
-    let progress = ProgressPrinter::new(ui);
-    let report = pipeline::run(&request, &step, &progress)?;
-    for warning in &report.warnings {
-        ui.warn(warning);
-    }
-    report.check()?;
-    ui.note(&format!(
-        "review environment for {} is up in namespace {}",
-        &name.sha[..name.sha.len().min(7)],
-        name.namespace
-    ));
-    if let Some(url) = &name.url {
-        ui.out(&format!("{url}\n"))?;
-    }
-    Ok(())
+    pipeline::run(&request, &step, observer)
 }
 
 /// Every registry error of `up` ends with this, as the way past a registry lookctl
@@ -111,8 +138,27 @@ const SKIP_IMAGE_CHECK_HINT: &str =
 
 /// The image `[project] image` names at this commit (its tag defaults to COMMIT_SHA).
 fn check_image(settings: &ReviewSettings, name: &ReviewName, ui: &Ui) -> Result<()> {
-    let Some(template) = &settings.image else {
+    let Some(image) = image_ref(settings, name)? else {
         return Ok(());
+    };
+    let credentials = registry_credentials(settings, &image);
+    let client = RegistryClient::new(registry::Options::default())?;
+    let manifest = client.require_image(&image, &credentials)?;
+    ui.note(&format!(
+        "image {image} exists{}",
+        manifest
+            .digest
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// The image `[project] image` names at this commit (its tag defaults to COMMIT_SHA);
+/// `None` when the project names no image.
+pub(crate) fn image_ref(settings: &ReviewSettings, name: &ReviewName) -> Result<Option<ImageRef>> {
+    let Some(template) = &settings.image else {
+        return Ok(None);
     };
     let templater = crate::render::Templater::new(settings.template_vars.clone());
     let rendered = templater
@@ -128,22 +174,12 @@ fn check_image(settings: &ReviewSettings, name: &ReviewName, ui: &Ui) -> Result<
     } else {
         ImageRef::with_tag(&rendered, &name.sha)?
     };
-    let credentials = registry_credentials(settings, &image);
-    let client = RegistryClient::new(registry::Options::default())?;
-    let manifest = client.require_image(&image, &credentials)?;
-    ui.note(&format!(
-        "image {image} exists{}",
-        manifest
-            .digest
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default()
-    ));
-    Ok(())
+    Ok(Some(image))
 }
 
 /// Credentials for the registry: `~/.docker/config.json` when it has some for it, and a
 /// Google access token (Application Default Credentials) for Google's registries.
-fn registry_credentials(settings: &ReviewSettings, image: &ImageRef) -> Credentials {
+pub(crate) fn registry_credentials(settings: &ReviewSettings, image: &ImageRef) -> Credentials {
     let docker = std::env::var_os("DOCKER_CONFIG")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
@@ -180,7 +216,7 @@ async fn environments(client: &ClusterClient, project: &str) -> Result<Vec<Revie
     Ok(list_environments(client, project).await?)
 }
 
-async fn list_environments(
+pub(crate) async fn list_environments(
     client: &ClusterClient,
     project: &str,
 ) -> Result<Vec<ReviewEnv>, ClusterError> {
@@ -199,7 +235,8 @@ struct DecideAndStamp<'a> {
     name: &'a ReviewName,
     ttl: Duration,
     pin: Option<bool>,
-    ui: &'a Ui,
+    /// Where the decision's notes go (the eviction of another environment).
+    note: &'a dyn Fn(&str),
 }
 
 impl UnderLock for DecideAndStamp<'_> {
@@ -217,7 +254,7 @@ async fn decide_and_stamp(
         name,
         ttl,
         pin,
-        ui,
+        note,
     } = *step;
     let existing = list_environments(client, &settings.project).await?;
     let plan = review::plan_up(&existing, name, settings.now, ttl, settings.review.max_envs)
@@ -226,7 +263,7 @@ async fn decide_and_stamp(
         UpPlan::Update { current, .. } => Some(current.clone()),
         UpPlan::Create { evict, .. } => {
             for env in evict {
-                ui.note(&format!(
+                note(&format!(
                     "evicting review environment {} ({}; least recently deployed) to stay within max_envs = {}",
                     env.namespace,
                     env.short_sha(),

@@ -30,6 +30,8 @@ pub const ANNOTATION_LAST_DEPLOYED: &str = "lookctl.dev/last-deployed";
 pub const ANNOTATION_EXPIRES: &str = "lookctl.dev/expires";
 pub const ANNOTATION_DEPLOYED_BY: &str = "lookctl.dev/deployed-by";
 pub const ANNOTATION_URL: &str = "lookctl.dev/url";
+/// When `review serve` last proxied a request to the environment (debounced).
+pub const ANNOTATION_LAST_REQUEST: &str = "lookctl.dev/last-request";
 
 const SHORT_SHA_LEN: usize = 7;
 

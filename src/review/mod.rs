@@ -25,14 +25,14 @@ use std::path::PathBuf;
 
 pub use env::{
     ANNOTATION_COMMIT_SHA, ANNOTATION_CREATED, ANNOTATION_DEPLOYED_BY, ANNOTATION_EXPIRES,
-    ANNOTATION_LAST_DEPLOYED, ANNOTATION_URL, Deploy, LABEL_PINNED, LABEL_PROJECT, LABEL_REVIEW,
-    LABEL_SHA, ReviewEnv, format_time, label_selector, parse_time,
+    ANNOTATION_LAST_DEPLOYED, ANNOTATION_LAST_REQUEST, ANNOTATION_URL, Deploy, LABEL_PINNED,
+    LABEL_PROJECT, LABEL_REVIEW, LABEL_SHA, ReviewEnv, format_time, label_selector, parse_time,
 };
 pub use naming::{
     NameProblem, ReviewName, validate_dns1123_label, validate_label_value, validate_sha,
 };
 pub use policy::{
-    DEFAULT_GC_GRACE, UpPlan, expires_in, format_duration, is_collectable, plan_gc,
+    DEFAULT_GC_GRACE, UpPlan, expires_in, format_duration, is_collectable, is_idle, plan_gc,
     plan_gc_with_grace, plan_up,
 };
 

@@ -156,6 +156,7 @@ mod tests {
             url: url.map(str::to_owned),
             ttl: Duration::from_secs(72 * 3600),
             max_envs: 10,
+            serve: config::ReviewServe::default(),
         }
     }
 

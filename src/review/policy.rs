@@ -98,6 +98,22 @@ pub fn plan_up(
 
 /// Whether `gc` may delete `env` now: unpinned, expired (or expiry unknown), and not
 /// active within `grace`. Check again on a fresh read right before deleting.
+/// Whether `review serve` may delete an environment for idleness: unpinned, and neither
+/// deployed nor requested (`last_request`, from the namespace's annotation) for `idle_ttl`.
+pub fn is_idle(
+    env: &ReviewEnv,
+    last_request: Option<SystemTime>,
+    now: SystemTime,
+    idle_ttl: Duration,
+) -> bool {
+    let last = match (env.last_activity(), last_request) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    // An environment that records no time at all is left to `gc` (it counts as expired).
+    !env.pinned && last.is_some_and(|t| t + idle_ttl <= now)
+}
+
 pub fn is_collectable(env: &ReviewEnv, now: SystemTime, grace: Duration) -> bool {
     let recently_active = env.last_activity().is_some_and(|t| t + grace > now);
     !env.pinned && env.is_expired(now) && !recently_active
@@ -367,5 +383,31 @@ mod tests {
         let mut unknown = env("r", "a", 0, 0, false);
         unknown.expires = None;
         assert_eq!(expires_in(&unknown, now), "unknown");
+    }
+
+    #[test]
+    fn idle_means_neither_deployed_nor_requested_for_idle_ttl_and_unpinned() {
+        let ttl = Duration::from_secs(100);
+        let deployed_at_0 = env("r", "a", 0, 10_000, false);
+        assert!(is_idle(&deployed_at_0, None, at(100), ttl));
+        assert!(!is_idle(&deployed_at_0, None, at(99), ttl));
+        // A later request keeps it; an earlier one does not.
+        assert!(!is_idle(&deployed_at_0, Some(at(50)), at(100), ttl));
+        assert!(is_idle(
+            &env("r", "a", 60, 10_000, false),
+            Some(at(10)),
+            at(160),
+            ttl
+        ));
+        assert!(!is_idle(
+            &env("r", "a", 0, 10_000, true),
+            None,
+            at(1_000),
+            ttl
+        ));
+        let mut unknown = env("r", "a", 0, 0, false);
+        unknown.created = None;
+        unknown.last_deployed = None;
+        assert!(!is_idle(&unknown, None, at(1_000), ttl));
     }
 }

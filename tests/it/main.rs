@@ -34,6 +34,7 @@ mod render_errors;
 mod replace_rules;
 mod review;
 mod review_policy_props;
+mod review_serve;
 mod schema;
 mod secrets_cli;
 mod secrets_files;

@@ -22,15 +22,41 @@ pub struct ReplaceRule {
     pub selector: Option<Selector>,
 }
 
+/// Why a `[[target.replace]]` rule is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleProblem {
+    #[error("`kind` may not be empty")]
+    EmptyKind,
+    #[error("invalid label selector `{selector}`: empty requirement")]
+    EmptyRequirement { selector: String },
+    #[error("invalid label selector `{selector}`: `{part}`: {problem}")]
+    Requirement {
+        selector: String,
+        part: String,
+        problem: RequirementProblem,
+    },
+}
+
+/// Why one requirement of a label selector is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequirementProblem {
+    #[error("the values of `in`/`notin` go in parentheses: `k in (a,b)`")]
+    UnparenthesisedSet,
+    #[error("`{0}` is not a label key")]
+    Key(String),
+    #[error("`{0}` is not a label value")]
+    Value(String),
+}
+
 impl ReplaceRule {
     /// A rule; `selector` is a Kubernetes label selector (`app=x,tier in (a,b),!debug`).
     pub fn new(
         kind: &str,
         group: Option<&str>,
         selector: Option<&str>,
-    ) -> Result<ReplaceRule, String> {
+    ) -> Result<ReplaceRule, RuleProblem> {
         if kind.is_empty() {
-            return Err("`kind` may not be empty".into());
+            return Err(RuleProblem::EmptyKind);
         }
         Ok(ReplaceRule {
             group: group.map(str::to_owned),
@@ -72,18 +98,21 @@ pub fn may_replace(body: &Value, rules: &[ReplaceRule]) -> bool {
 
 /// Parses a label selector: comma-separated `k=v`, `k==v`, `k!=v`, `k`, `!k`,
 /// `k in (a,b)`, `k notin (a,b)`.
-pub fn parse_selector(text: &str) -> Result<Selector, String> {
+pub fn parse_selector(text: &str) -> Result<Selector, RuleProblem> {
     let mut expressions = Vec::new();
     for part in split_top_level(text) {
         let part = part.trim();
         if part.is_empty() {
-            return Err(format!(
-                "invalid label selector `{text}`: empty requirement"
-            ));
+            return Err(RuleProblem::EmptyRequirement {
+                selector: text.to_owned(),
+            });
         }
         expressions.push(
-            parse_requirement(part)
-                .map_err(|m| format!("invalid label selector `{text}`: `{part}`: {m}"))?,
+            parse_requirement(part).map_err(|problem| RuleProblem::Requirement {
+                selector: text.to_owned(),
+                part: part.to_owned(),
+                problem,
+            })?,
         );
     }
     Ok(Selector::from_iter(expressions))
@@ -107,7 +136,7 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-fn parse_requirement(part: &str) -> Result<Expression, String> {
+fn parse_requirement(part: &str) -> Result<Expression, RequirementProblem> {
     if let Some(key) = part.strip_prefix('!') {
         return Ok(Expression::DoesNotExist(key_of(key)?));
     }
@@ -117,7 +146,7 @@ fn parse_requirement(part: &str) -> Result<Expression, String> {
                 .trim()
                 .strip_prefix('(')
                 .and_then(|s| s.strip_suffix(')'))
-                .ok_or("the values of `in`/`notin` go in parentheses: `k in (a,b)`")?;
+                .ok_or(RequirementProblem::UnparenthesisedSet)?;
             let values = set
                 .split(',')
                 .map(|v| value_of(v.trim()))
@@ -144,7 +173,7 @@ fn parse_requirement(part: &str) -> Result<Expression, String> {
 }
 
 /// A label key: `[prefix/]name`, letters, digits, `-`, `_`, `.`.
-fn key_of(text: &str) -> Result<String, String> {
+fn key_of(text: &str) -> Result<String, RequirementProblem> {
     let key = text.trim();
     let valid = !key.is_empty()
         && key.len() <= 317
@@ -154,12 +183,12 @@ fn key_of(text: &str) -> Result<String, String> {
     if valid {
         Ok(key.to_owned())
     } else {
-        Err(format!("`{key}` is not a label key"))
+        Err(RequirementProblem::Key(key.to_owned()))
     }
 }
 
 /// A label value: at most 63 letters, digits, `-`, `_`, `.` (may be empty).
-fn value_of(text: &str) -> Result<String, String> {
+fn value_of(text: &str) -> Result<String, RequirementProblem> {
     let valid = text.len() <= 63
         && text
             .chars()
@@ -167,7 +196,7 @@ fn value_of(text: &str) -> Result<String, String> {
     if valid {
         Ok(text.to_owned())
     } else {
-        Err(format!("`{text}` is not a label value"))
+        Err(RequirementProblem::Value(text.to_owned()))
     }
 }
 
@@ -212,7 +241,7 @@ mod tests {
     #[test]
     fn bad_selectors_name_the_requirement() {
         for bad in ["app=x,", "app in x", "a b=c", "app=x y"] {
-            let e = parse_selector(bad).expect_err(bad);
+            let e = parse_selector(bad).expect_err(bad).to_string();
             assert!(e.contains(bad), "{e}");
         }
     }

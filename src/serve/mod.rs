@@ -168,6 +168,17 @@ pub struct Server {
     log: mpsc::Sender<String>,
 }
 
+/// Why a bring-up was not started: the bounds that keep the server's memory bounded.
+#[derive(Debug, thiserror::Error)]
+enum Busy {
+    #[error(
+        "too many review environments are starting at once; commit {commit} was not started, try again in a minute"
+    )]
+    BringUps { commit: String },
+    #[error("too many commits in flight; commit {commit} was not started")]
+    Commits { commit: String },
+}
+
 impl Server {
     /// A server; its log lines go to `log` (dropped when the channel is full).
     pub fn new(
@@ -343,7 +354,11 @@ impl Server {
         }
         let entry = self.start(commit).map_err(|message| {
             self.metrics.rejected.fetch_add(1, Relaxed);
-            self.page(StatusCode::SERVICE_UNAVAILABLE, &message, wants_html)
+            self.page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &message.to_string(),
+                wants_html,
+            )
         })?;
         self.follow(commit, entry, wants_html).await
     }
@@ -370,7 +385,7 @@ impl Server {
 
     /// The commit's bring-up: the one already under way (another request's), or a new
     /// one. `Err` when too many are under way.
-    fn start(self: &Arc<Self>, commit: &str) -> Result<Arc<Commit>, String> {
+    fn start(self: &Arc<Self>, commit: &str) -> Result<Arc<Commit>, Busy> {
         let mut commits = lock(&self.commits);
         let now = Instant::now();
         // Another request may have started it (or found it running) since we looked.
@@ -378,16 +393,16 @@ impl Server {
             return Ok(existing.clone());
         }
         if commits.values().filter(|c| c.starting()).count() >= MAX_BRING_UPS {
-            return Err(format!(
-                "too many review environments are starting at once; commit {commit} was not started, try again in a minute"
-            ));
+            return Err(Busy::BringUps {
+                commit: commit.to_owned(),
+            });
         }
         if commits.len() >= MAX_COMMITS {
             commits.retain(|_, c| c.fresh(now));
             if commits.len() >= MAX_COMMITS {
-                return Err(format!(
-                    "too many commits in flight; commit {commit} was not started"
-                ));
+                return Err(Busy::Commits {
+                    commit: commit.to_owned(),
+                });
             }
         }
         let entry = Commit::new(State::Starting);

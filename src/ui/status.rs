@@ -217,14 +217,15 @@ mod tests {
         let row = || StatusRow {
             target: "staging".into(),
             context: "kind".into(),
-            found: Err(StatusError::Cluster(ClusterError::Kubeconfig {
-                path: Some("/tmp/kubeconfig".into()),
-                source: kube::config::KubeconfigError::CurrentContextNotSet,
-            })),
+            found: Err(StatusError::Cluster(ClusterError::Discovery(
+                kube::Error::LinesCodecMaxLineLengthExceeded,
+            ))),
         };
-        let expected =
-            "cannot read kubeconfig /tmp/kubeconfig: failed to determine current context";
+        let expected = format!(
+            "API discovery failed: {}",
+            kube::Error::LinesCodecMaxLineLengthExceeded
+        );
         assert!(table(&[row()]).contains(&format!("error: {expected}")));
-        assert_eq!(json(&[row()])[0].error.as_deref(), Some(expected));
+        assert_eq!(json(&[row()])[0].error.as_deref(), Some(expected.as_str()));
     }
 }

@@ -14,6 +14,8 @@ Inputs (environment):
                      owner/name is read from the bare git directory
                      $LOOKCTL_MIRROR/owner+name/repo (what the `fetch` tool creates), at the
                      commit pinned in repos.txt (the run stops if that commit is missing).
+                     Without a snapshot there, the pinned commit is fetched from GitHub into
+                     ~/.cache/lookctl/corpus (a clean clone needs nothing else).
   KUBECTL            kubectl for --second-oracle (its embedded kustomize); default kubectl.
 
 Method: each pinned commit is exported (git ls-tree + cat-file) into a temporary directory;
@@ -98,10 +100,29 @@ def read_repos(path):
     return out
 
 
+def clone_pinned(name, sha):
+    """The pinned commit of github.com/NAME in a bare cache repository under
+    ~/.cache/lookctl/corpus (a shallow fetch of that one commit), for machines without
+    the snapshot mirror."""
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "lookctl", "corpus",
+                         name.replace("/", "+") + ".git")
+    have = subprocess.run(["git", "--git-dir", cache, "cat-file", "-e", sha + "^{commit}"],
+                          capture_output=True).returncode == 0
+    if not have:
+        os.makedirs(cache, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", cache], check=True)
+        fetched = subprocess.run(["git", "--git-dir", cache, "fetch", "-q", "--depth", "1",
+                                  f"https://github.com/{name}.git", sha])
+        if fetched.returncode != 0:
+            sys.exit(f"{name}: cannot fetch commit {sha} from GitHub, and there is no "
+                     f"snapshot in $LOOKCTL_MIRROR")
+    return cache
+
+
 def export(mirror, name, sha, dest):
     gitdir = os.path.join(mirror, name.replace("/", "+"), "repo")
     if not os.path.isdir(gitdir):
-        sys.exit(f"{name}: no snapshot at {gitdir} (fetch github:{name} first)")
+        gitdir = clone_pinned(name, sha)
     ok = subprocess.run(["git", "--git-dir", gitdir, "cat-file", "-e", sha + "^{commit}"],
                         capture_output=True)
     if ok.returncode != 0:

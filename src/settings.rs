@@ -120,14 +120,7 @@ pub fn unlock(
 ) -> Result<UnlockSettings, SettingsError> {
     let config = require_config(cli, &process.cwd)?;
     let target = config.target(&args.target)?;
-    let context = args
-        .cluster
-        .context
-        .clone()
-        .or_else(|| target.context.clone())
-        .ok_or_else(|| SettingsError::NoContext {
-            target: target.name.clone(),
-        })?;
+    let context = target_context(&args.cluster, target)?;
     Ok(UnlockSettings {
         target: target.name.clone(),
         force: args.force,
@@ -228,14 +221,7 @@ pub fn deploy(
 ) -> Result<DeploySettings, SettingsError> {
     let config = require_config(cli, &process.cwd)?;
     let (target, build) = select_target(&config, &args.select, process)?;
-    let context = args
-        .cluster
-        .context
-        .clone()
-        .or_else(|| target.context.clone())
-        .ok_or_else(|| SettingsError::NoContext {
-            target: target.name.clone(),
-        })?;
+    let context = target_context(&args.cluster, target)?;
     Ok(DeploySettings {
         target: target.name.clone(),
         project: config.project.name.clone(),
@@ -344,6 +330,20 @@ pub struct RenderSettings {
     pub secrets: SecretsSettings,
     /// What was decided and why, for the line `render` prints on stderr.
     pub decision: Decision,
+}
+
+/// `--context`, else the target's `context`.
+fn target_context(
+    cluster: &crate::cli::ClusterArgs,
+    target: &crate::config::Target,
+) -> Result<String, SettingsError> {
+    cluster
+        .context
+        .clone()
+        .or_else(|| target.context.clone())
+        .ok_or_else(|| SettingsError::NoContext {
+            target: target.name.clone(),
+        })
 }
 
 /// kubectl's `-o` formats: as a bare `render -o` value they are a habit, not a file name.

@@ -8,26 +8,25 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine as _;
 use testkit::kms::KmsEmulator;
 
-use crate::support::{self, SHA, TestEnv, redact, text, write};
+use crate::support::{self, SHA, TestEnv, redact, text, transcript, write};
 
 const KEY: &str = "projects/acme/locations/global/keyRings/deploy/cryptoKeys/k8s";
-
-/// stdout and stderr of a run, labelled, with the exit code, redacted.
-fn transcript(root: &Path, out: &Output) -> String {
-    redact(
-        &format!(
-            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-            out.status.code(),
-            text(&out.stdout),
-            text(&out.stderr)
-        ),
-        Some(root),
-    )
-}
 
 /// A command against the fake server (`--kubeconfig` added).
 fn run(env: &TestEnv, args: &[&str]) -> Output {
     env.cluster(args)
+}
+
+/// Adds a `[review]` section whose environments live on the fake server.
+fn add_review_section(env: &TestEnv) {
+    let config = std::fs::read_to_string(env.root().join("deploy.toml")).unwrap();
+    env.write(
+        "deploy.toml",
+        &format!(
+            "{config}\n[review]\noverlay = \"overlay\"\ncontext = \"{}\"\nnamespace = \"review-{{{{ SHORT_SHA }}}}\"\n",
+            support::CONTEXT
+        ),
+    );
 }
 
 /// A command that takes no cluster.
@@ -411,14 +410,7 @@ fn the_confirmation_shows_the_plan_first() {
 #[test]
 fn review_down_of_a_missing_environment_succeeds() {
     let env = TestEnv::new();
-    let config = std::fs::read_to_string(env.root().join("deploy.toml")).unwrap();
-    env.write(
-        "deploy.toml",
-        &format!(
-            "{config}\n[review]\noverlay = \"overlay\"\ncontext = \"{}\"\nnamespace = \"review-{{{{ SHORT_SHA }}}}\"\n",
-            support::CONTEXT
-        ),
-    );
+    add_review_section(&env);
     let out = run(&env, &["review", "down", "--sha", SHA]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     insta::assert_snapshot!("review_down_missing", transcript(env.root(), &out));
@@ -479,14 +471,7 @@ fn help_has_examples_and_review_takes_short_shas_like_the_rest() {
     insta::assert_snapshot!("render_help", text(&out.stdout));
 
     let env = TestEnv::new();
-    let config = std::fs::read_to_string(env.root().join("deploy.toml")).unwrap();
-    env.write(
-        "deploy.toml",
-        &format!(
-            "{config}\n[review]\noverlay = \"overlay\"\ncontext = \"{}\"\nnamespace = \"review-{{{{ SHORT_SHA }}}}\"\n",
-            support::CONTEXT
-        ),
-    );
+    add_review_section(&env);
     // A 4-digit SHA outside git is refused for the same reason as everywhere else.
     let review = run(&env, &["review", "down", "--sha", "abcd"]);
     let render = local(&env, &["render", "--sha", "abcd", "--target", "staging"]);

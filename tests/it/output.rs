@@ -4,17 +4,7 @@
 //! as a snapshot diff to review (`cargo insta review`), not as a silently passing
 //! `contains`.
 
-use crate::support::{SHA, TestEnv, text};
-
-/// stdout and stderr of a run, labelled, with the exit code.
-fn transcript(env: &TestEnv, out: &std::process::Output) -> String {
-    env.redact(&format!(
-        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    ))
-}
+use crate::support::{SHA, TestEnv, text, transcript};
 
 /// A run with a fixed identity, so `BY` columns and inventories do not name the
 /// machine.
@@ -53,7 +43,7 @@ fn an_unknown_target_lists_the_table_and_hints() {
     let env = TestEnv::new();
     let out = run(&env, &["deploy", "--target", "nope", "--sha", SHA]);
     assert_eq!(out.status.code(), Some(2));
-    insta::assert_snapshot!("error_unknown_target", transcript(&env, &out));
+    insta::assert_snapshot!("error_unknown_target", transcript(env.root(), &out));
 }
 
 #[test]
@@ -72,7 +62,7 @@ fn a_context_missing_from_the_kubeconfig_names_the_available_ones() {
         ],
     );
     assert_eq!(out.status.code(), Some(2));
-    insta::assert_snapshot!("error_unknown_context", transcript(&env, &out));
+    insta::assert_snapshot!("error_unknown_context", transcript(env.root(), &out));
 }
 
 #[test]
@@ -80,7 +70,7 @@ fn the_plan_the_deploy_summary_and_the_redeploy_plan() {
     let env = TestEnv::new();
     let out = run(&env, &["diff", "--target", "staging", "--sha", SHA]);
     assert_eq!(out.status.code(), Some(1));
-    insta::assert_snapshot!("diff_first", transcript(&env, &out));
+    insta::assert_snapshot!("diff_first", transcript(env.root(), &out));
 
     let out = run(
         &env,
@@ -95,11 +85,11 @@ fn the_plan_the_deploy_summary_and_the_redeploy_plan() {
         ],
     );
     assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("deploy_first", transcript(&env, &out));
+    insta::assert_snapshot!("deploy_first", transcript(env.root(), &out));
 
     let out = run(&env, &["diff", "--target", "staging", "--sha", SHA]);
     assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("diff_unchanged", transcript(&env, &out));
+    insta::assert_snapshot!("diff_unchanged", transcript(env.root(), &out));
 
     let out = run(
         &env,
@@ -110,7 +100,7 @@ fn the_plan_the_deploy_summary_and_the_redeploy_plan() {
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["dryRun"], false);
-    insta::assert_snapshot!("deploy_json", transcript(&env, &out));
+    insta::assert_snapshot!("deploy_json", transcript(env.root(), &out));
 
     let out = run(
         &env,
@@ -118,24 +108,24 @@ fn the_plan_the_deploy_summary_and_the_redeploy_plan() {
             "diff", "--target", "staging", "--sha", SHA, "--output", "json",
         ],
     );
-    insta::assert_snapshot!("diff_json", transcript(&env, &out));
+    insta::assert_snapshot!("diff_json", transcript(env.root(), &out));
 
     let out = run(&env, &["status"]);
     assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("status_table", transcript(&env, &out));
+    insta::assert_snapshot!("status_table", transcript(env.root(), &out));
 
     let out = run(&env, &["status", "--output", "json"]);
-    insta::assert_snapshot!("status_json", transcript(&env, &out));
+    insta::assert_snapshot!("status_json", transcript(env.root(), &out));
 }
 
 #[test]
 fn the_targets_table_and_json() {
     let env = TestEnv::new();
     let out = env.lookctl(&["targets"]).output().unwrap();
-    insta::assert_snapshot!("targets_table", transcript(&env, &out));
+    insta::assert_snapshot!("targets_table", transcript(env.root(), &out));
     let out = env
         .lookctl(&["targets", "--output", "json"])
         .output()
         .unwrap();
-    insta::assert_snapshot!("targets_json", transcript(&env, &out));
+    insta::assert_snapshot!("targets_json", transcript(env.root(), &out));
 }

@@ -42,6 +42,20 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// stdout and stderr of a run, labelled, with the exit code; temporary paths under
+/// `root`, ports and times redacted (for snapshots).
+pub fn transcript(root: &Path, out: &Output) -> String {
+    redact(
+        &format!(
+            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        ),
+        Some(root),
+    )
+}
+
 pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 pub const CONTEXT: &str = "fake-staging";
 

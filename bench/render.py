@@ -7,7 +7,7 @@ Usage: bench/render.py [--runs N] [--sizes 200,400,1000,2000] [--no-build]
 
 --kustomize PATH compares with `PATH build DIR` (a kustomize binary, e.g. the oracle that
 scripts/oracle builds) instead of `kubectl kustomize DIR`; $LOOKCTL_KUSTOMIZE sets it too.
---gen PATH takes the tree generator from PATH (e.g. ../shared/tools/gen_tree.py) instead
+--gen PATH takes the tree generator from PATH instead
 of the repository's copy.
 
 Builds lookctl in release mode first (CARGO_TARGET_DIR, default ./target). Trees come from tests/fixtures/kustomize/gen_tree.py (N apps x 3 objects,

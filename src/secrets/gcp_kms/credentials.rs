@@ -115,7 +115,7 @@ pub enum CredentialsProblem {
         "credential type {0:?} is not supported; use a service_account key, gcloud user credentials, an access token file or the metadata server"
     )]
     UnsupportedType(String),
-    /// Holds [`serde_reason`], not the `serde_json::Error`, whose text and `Debug` can
+    /// Holds `serde_reason`, not the `serde_json::Error`, whose text and `Debug` can
     /// quote a value of the file (a private key).
     #[error("not a service_account or authorized_user key: {0}")]
     NotAKey(String),
@@ -147,7 +147,7 @@ pub enum TokenProblem {
     /// The metadata server's refusal, whose body is not worth showing.
     #[error("HTTP {0}")]
     Status(reqwest::StatusCode),
-    /// Holds [`serde_reason`]: the response holds the access token.
+    /// Holds `serde_reason`: the response holds the access token.
     #[error("token response is not JSON with access_token: {0}")]
     NotAToken(String),
 }

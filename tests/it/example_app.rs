@@ -40,6 +40,15 @@ fn readme_command_renders_staging_offline_with_the_sha_in_image_tags() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // What a newcomer sees on stdout from the README's first command, reviewed as a
+    // whole (stderr's decision line names the checkout's branch, which varies).
+    // The branch comes from the checkout (and the ConfigMap's hash from its content).
+    let branch = regex::Regex::new(r"(?m)^  BRANCH: .*$").expect("regex");
+    let hash = regex::Regex::new(r"shop-config-[a-z0-9]{10}").expect("regex");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = branch.replace_all(&stdout, "  BRANCH: [BRANCH]");
+    let stdout = hash.replace_all(&stdout, "shop-config-[HASH]");
+    insta::assert_snapshot!("readme_first_command", stdout);
     let docs = docs(&out.stdout);
     let deployment = find(&docs, "Deployment");
     assert_eq!(

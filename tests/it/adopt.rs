@@ -139,19 +139,6 @@ fn assert_same_rendering(context: &str, want_text: &str, got_text: &str) {
     }
 }
 
-/// Copies a tree (regular files and directories only).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).expect("copy");
-        }
-    }
-}
-
 /// The repository of the deploy script: environments/ENV overlays over base/, whose
 /// kustomization and the label transformer are envsubst templates; kustomize vars with
 /// fieldref, a custom transformer configuration, a JSON 6902 patch appending to a
@@ -374,7 +361,7 @@ kms_endpoint = "http://{emulator_host}"
 /// manifests/$ENV environments/$ENV`. Returns what kustomize wrote.
 fn run_script(repo: &Path, env: &str, gcloud: &Gcloud) -> String {
     let work = tempfile::tempdir().expect("tempdir");
-    copy_tree(repo, work.path());
+    crate::support::copy_tree(repo, work.path());
     let root = work.path();
     for rel in ["base/secrets/db-password", "base/secrets/api-key.json"] {
         let plain = root.join(rel);
@@ -427,7 +414,7 @@ fn script_repository_renders_like_its_deploy_script_with_only_deploy_toml_added(
         let want = run_script(repo.path(), env, &gcloud);
 
         let project = tempfile::tempdir().expect("tempdir");
-        copy_tree(repo.path(), project.path());
+        crate::support::copy_tree(repo.path(), project.path());
         write(
             project.path(),
             "deploy.toml",
@@ -582,7 +569,7 @@ fn envsubst_templates_only_template_files_and_agrees_with_envsubst_on_them() {
 
     // The script: envsubst on the two templates, kustomize on the result.
     let script = tempfile::tempdir().expect("tempdir");
-    copy_tree(&p.path().join("overlay"), script.path());
+    crate::support::copy_tree(&p.path().join("overlay"), script.path());
     let vars = BTreeMap::from([
         ("TARGET", "staging".to_owned()),
         ("SHORT_SHA", SHA[..7].to_owned()),

@@ -20,19 +20,6 @@ const NS: &str = "shop-staging";
 /// check).
 const PATIENCE: Duration = Duration::from_secs(120);
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// The repository's example app (deploy.toml, base/, overlays/) in a temporary
 /// directory, its staging context pointing at a fake API server.
 struct ExampleApp {
@@ -46,8 +33,8 @@ impl ExampleApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         std::fs::copy(repo.join("deploy.toml"), dir.path().join("deploy.toml")).expect("copy");
-        copy_tree(&repo.join("base"), &dir.path().join("base"));
-        copy_tree(&repo.join("overlays"), &dir.path().join("overlays"));
+        crate::support::copy_tree(&repo.join("base"), &dir.path().join("base"));
+        crate::support::copy_tree(&repo.join("overlays"), &dir.path().join("overlays"));
         let server = FakeApiServer::start_blocking(config).expect("fake apiserver");
         let kubeconfig = dir.path().join("kubeconfig");
         server

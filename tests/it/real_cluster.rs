@@ -27,19 +27,6 @@ fn write(root: &Path, rel: &str, body: &str) {
     std::fs::write(path, body).expect("write");
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// A lookctl project in a temporary directory whose `staging` target deploys `overlay/`
 /// to the real cluster.
 struct Project {
@@ -161,8 +148,8 @@ fn the_example_app_deploys_to_staging_and_its_pods_become_ready() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(repo.join("deploy.toml"), dir.path().join("deploy.toml")).expect("copy");
-    copy_tree(&repo.join("base"), &dir.path().join("base"));
-    copy_tree(&repo.join("overlays"), &dir.path().join("overlays"));
+    crate::support::copy_tree(&repo.join("base"), &dir.path().join("base"));
+    crate::support::copy_tree(&repo.join("overlays"), &dir.path().join("overlays"));
     let p = Project { dir, cluster: c };
 
     let out = p.deploy(SHA, &["--context", ADMIN]);

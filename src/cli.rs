@@ -10,9 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "lookctl",
-    version,
+    version = crate::version::SHORT,
     about,
     propagate_version = true,
+    // A repeated option takes its last value, as with kubectl (the GitHub Action fills
+    // unused argument slots with `--color=auto`).
+    args_override_self = true,
     after_help = crate::env::help()
 )]
 pub struct Cli {
@@ -87,6 +90,16 @@ pub enum Command {
         after_help = "Examples:\n  lookctl completions bash > ~/.local/share/bash-completion/completions/lookctl\n  lookctl completions zsh > ~/.zfunc/_lookctl\n  lookctl completions fish > ~/.config/fish/completions/lookctl.fish\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]
     Completions(CompletionsArgs),
+    /// Write lookctl's manual pages (lookctl.1, lookctl-deploy.1, ...) into DIR.
+    #[command(
+        after_help = "Examples:\n  lookctl man ~/.local/share/man/man1 && man lookctl-deploy\n  sudo lookctl man /usr/local/share/man/man1\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
+    Man(ManArgs),
+    /// Print lookctl's version and the git commit it was built from.
+    #[command(
+        after_help = "Examples:\n  lookctl version\n  lookctl version -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+    )]
+    Version(VersionArgs),
 }
 
 /// How Cloud KMS is reached.
@@ -392,6 +405,20 @@ pub struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub struct TargetsArgs {
+    /// Output format (`-o json`, as with kubectl).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
     /// Output format (`-o json`, as with kubectl).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,

@@ -23,3 +23,4 @@ pub mod settings;
 pub mod table;
 pub mod ui;
 pub mod vars;
+pub mod version;

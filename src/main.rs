@@ -117,6 +117,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8, CliError> {
             commands::secrets::run(&settings, ui)?;
         }
         Command::Completions(args) => commands::completions::run(args, ui)?,
+        Command::Man(args) => commands::man::run(&args.dir, ui)?,
+        Command::Version(args) => commands::version::run(settings::format(args.output), ui)?,
     }
     Ok(0)
 }

@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod deploy;
+pub mod man;
 pub mod render;
 pub mod review;
 pub mod review_serve;
@@ -9,6 +10,7 @@ pub mod secrets;
 pub mod status;
 pub mod targets;
 pub mod unlock;
+pub mod version;
 
 /// The async runtime of the cluster-facing commands. They render (and call Cloud KMS,
 /// which is blocking) first and enter the runtime only for the cluster part.

@@ -10,6 +10,7 @@ pub mod render;
 pub mod review;
 pub mod status;
 pub mod style;
+pub mod version;
 
 use std::borrow::Cow;
 use std::io::{self, Write};

@@ -8,6 +8,7 @@ use std::path::Path;
 use lookctl::ui::deploy::{DeployJson, PlanJson};
 use lookctl::ui::review::ListItem;
 use lookctl::ui::status::{TargetJson, TargetStatusJson};
+use lookctl::version::BuildInfo;
 
 fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
@@ -16,6 +17,7 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("status.json", schemars::schema_for!(Vec<TargetStatusJson>)),
         ("targets.json", schemars::schema_for!(Vec<TargetJson>)),
         ("review-list.json", schemars::schema_for!(Vec<ListItem>)),
+        ("version.json", schemars::schema_for!(BuildInfo)),
     ]
 }
 

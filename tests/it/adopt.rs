@@ -881,3 +881,131 @@ fn output_dir_is_replaced_whole_or_left_as_it_was() {
     );
     assert_eq!(entries(parent.path()), 1, "only manifests/ remains");
 }
+
+/// The cluster the script deploys to already has what its manifests need but do not
+/// carry: the namespace and the BackupSchedule CRD.
+fn prepare_cluster_for_the_script(c: &crate::support::real_cluster::RealCluster, ns: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "prereqs.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: backupschedules.ops.example.com\nspec:\n  group: ops.example.com\n  names:\n    kind: BackupSchedule\n    plural: backupschedules\n    singular: backupschedule\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+        ),
+    );
+    c.kubectl(&[
+        "apply",
+        "-f",
+        dir.path().join("prereqs.yaml").to_str().expect("utf-8"),
+    ]);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/backupschedules.ops.example.com",
+        "--timeout=60s",
+    ]);
+}
+
+/// The whole script against a real API server: lookctl deploys the repository with only a
+/// deploy.toml added, and then `kubectl diff --server-side` of the manifests the script
+/// writes (what its `kubectl apply -f manifests/$ENV` would send) finds nothing to change.
+#[test]
+fn script_repository_deploys_like_its_deploy_script_on_a_real_cluster() {
+    let c = crate::support::real_cluster::cluster();
+    let gcloud = Gcloud::new();
+    let repo = tempfile::tempdir().expect("tempdir");
+    script_repository(repo.path(), &gcloud);
+    let env = "staging";
+    prepare_cluster_for_the_script(c, &format!("shop-{env}"));
+    let manifests = tempfile::tempdir().expect("tempdir");
+    let script_output = manifests.path().join("staging.yaml");
+    std::fs::write(&script_output, run_script(repo.path(), env, &gcloud)).expect("write");
+
+    let project = tempfile::tempdir().expect("tempdir");
+    crate::support::copy_tree(repo.path(), project.path());
+    write(
+        project.path(),
+        "deploy.toml",
+        &deploy_toml(&gcloud.emulator.host()),
+    );
+    // --no-wait: kwok nodes run the Job's pod but never complete it.
+    let out = lookctl()
+        .current_dir(project.path())
+        .env("HOME", project.path().join("home"))
+        .args([
+            "deploy",
+            "--target",
+            env,
+            "--sha",
+            SHA,
+            "--no-wait",
+            "--yes",
+        ])
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["--context", crate::support::real_cluster::ADMIN])
+        .arg("--access-token-file")
+        .arg(&gcloud.token_file)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "lookctl deploy --target {env}: {}",
+        text(&out.stderr)
+    );
+
+    let diff = Command::new(&c.kubectl)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["diff", "--server-side", "--force-conflicts", "-f"])
+        .arg(&script_output)
+        .output()
+        .expect("kubectl diff runs");
+    // kubectl diff: 0 no differences, 1 differences, >1 an error. Secret values are
+    // masked by kubectl in its diff output.
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "the script's manifests differ from what lookctl deployed:\n{}\n{}",
+        text(&diff.stdout),
+        text(&diff.stderr)
+    );
+    // Every object of the script's output is live, and nothing else was applied.
+    let live = c.kubectl(&[
+        "get",
+        "deployment,service,job,configmap,secret,backupschedules.ops.example.com",
+        "-n",
+        &format!("shop-{env}"),
+        "-o",
+        "name",
+    ]);
+    let mut live: Vec<&str> = live
+        .lines()
+        .filter(|l| !l.starts_with("configmap/kube-root-ca.crt"))
+        .collect();
+    live.sort_unstable();
+    let script = std::fs::read_to_string(&script_output).expect("read");
+    let mut want: Vec<String> = parse_stream(&script)
+        .iter()
+        .map(|v| {
+            let kind = v["kind"].as_str().expect("kind").to_lowercase();
+            // `kubectl get -o name` says kind.group/name, and kind/name for the core group.
+            let resource = match v["apiVersion"]
+                .as_str()
+                .expect("apiVersion")
+                .split_once('/')
+            {
+                Some((group, _)) => format!("{kind}.{group}"),
+                None => kind,
+            };
+            format!(
+                "{resource}/{}",
+                v["metadata"]["name"].as_str().expect("name")
+            )
+        })
+        .collect();
+    // lookctl's own bookkeeping: the inventory that prune reads.
+    want.push(format!("configmap/lookctl-inventory-{env}"));
+    want.sort_unstable();
+    assert_eq!(live, want);
+}

@@ -427,9 +427,9 @@ fn the_image_and_the_ci_files_all_run_the_binary_the_dockerfile_builds() {
 }
 
 /// The binary needs no shared library beyond glibc's and libgcc's, which is all that
-/// distroless/cc gives (no OpenSSL is needed: TLS is rustls).
+/// distroless/cc gives (no OpenSSL is needed: TLS is rustls), and runs with only those.
 #[test]
-fn the_binary_links_only_what_distroless_cc_has() {
+fn the_binary_links_and_runs_with_only_what_distroless_cc_has() {
     let binary = assert_cmd::cargo::cargo_bin("lookctl");
     let out = Command::new("readelf")
         .arg("-d")
@@ -459,6 +459,55 @@ fn the_binary_links_only_what_distroless_cc_has() {
     assert!(
         extra.is_empty(),
         "lookctl needs {extra:?}, which distroless/cc lacks"
+    );
+
+    // And it runs in a root file system that holds nothing but those libraries and the
+    // example app: `version`, and a render of the example overlay.
+    let root = tempfile::tempdir().unwrap();
+    let lib = root.path().join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(root.path().join("lib64")).unwrap();
+    std::fs::create_dir_all(root.path().join("usr/local/bin")).unwrap();
+    for name in &needed {
+        let (from, to) = if name.starts_with("ld-linux") {
+            ("/lib64", root.path().join("lib64"))
+        } else {
+            ("/lib/x86_64-linux-gnu", lib.clone())
+        };
+        std::fs::copy(Path::new(from).join(name), to.join(name))
+            .unwrap_or_else(|e| panic!("copying {from}/{name}: {e}"));
+    }
+    std::fs::copy(&binary, root.path().join("usr/local/bin/lookctl")).unwrap();
+    for dir in ["base", "overlays/staging"] {
+        crate::support::copy_tree(&repo().join(dir), &root.path().join("app").join(dir));
+    }
+    let run = |args: &[&str]| {
+        // unshare --root is chroot without needing root (a user namespace maps us to it).
+        let out = Command::new("unshare")
+            .args(["--map-root-user", "--wd=/app"])
+            .arg(format!("--root={}", root.path().display()))
+            .arg("/usr/local/bin/lookctl")
+            .args(args)
+            .env_clear()
+            // The example's SOPS secret: decrypted (and masked) inside the bare root too.
+            .env(
+                "SOPS_AGE_KEY_FILE",
+                "/app/overlays/staging/demo-age-key.txt",
+            )
+            .output()
+            .expect("unshare runs (util-linux)");
+        assert!(
+            out.status.success(),
+            "lookctl {args:?} in a bare root: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    assert!(run(&["version"]).starts_with("lookctl "));
+    let rendered = run(&["render", "overlays/staging", "--no-template"]);
+    assert!(
+        rendered.contains("kind: Deployment") && rendered.contains("kind: Secret"),
+        "{rendered}"
     );
 }
 

@@ -64,7 +64,7 @@ impl Default for ApplyOptions {
             force_conflicts: false,
             dry_run: false,
             prune: true,
-            concurrency: 8,
+            concurrency: 32,
             commit: String::new(),
             identity: String::new(),
             created_before: Vec::new(),

@@ -195,8 +195,8 @@ pub struct DeployArgs {
     /// Take ownership of fields that other field managers own.
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Requests in flight at once within an apply stage.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Requests in flight at once within an apply stage (429s and Retry-After are honoured).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     /// Do not ask for confirmation (needed for `confirm = true` targets when not interactive).
     #[arg(long, short = 'y')]

@@ -265,7 +265,7 @@ pub fn diff(
         timeout: std::time::Duration::from_secs(300),
         lock_timeout: std::time::Duration::from_secs(120),
         force_conflicts: false,
-        concurrency: 8,
+        concurrency: 32,
         yes: true,
         output: args.output,
     };

@@ -18,6 +18,7 @@ use super::object::{
 };
 use super::replace::{ReplaceRule, may_replace};
 use super::retry::Failure;
+use super::unchanged;
 use super::{ClusterClient, Progress, ProgressEvent};
 
 /// How long a CRD may take to become Established, and a replaced object to disappear.
@@ -63,7 +64,7 @@ impl Default for ApplyOptions {
             force_conflicts: false,
             dry_run: false,
             prune: true,
-            concurrency: 8,
+            concurrency: 32,
             commit: String::new(),
             identity: String::new(),
             created_before: Vec::new(),
@@ -617,7 +618,7 @@ pub async fn apply(
             stage,
             objects: items.len(),
         });
-        let live = prefetch_live(client, &items, progress).await;
+        let live = prefetch_live(client, &items, concurrency, progress).await;
         let mut futures = Vec::with_capacity(items.len());
         for (i, m) in items {
             let pending = &pending;
@@ -743,6 +744,16 @@ pub async fn apply(
             pending: apply_failed,
             ..recorded_inventory(opts, recorded)
         };
+        // The committed inventory already records this set, commit and identity: a write
+        // would only move its time, and a no-change redeploy writes nothing. Its time is
+        // when this set was last deployed with a change.
+        if let Some(old) = old_inventory
+            .as_ref()
+            .filter(|old| inventory::records_same(old, &inventory))
+        {
+            report.inventory = Some(old.clone());
+            return Ok(report);
+        }
         // A failed write is reported with the objects, not instead of them.
         match inventory::write(client, &inventory, &prepared.inventory_namespace, progress).await {
             Ok(()) => {
@@ -763,6 +774,84 @@ pub async fn apply(
         }
     }
     Ok(report)
+}
+
+/// A deploy that would change nothing, decided by reads alone, so that it needs no lock
+/// and sends no write: the committed inventory records this set, commit and identity (so
+/// nothing is pruned and nothing need be recorded), and every object is unchanged in the
+/// live state read with one LIST per kind and namespace (see `unchanged`). `Some(report)`
+/// (every object unchanged) then; `None` when anything may need a write or a read failed,
+/// and the caller deploys as usual.
+///
+/// Without the lock another deploy may be under way: this run writes nothing, so it cannot
+/// interleave with it, and what it reports is what the server held when it read it.
+pub async fn apply_if_unchanged(
+    client: &ClusterClient,
+    objects: &[serde_yaml::Value],
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<Option<ApplyReport>, ClusterError> {
+    if opts.dry_run || !opts.created_before.is_empty() {
+        return Ok(None);
+    }
+    let prepared = prepare(client, objects, opts).await?;
+    let Some(old) = inventory::read(
+        client,
+        &opts.target,
+        &prepared.inventory_namespace,
+        progress,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let this = recorded_inventory(opts, prepared.manifests.iter().map(|m| m.id.clone()));
+    if !inventory::records_same(&old, &this) {
+        return Ok(None);
+    }
+    let manifests: Vec<&Manifest> = prepared.manifests.iter().collect();
+    let groups = by_kind_and_namespace(&manifests);
+    let reads = groups
+        .iter()
+        .map(|group| list_live(client, group, progress))
+        .collect();
+    let mut live: HashMap<ObjectRef, Option<Value>> = HashMap::new();
+    for read in bounded(reads, opts.concurrency.max(1)).await {
+        match read {
+            Ok(read) => live.extend(read),
+            Err(_) => return Ok(None),
+        }
+    }
+    let all_unchanged = prepared.manifests.iter().all(|m| {
+        live.get(&m.id)
+            .and_then(Option::as_ref)
+            .is_some_and(|live| unchanged::is_unchanged(&m.body, live, FIELD_MANAGER))
+    });
+    if !all_unchanged {
+        return Ok(None);
+    }
+    let results = prepared
+        .manifests
+        .iter()
+        .map(|m| {
+            progress.event(&ProgressEvent::Applied {
+                object: m.id.clone(),
+                action: ApplyAction::Unchanged,
+            });
+            ObjectResult {
+                object: m.id.clone(),
+                outcome: Ok(ApplyAction::Unchanged),
+            }
+        })
+        .collect();
+    Ok(Some(ApplyReport {
+        dry_run: false,
+        results,
+        pruned: Vec::new(),
+        prune_skipped: (!opts.prune).then(|| "pruning is disabled".to_owned()),
+        inventory: Some(old),
+        inventory_error: None,
+    }))
 }
 
 /// The inventory of this deploy naming `objects` (committed).
@@ -813,10 +902,26 @@ impl Pending {
 async fn prefetch_live(
     client: &ClusterClient,
     items: &[(usize, &Manifest)],
+    concurrency: usize,
     progress: &dyn Progress,
 ) -> HashMap<ObjectRef, Option<Value>> {
+    let manifests: Vec<&Manifest> = items.iter().map(|(_, m)| *m).collect();
+    let lists = by_kind_and_namespace(&manifests)
+        .into_iter()
+        .filter(|group| group.len() >= 2)
+        .map(|group| async move { list_live(client, &group, progress).await });
+    bounded(lists.collect(), concurrency)
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect()
+}
+
+/// Manifests grouped by (apiVersion, kind, namespace): what one LIST reads.
+fn by_kind_and_namespace<'m>(manifests: &[&'m Manifest]) -> Vec<Vec<&'m Manifest>> {
     let mut groups: HashMap<(String, String, Option<String>), Vec<&Manifest>> = HashMap::new();
-    for (_, m) in items {
+    for m in manifests {
         groups
             .entry((
                 m.id.api_version.clone(),
@@ -826,29 +931,51 @@ async fn prefetch_live(
             .or_default()
             .push(m);
     }
-    let mut live = HashMap::new();
-    for ((_, _, namespace), manifests) in groups {
-        if manifests.len() < 2 {
-            continue;
-        }
-        let Ok(Some((resource, caps))) = client.resolve(&manifests[0].id).await else {
-            continue;
+    groups.into_values().collect()
+}
+
+/// The live state of a group of one kind in one namespace: one LIST (a GET when the
+/// group has one object), `None` for each object that does not exist.
+async fn list_live(
+    client: &ClusterClient,
+    group: &[&Manifest],
+    progress: &dyn Progress,
+) -> Result<Vec<(ObjectRef, Option<Value>)>, ObjectError> {
+    let Some(first) = group.first() else {
+        return Ok(Vec::new());
+    };
+    let (resource, caps) = client
+        .resolve(&first.id)
+        .await
+        .map_err(|e| ObjectError::Other(e.to_string()))?
+        .ok_or_else(|| unknown_kind(&first.id))?;
+    let api = client.api(&resource, &caps, first.id.namespace.as_deref());
+    if let [only] = group {
+        let live = match client
+            .call(Some(&only.id), progress, || api.get_opt(&only.id.name))
+            .await
+        {
+            Ok(live) => live.map(|o| to_json(&o)),
+            Err(Failure::NotFound) => None,
+            Err(f) => return Err(f.into_object_error()),
         };
-        let api = client.api(&resource, &caps, namespace.as_deref());
-        let params = kube::api::ListParams::default();
-        let Ok(list) = client.call(None, progress, || api.list(&params)).await else {
-            continue;
-        };
-        let by_name: HashMap<String, Value> = list
-            .items
-            .iter()
-            .filter_map(|o| Some((o.metadata.name.clone()?, to_json(o))))
-            .collect();
-        for m in manifests {
-            live.insert(m.id.clone(), by_name.get(&m.id.name).cloned());
-        }
+        return Ok(vec![(only.id.clone(), live)]);
     }
-    live
+    let params = kube::api::ListParams::default();
+    let list = match client.call(None, progress, || api.list(&params)).await {
+        Ok(list) => list.items,
+        // The namespace does not exist (yet): nothing in it does.
+        Err(Failure::NotFound) => Vec::new(),
+        Err(f) => return Err(f.into_object_error()),
+    };
+    let mut by_name: HashMap<String, Value> = list
+        .iter()
+        .filter_map(|o| Some((o.metadata.name.clone()?, to_json(o))))
+        .collect();
+    Ok(group
+        .iter()
+        .map(|m| (m.id.clone(), by_name.remove(&m.id.name)))
+        .collect())
 }
 
 async fn apply_one(
@@ -912,6 +1039,14 @@ async fn apply_one_inner(
             Err(f) => return Err(f.into_object_error()),
         },
     };
+    // Nothing to send when applying would change nothing (decided from the live state,
+    // managedFields included; see `unchanged`): a redeploy writes only what changed.
+    if let Some(live) = &live
+        && !opts.created_before.contains(&m.id)
+        && unchanged::is_unchanged(&m.body, live, FIELD_MANAGER)
+    {
+        return Ok(ApplyAction::Unchanged);
+    }
     let params = patch_params(opts, opts.dry_run);
     let patch = Patch::Apply(&m.body);
     let result = client

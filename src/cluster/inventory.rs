@@ -8,7 +8,7 @@
 //! that names everything it may have created, so the next deploy prunes whatever of it
 //! left the set: no orphans.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
@@ -104,6 +104,19 @@ impl Inventory {
     }
 }
 
+/// Whether the committed inventory `old` records what `new` would (same objects, commit,
+/// project, identity; neither pending), so that writing `new` would only change its time.
+pub(crate) fn records_same(old: &Inventory, new: &Inventory) -> bool {
+    let set = |inv: &Inventory| inv.objects.iter().cloned().collect::<BTreeSet<ObjectRef>>();
+    !old.pending
+        && !new.pending
+        && old.target == new.target
+        && old.project == new.project
+        && old.commit == new.commit
+        && old.identity == new.identity
+        && set(old) == set(new)
+}
+
 /// Reads the inventory of a target; `None` when it was never deployed.
 pub(crate) async fn read(
     client: &ClusterClient,
@@ -182,7 +195,7 @@ pub(crate) async fn write_pending(
     namespace_may_be_missing: bool,
     progress: &dyn Progress,
 ) -> Result<bool, ClusterError> {
-    let mut objects: std::collections::BTreeSet<ObjectRef> = new.objects.iter().cloned().collect();
+    let mut objects: BTreeSet<ObjectRef> = new.objects.iter().cloned().collect();
     objects.extend(old.iter().flat_map(|o| o.objects.iter().cloned()));
     let pending = Inventory {
         objects: objects.into_iter().collect(),
@@ -191,7 +204,7 @@ pub(crate) async fn write_pending(
     };
     // Nothing to record when the old inventory already names all of it.
     if old.is_some_and(|o| {
-        let known: std::collections::BTreeSet<&ObjectRef> = o.objects.iter().collect();
+        let known: BTreeSet<&ObjectRef> = o.objects.iter().collect();
         pending.objects.iter().all(|id| known.contains(id))
     }) {
         return Ok(true);

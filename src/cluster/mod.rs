@@ -40,6 +40,7 @@ mod replace;
 mod retry;
 mod serving;
 mod status;
+mod unchanged;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ use kube::{Api, Client};
 
 pub use apply::{
     ApplyAction, ApplyOptions, ApplyReport, ObjectResult, Plan, PlanAction, PlanEntry, PruneResult,
-    apply, plan,
+    apply, apply_if_unchanged, plan,
 };
 pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
 pub use inventory::{Inventory, inventory_name};

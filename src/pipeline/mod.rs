@@ -176,6 +176,11 @@ pub struct Request<'a> {
 /// A step the caller runs under the lock, before anything is applied.
 pub trait UnderLock {
     fn run(&self, client: &ClusterClient) -> impl Future<Output = Result<(), PipelineError>>;
+
+    /// Whether `run` does nothing, so that a deploy which changes nothing needs no lock.
+    fn is_noop(&self) -> bool {
+        false
+    }
 }
 
 /// Nothing to do under the lock (a deploy).
@@ -184,6 +189,10 @@ pub struct NoStep;
 impl UnderLock for NoStep {
     async fn run(&self, _client: &ClusterClient) -> Result<(), PipelineError> {
         Ok(())
+    }
+
+    fn is_noop(&self) -> bool {
+        true
     }
 }
 
@@ -306,6 +315,32 @@ async fn run_cluster(
         });
     }
 
+    // A redeploy that changes nothing is found by reads alone: no lock, no write. When
+    // the check cannot tell (a read refused or failed), the deploy goes on as usual and
+    // meets the same problem there, with that path's message.
+    if step.is_noop() {
+        let unchanged = tokio::select! {
+            report = cluster::apply_if_unchanged(&client, objects, &options, observer) => report.ok().flatten(),
+            signal = signals.recv() => return Err(interrupted(signal, false)),
+        };
+        if let Some(report) = unchanged {
+            let applied = report.applied();
+            let wait = match request.wait {
+                Some(timeout) => tokio::select! {
+                    wait = cluster::wait(&client, &applied, timeout, observer) => Some(wait?),
+                    signal = signals.recv() => return Err(interrupted(signal, false)),
+                },
+                None => None,
+            };
+            return Ok(DeployReport {
+                outcome: Outcome::Applied {
+                    report: Box::new(report),
+                    wait,
+                },
+                warnings: Vec::new(),
+            });
+        }
+    }
     let lock_namespace = match (&request.namespace, &namespace) {
         (Namespace::Rendered, Some(ns)) => {
             if objects.iter().any(|o| is_namespace_named(o, ns)) {

@@ -10,6 +10,7 @@
 mod support;
 
 mod adopt;
+mod apply_skip;
 mod architecture;
 mod bad_inputs;
 mod cli;

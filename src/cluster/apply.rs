@@ -912,6 +912,9 @@ async fn apply_one_inner(
             Err(f) => return Err(f.into_object_error()),
         },
     };
+    if let (Some(live), false) = (&live, opts.dry_run) {
+        super::csa::take_over(client, &api, &m.id, live, progress).await?;
+    }
     let params = patch_params(opts, opts.dry_run);
     let patch = Patch::Apply(&m.body);
     let result = client

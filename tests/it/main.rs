@@ -41,3 +41,4 @@ mod secrets_files;
 mod secrets_gcloud;
 mod secrets_leaks;
 mod secrets_sops;
+mod two_servers;

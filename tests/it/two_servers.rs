@@ -319,3 +319,31 @@ on_both! {
         assert_eq!(again.status.code(), Some(0), "{}", c.explain(&again));
     }
 }
+
+on_both! {
+    /// A CRD and its custom resources in one deploy: the dry run shows both as new (the
+    /// kind does not exist yet), the deploy waits for the CRD to be Established and then
+    /// creates the resources; a redeploy changes nothing.
+    fn a_crd_and_its_resources_in_one_deploy(c) {
+        let ns = "two-crd";
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.two.lookctl.dev\nspec:\n  group: two.lookctl.dev\n  scope: Namespaced\n  names: {kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              size: {type: integer}\n";
+        overlay(c, ns, &[
+            ("namespace.yaml", namespace(ns)),
+            ("crd.yaml", crd.to_owned()),
+            ("gadget.yaml", "apiVersion: two.lookctl.dev/v1\nkind: Gadget\nmetadata:\n  name: small\nspec:\n  size: 1\n".to_owned()),
+        ]);
+        let planned = diff(c, SHA);
+        assert_eq!(planned.status.code(), Some(1), "{}", c.explain(&planned));
+        assert!(text(&planned.stderr).contains("3 to create"), "{}", c.explain(&planned));
+        let out = deploy(c, SHA, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
+        insta::assert_snapshot!("deploy", c.transcript(&out));
+        assert_eq!(
+            c.kubectl(&["get", "gadgets.two.lookctl.dev", "small", "-n", ns, "-o", "jsonpath={.spec.size}"]),
+            "1"
+        );
+        let again = deploy(c, SHA, &[]);
+        assert_eq!(again.status.code(), Some(0), "{}", c.explain(&again));
+        assert!(text(&again.stderr).contains("3 unchanged"), "{}", c.explain(&again));
+    }
+}

@@ -1047,6 +1047,11 @@ async fn apply_one_inner(
     {
         return Ok(ApplyAction::Unchanged);
     }
+    // An object last applied client-side: its field sets become lookctl's first, so that
+    // what the manifest no longer has is removed (kubectl's csaupgrade).
+    if let (Some(live), false) = (&live, opts.dry_run) {
+        super::csa::take_over(client, &api, &m.id, live, progress).await?;
+    }
     let params = patch_params(opts, opts.dry_run);
     let patch = Patch::Apply(&m.body);
     let result = client

@@ -30,6 +30,7 @@
 //! ```
 
 mod apply;
+mod csa;
 mod error;
 mod inventory;
 mod lock;

@@ -170,18 +170,93 @@ pub async fn delete_namespace(
     }
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match api.get_opt(name).await {
+        let last = match api.get_opt(name).await {
             Ok(None) => return Ok(()),
-            Ok(Some(_)) | Err(_) if tokio::time::Instant::now() >= deadline => {
-                return Err(ClusterError::Object {
-                    object: namespace_ref(name),
-                    error: ObjectError::Timeout {
-                        what: format!("namespace {name} to be deleted"),
-                        after: timeout,
-                    },
-                });
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Ok(Some(ns)) => Some(ns),
+            Err(_) => None,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            let why = last
+                .as_ref()
+                .and_then(|ns| ns.status.as_ref())
+                .map(|s| blocking_conditions(s.conditions.as_deref().unwrap_or_default()))
+                .filter(|w| !w.is_empty())
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
+            return Err(ClusterError::Object {
+                object: namespace_ref(name),
+                error: ObjectError::Timeout {
+                    what: format!("namespace {name} to be deleted{why}"),
+                    after: timeout,
+                },
+            });
         }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// What the namespace controller says keeps a Terminating namespace alive: the messages
+/// of its true `NamespaceContentRemaining`, `NamespaceFinalizersRemaining` and
+/// `Namespace*Failure` conditions, e.g. "Some content in the namespace has finalizers
+/// remaining: example.com/hold in 1 resource instances".
+fn blocking_conditions(conditions: &[k8s_openapi::api::core::v1::NamespaceCondition]) -> String {
+    conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .filter(|c| {
+            c.type_ == "NamespaceContentRemaining"
+                || c.type_ == "NamespaceFinalizersRemaining"
+                || c.type_.ends_with("Failure")
+        })
+        .filter_map(|c| c.message.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::NamespaceCondition;
+
+    fn condition(type_: &str, status: &str, message: &str) -> NamespaceCondition {
+        NamespaceCondition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            message: Some(message.to_owned()),
+            ..NamespaceCondition::default()
+        }
+    }
+
+    /// The conditions as kube-apiserver v1.37's namespace controller sets them for a
+    /// ConfigMap whose finalizer is never removed (seen in
+    /// tests/it/real_cluster.rs::review_down_waits_for_a_finalizer...).
+    #[test]
+    fn a_stuck_namespace_says_which_finalizers_hold_it() {
+        let conditions = [
+            condition(
+                "NamespaceDeletionDiscoveryFailure",
+                "False",
+                "All resources successfully discovered",
+            ),
+            condition(
+                "NamespaceDeletionContentFailure",
+                "False",
+                "All content successfully deleted, may be waiting on finalization",
+            ),
+            condition(
+                "NamespaceContentRemaining",
+                "True",
+                "Some resources are remaining: configmaps. has 1 resource instances",
+            ),
+            condition(
+                "NamespaceFinalizersRemaining",
+                "True",
+                "Some content in the namespace has finalizers remaining: lookctl.dev/test-hold in 1 resource instances",
+            ),
+        ];
+        assert_eq!(
+            super::blocking_conditions(&conditions),
+            "Some resources are remaining: configmaps. has 1 resource instances; Some content in the namespace has finalizers remaining: lookctl.dev/test-hold in 1 resource instances"
+        );
+        assert_eq!(super::blocking_conditions(&conditions[..2]), "");
     }
 }

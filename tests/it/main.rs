@@ -43,3 +43,4 @@ mod secrets_gcloud;
 mod secrets_leaks;
 mod secrets_sops;
 mod ship;
+mod two_servers;

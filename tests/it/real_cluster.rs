@@ -631,3 +631,408 @@ fn a_replace_rule_recreates_a_changed_job_and_leaves_an_unchanged_one() {
     ]);
     assert_eq!(image, "registry.example/migrate:v2");
 }
+
+// ---------------------------------------------------------------------------- f
+
+/// Polls `cond` every 200 ms for up to `secs` seconds; panics with `what` on timeout.
+fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(secs),
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// `review down` of an environment whose ConfigMap carries a finalizer: the real
+/// namespace controller keeps the namespace Terminating until the finalizer goes. lookctl
+/// waits (it does not claim success early), and returns as soon as the namespace is gone.
+#[test]
+fn review_down_waits_for_a_finalizer_and_returns_once_the_namespace_is_gone() {
+    let p = Project::new();
+    let c = p.cluster;
+    p.write(
+        "deploy.toml",
+        "[project]\nname = \"fin\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"admin\"\n\n[review]\noverlay = \"overlay\"\ncontext = \"admin\"\nnamespace = \"review-fin-{{ SHORT_SHA }}\"\nurl = \"https://{{ SHORT_SHA }}.review.example.com\"\nttl = \"1h\"\n",
+    );
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: review-fin-{{ SHORT_SHA }}\nresources:\n- cm.yaml\n",
+    );
+    p.write(
+        "overlay/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [lookctl.dev/test-hold]\ndata:\n  a: \"1\"\n",
+    );
+    let ns = "review-fin-0123456";
+    let up = p
+        .lookctl(&[
+            "review",
+            "up",
+            "--sha",
+            SHA,
+            "--skip-image-check",
+            "--no-wait",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(up.status.code(), Some(0), "{}", p.explain(&up));
+    c.kubectl(&["get", "configmap", "held", "-n", ns]);
+
+    let mut down = crate::support::lookctl_std();
+    let child = down
+        .current_dir(p.root())
+        .args(["review", "down", "--sha", SHA])
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let running = || {
+        child
+            .lock()
+            .expect("lock")
+            .try_wait()
+            .expect("try_wait")
+            .is_none()
+    };
+    // The namespace controller has deleted what it could and reports what holds it.
+    let condition = || {
+        c.kubectl(&[
+            "get",
+            "namespace",
+            ns,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"NamespaceFinalizersRemaining\")].message}",
+        ])
+    };
+    eventually(
+        60,
+        "the namespace to report the remaining finalizer",
+        || condition().contains("lookctl.dev/test-hold"),
+    );
+    assert!(
+        running(),
+        "review down must not return while the namespace is still Terminating"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(running(), "still waiting while the finalizer holds");
+
+    let released = std::time::Instant::now();
+    c.kubectl(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]",
+    ]);
+    eventually(60, "review down to return", || !running());
+    let returned_after = released.elapsed();
+    let child = std::sync::Arc::try_unwrap(child)
+        .expect("one owner")
+        .into_inner()
+        .expect("lock");
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(0), "{}", p.explain(&out));
+    let gone = c.kubectl_as(ADMIN, &["get", "namespace", ns]);
+    assert!(
+        text(&gone.stderr).contains("NotFound"),
+        "the namespace is gone when review down says so: {}",
+        text(&gone.stdout)
+    );
+    assert!(
+        returned_after < std::time::Duration::from_secs(30),
+        "returned {returned_after:?} after the finalizer was removed"
+    );
+    insta::assert_snapshot!(
+        "review_down_with_a_finalizer",
+        crate::support::transcript(p.root(), &out)
+    );
+}
+
+/// Another field manager changes a field lookctl owns (as `kubectl edit` does): the next
+/// deploy fails with the conflict, naming the manager and the field, and changes nothing;
+/// `--force-conflicts` takes the field back.
+#[test]
+fn a_field_changed_by_another_manager_conflicts_until_force_conflicts() {
+    let p = Project::new();
+    let c = p.cluster;
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: conflicts\nresources:\n- namespace.yaml\n- deployment.yaml\n",
+    );
+    p.write("overlay/namespace.yaml", &namespace("conflicts"));
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:v1", 1),
+    );
+    let first = p.deploy(SHA, &["--no-wait"]);
+    assert_eq!(first.status.code(), Some(0), "{}", p.explain(&first));
+
+    // What `kubectl edit` sends: an Update by manager kubectl-edit.
+    c.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "-n",
+        "conflicts",
+        "--field-manager=kubectl-edit",
+        "--type=merge",
+        "-p",
+        "{\"spec\":{\"replicas\":3}}",
+    ]);
+    // And a server-side apply by someone else.
+    let other = p.root().join("other.yaml");
+    std::fs::write(
+        &other,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: conflicts\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: registry.example.com/web:hotfix\n",
+    )
+    .expect("write");
+    c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=someone-else",
+        "-f",
+        other.to_str().expect("utf-8"),
+    ]);
+    let live = || {
+        c.kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "conflicts",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
+        ])
+    };
+    assert_eq!(live(), "3 registry.example.com/web:hotfix");
+
+    let out = p.deploy(SHA, &["--no-wait"]);
+    assert_eq!(out.status.code(), Some(1), "{}", p.explain(&out));
+    let stderr = text(&out.stderr);
+    for word in [
+        "kubectl-edit",
+        "someone-else",
+        ".spec.replicas",
+        "conflicts/web",
+        "--force-conflicts",
+    ] {
+        assert!(stderr.contains(word), "names {word}: {}", p.explain(&out));
+    }
+    assert_eq!(
+        live(),
+        "3 registry.example.com/web:hotfix",
+        "nothing changed"
+    );
+    insta::assert_snapshot!(
+        "field_manager_conflict",
+        crate::support::transcript(p.root(), &out)
+    );
+
+    let forced = p.deploy(SHA, &["--no-wait", "--force-conflicts"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", p.explain(&forced));
+    assert_eq!(live(), "1 registry.example.com/web:v1");
+    let owners = c.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "conflicts",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}={.fieldsV1.f:spec.f:replicas}{\"\\n\"}{end}",
+    ]);
+    let replicas_owners: Vec<&str> = owners
+        .lines()
+        .filter(|l| l.ends_with("={}"))
+        .map(|l| l.trim_end_matches("={}"))
+        .collect();
+    assert_eq!(replicas_owners, ["lookctl"], "{owners}");
+}
+
+/// Objects first deployed with client-side `kubectl apply`, then with lookctl: a field
+/// removed from the manifest is removed from the live object. Without taking over the
+/// `kubectl-client-side-apply` field set, server-side apply leaves it there for ever
+/// (kubernetes.io/docs/reference/using-api/server-side-apply/#upgrading-from-client-side-apply-to-server-side-apply).
+#[test]
+fn after_client_side_kubectl_apply_a_removed_field_is_removed() {
+    let p = Project::new();
+    let c = p.cluster;
+    c.kubectl(&["create", "namespace", "csa"]);
+    let old = p.root().join("old.yaml");
+    std::fs::write(
+        &old,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: csa\n  labels: {tier: web, legacy: \"yes\"}\ndata:\n  a: \"1\"\n  b: \"2\"\n---\n".to_owned()
+            + &deployment("web", "registry.example.com/web:v1", 1)
+                .replace("metadata:\n  name: web\n", "metadata:\n  name: web\n  namespace: csa\n")
+                .replace("        image: registry.example.com/web:v1\n", "        image: registry.example.com/web:v1\n        env:\n        - {name: KEEP, value: \"1\"}\n        - {name: DROP, value: \"1\"}\n"),
+    )
+    .expect("write");
+    c.kubectl(&["apply", "-f", old.to_str().expect("utf-8")]);
+
+    p.write(
+        "overlay/kustomization.yaml",
+        "namespace: csa\nresources:\n- cm.yaml\n- deployment.yaml\n",
+    );
+    p.write(
+        "overlay/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {tier: web}\ndata:\n  a: \"1\"\n",
+    );
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:v1", 1).replace(
+            "        image: registry.example.com/web:v1\n",
+            "        image: registry.example.com/web:v1\n        env:\n        - {name: KEEP, value: \"1\"}\n",
+        ),
+    );
+    let out = p.deploy(SHA, &["--no-wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", p.explain(&out));
+    let cm = c.kubectl(&[
+        "get",
+        "configmap",
+        "settings",
+        "-n",
+        "csa",
+        "-o",
+        "jsonpath={.data} {.metadata.labels.legacy}",
+    ]);
+    assert_eq!(
+        cm.trim(),
+        "{\"a\":\"1\"}",
+        "data b and label legacy are gone"
+    );
+    let env = c.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "csa",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env[*].name}",
+    ]);
+    assert_eq!(env, "KEEP", "the DROP env var is gone");
+    let managers = c.kubectl(&[
+        "get",
+        "configmap",
+        "settings",
+        "-n",
+        "csa",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert!(
+        !managers.contains("kubectl-client-side-apply"),
+        "lookctl took over kubectl's client-side field set: {managers}"
+    );
+    // Applied again: nothing to change.
+    let again = p.deploy(SHA, &["--no-wait"]);
+    assert_eq!(again.status.code(), Some(0), "{}", p.explain(&again));
+}
+
+/// Pruning with the real garbage collector and owner references around: only objects
+/// the inventory lists are deleted. A ReplicaSet the Deployment controller made, a
+/// ConfigMap someone else created with an ownerReference to a deployed object, and an
+/// object carrying lookctl's labels but never deployed all survive a prune of something
+/// else.
+#[test]
+fn prune_deletes_only_inventory_objects_with_a_real_garbage_collector() {
+    let p = Project::new();
+    let c = p.cluster;
+    let ns = "prune-gc";
+    p.write(
+        "overlay/kustomization.yaml",
+        &format!("namespace: {ns}\nresources:\n- namespace.yaml\n- deployment.yaml\n- old.yaml\n"),
+    );
+    p.write("overlay/namespace.yaml", &namespace(ns));
+    p.write(
+        "overlay/deployment.yaml",
+        &deployment("web", "registry.example.com/web:v1", 1),
+    );
+    p.write(
+        "overlay/old.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\ndata:\n  a: \"1\"\n",
+    );
+    let first = p.deploy(SHA, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", p.explain(&first));
+
+    let get = |kind: &str, name: &str| {
+        let out = c.kubectl_as(
+            ADMIN,
+            &[
+                "get",
+                kind,
+                name,
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+        );
+        out.status.success().then(|| text(&out.stdout))
+    };
+    let deployment_uid = get("deployment", "web").expect("deployed");
+    let rs = c.kubectl(&[
+        "get",
+        "replicasets",
+        "-n",
+        ns,
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    assert!(
+        !rs.is_empty(),
+        "the Deployment controller made a ReplicaSet"
+    );
+    let rs_uid = get("replicaset", &rs).expect("replicaset");
+
+    let extra = p.root().join("extra.yaml");
+    std::fs::write(
+        &extra,
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned-by-web\n  namespace: {ns}\n  ownerReferences:\n  - {{apiVersion: apps/v1, kind: Deployment, name: web, uid: {deployment_uid}}}\ndata:\n  x: \"1\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lookalike\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/managed-by: lookctl\n    lookctl.dev/target: staging\n    lookctl.dev/project: demo\ndata:\n  x: \"1\"\n"
+        ),
+    )
+    .expect("write");
+    c.kubectl(&["create", "-f", extra.to_str().expect("utf-8")]);
+
+    // `old` leaves the manifests: it alone is pruned.
+    p.write(
+        "overlay/kustomization.yaml",
+        &format!("namespace: {ns}\nresources:\n- namespace.yaml\n- deployment.yaml\n"),
+    );
+    let second = p.deploy(SHA2, &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", p.explain(&second));
+    assert!(
+        text(&second.stderr).contains("old"),
+        "{}",
+        p.explain(&second)
+    );
+    eventually(30, "ConfigMap old to be deleted", || {
+        get("configmap", "old").is_none()
+    });
+    // Give the garbage collector time to act on anything it might have been told to.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(get("deployment", "web"), Some(deployment_uid));
+    assert_eq!(
+        get("replicaset", &rs),
+        Some(rs_uid),
+        "the ReplicaSet is untouched"
+    );
+    assert!(get("configmap", "owned-by-web").is_some());
+    assert!(get("configmap", "lookalike").is_some());
+    let pods = pods(c, ns, "web");
+    assert!(pods.contains(" Running "), "{pods}");
+    let names = c.kubectl(&["get", "configmaps", "-n", ns, "-o", "name"]);
+    assert!(!names.contains("configmap/old\n"), "{names}");
+}

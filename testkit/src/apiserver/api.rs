@@ -527,7 +527,7 @@ fn default_pod_spec(spec: &mut Value) {
         }
     }
     for list in ["containers", "initContainers"] {
-        let Some(containers) = spec[list].as_array_mut() else {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
         for c in containers {
@@ -553,7 +553,9 @@ fn default_pod_spec(spec: &mut Value) {
                     c[k] = v;
                 }
             }
-            if let Some(ports) = c["ports"].as_array_mut() {
+            // `get_mut`, not `c["ports"]`: indexing would add `ports: null`, which the
+            // real server never shows (two_servers::a_change_is_diffed_then_configured).
+            if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports {
                     if p["protocol"].is_null() {
                         p["protocol"] = json!("TCP");

@@ -5,6 +5,7 @@
 
 pub mod real_cluster;
 pub mod registry;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -142,11 +142,9 @@ impl Gke {
     /// `lookctl deploy --target production` with the GKE endpoint override and the token
     /// file, and HOME an empty directory: no kubeconfig anywhere.
     fn deploy(&self, project: &Path) -> Output {
-        let home = self.dir.path().join("home");
-        std::fs::create_dir_all(&home).expect("home");
-        lookctl()
-            .current_dir(project)
-            .args([
+        self.lookctl(
+            project,
+            &[
                 "deploy",
                 "--target",
                 "production",
@@ -155,7 +153,17 @@ impl Gke {
                 "--yes",
                 "--timeout",
                 "60s",
-            ])
+            ],
+        )
+    }
+
+    /// `lookctl ARGS` in `project` as [`Gke::deploy`] runs it.
+    fn lookctl(&self, project: &Path, args: &[&str]) -> Output {
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        lookctl()
+            .current_dir(project)
+            .args(args)
             .env("HOME", &home)
             .env(
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER",
@@ -262,6 +270,16 @@ fn deploys_to_a_gke_cluster_by_name_without_kubeconfig() {
         Some(format!("Bearer {token}").as_str())
     );
     assert!(!text(&out.stdout).contains(&token) && !text(&out.stderr).contains(&token));
+
+    // `status` reaches the same cluster the same way and finds what was deployed.
+    let status = gke.lookctl(project.path(), &["status", "--target", "production"]);
+    assert!(status.status.success(), "{}", explain(&status));
+    assert!(
+        text(&status.stdout).contains(&SHA[..7]),
+        "{}",
+        explain(&status)
+    );
+    assert_eq!(gke.emulator.requests().len(), 2, "one clusters.get per run");
 }
 
 /// What a user reads when the lookup fails: the cluster named, and what to do.

@@ -124,6 +124,8 @@ pub struct Target {
     /// The overlay as written in deploy.toml.
     pub overlay_rel: String,
     pub context: Option<String>,
+    /// A GKE cluster by name (`projects/P/locations/L/clusters/C`), instead of `context`.
+    pub cluster: Option<String>,
     pub confirm: bool,
     pub kms_key: Option<String>,
     /// `templates = ...` of this target, overriding `[project]`'s.
@@ -281,6 +283,7 @@ struct RawTarget {
     tags: Vec<String>,
     overlay: String,
     context: Option<String>,
+    cluster: Option<String>,
     #[serde(default)]
     confirm: bool,
     kms_key: Option<String>,
@@ -444,6 +447,17 @@ impl Config {
                     format!("directory {} does not exist", overlay.display()),
                 ));
             }
+            if let Some(cluster) = &t.cluster {
+                if t.context.is_some() {
+                    return Err(invalid(
+                        scope,
+                        "cluster",
+                        "give either `context` (a kubeconfig context) or `cluster` (a GKE cluster by name), not both".into(),
+                    ));
+                }
+                crate::cluster::gke::GkeCluster::parse(cluster)
+                    .map_err(|e| invalid(scope.clone(), "cluster", e.to_string()))?;
+            }
             targets.push(Target {
                 name: t.name,
                 branches,
@@ -451,6 +465,7 @@ impl Config {
                 overlay,
                 overlay_rel: t.overlay,
                 context: t.context,
+                cluster: t.cluster,
                 confirm: t.confirm,
                 kms_key: t.kms_key,
                 templates: t.templates,
@@ -628,7 +643,10 @@ impl Config {
                         join_patterns(&t.branches),
                         join_patterns(&t.tags),
                         t.overlay_rel.clone(),
-                        t.context.clone().unwrap_or_else(|| "-".into()),
+                        t.context
+                            .clone()
+                            .or_else(|| t.cluster.clone())
+                            .unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect(),

@@ -56,6 +56,10 @@ pub const VARS: &[EnvVar] = &[
         "host:port of a Cloud KMS emulator (plain HTTP)",
     ),
     var_doc(
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER",
+        "the GKE API endpoint, for targets with `cluster = \"projects/…\"`, as gcloud reads it",
+    ),
+    var_doc(
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS",
         "the Cloud KMS endpoint, as gcloud reads it",
     ),

@@ -51,7 +51,7 @@ pub enum SettingsError {
     #[error("LOOKCTL_NOW `{value}` is not an RFC 3339 UTC time (e.g. 2026-01-02T03:04:05Z)")]
     BadNow { value: String },
     #[error(
-        "target `{target}` has no kubeconfig context: set `context` in its [[target]] table or pass --context"
+        "target `{target}` has no kubeconfig context: set `context` (or `cluster = \"projects/P/locations/L/clusters/C\"` for a GKE cluster) in its [[target]] table or pass --context"
     )]
     NoContext { target: String },
     #[error(
@@ -332,7 +332,8 @@ pub struct RenderSettings {
     pub decision: Decision,
 }
 
-/// `--context`, else the target's `context`.
+/// `--context`, else the target's `context`, else its GKE `cluster` (a name of the form
+/// `projects/…`, which the cluster module connects to without a kubeconfig).
 fn target_context(
     cluster: &crate::cli::ClusterArgs,
     target: &crate::config::Target,
@@ -341,6 +342,7 @@ fn target_context(
         .context
         .clone()
         .or_else(|| target.context.clone())
+        .or_else(|| target.cluster.clone())
         .ok_or_else(|| SettingsError::NoContext {
             target: target.name.clone(),
         })

@@ -126,6 +126,9 @@ fn list_failures(failures: &[ObjectFailure]) -> String {
 /// A failure of a whole cluster operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// A GKE cluster named by `cluster = "projects/…"` could not be looked up.
+    #[error(transparent)]
+    Gke(#[from] super::gke::GkeError),
     /// The kubeconfig cannot be read: `reason` is the innermost cause (`No such file or
     /// directory`, a YAML error), said once — kube's own message repeats the path.
     #[error("cannot read kubeconfig {}: {reason}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(default: $KUBECONFIG or ~/.kube/config)".to_owned()))]

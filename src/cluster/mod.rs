@@ -32,6 +32,7 @@
 mod apply;
 mod csa;
 mod error;
+pub mod gke;
 mod inventory;
 mod lock;
 mod manifest;
@@ -182,6 +183,18 @@ fn kubeconfig_reason(e: &kube::config::KubeconfigError) -> String {
     last.unwrap_or_else(|| e.to_string())
 }
 
+/// Timeouts and retries for every client, whatever its kubeconfig or cluster said.
+fn tune(config: &mut kube::Config, settings: &ClientSettings) {
+    config.connect_timeout = Some(settings.request_timeout);
+    config.read_timeout = Some(settings.request_timeout);
+    config.write_timeout = Some(settings.request_timeout);
+    config.reset_reader_on_write = true;
+    // One retry layer, ours: bounded in attempts and delay, honouring the server's
+    // retryAfterSeconds, and visible to the caller as Retrying events. kube's own
+    // layer would nest inside it with up to 15 attempts of its own per try.
+    config.default_retry = false;
+}
+
 /// What discovery found: the resources served per (group, version), and the group
 /// versions whose discovery failed, with why.
 #[derive(Debug, Default)]
@@ -237,11 +250,19 @@ impl ClusterClient {
     /// builds a client for `context`. A context missing from the kubeconfig is an error
     /// before any request is sent; no request is sent here at all (discovery runs on
     /// first use).
+    ///
+    /// A `context` of the form `projects/P/locations/L/clusters/C` is a GKE cluster (a
+    /// target's `cluster`): no kubeconfig is read; see [`ClusterClient::connect_gke`].
     pub async fn connect_with(
         kubeconfig: Option<&Path>,
         context: &str,
         settings: ClientSettings,
     ) -> Result<Self, ClusterError> {
+        if gke::GkeCluster::looks_like(context) {
+            let cluster = gke::GkeCluster::parse(context)?;
+            let config = gke::GkeConfig::from_env(settings.request_timeout);
+            return Self::connect_gke(&cluster, &config, settings).await;
+        }
         let (config_file, shown_path) = match kubeconfig {
             Some(path) => (
                 kube::config::Kubeconfig::read_from(path).map_err(|e| {
@@ -287,14 +308,7 @@ impl ClusterClient {
                 context: context.to_owned(),
                 source: kube::Error::InferKubeconfig(source),
             })?;
-        config.connect_timeout = Some(settings.request_timeout);
-        config.read_timeout = Some(settings.request_timeout);
-        config.write_timeout = Some(settings.request_timeout);
-        config.reset_reader_on_write = true;
-        // One retry layer, ours: bounded in attempts and delay, honouring the server's
-        // retryAfterSeconds, and visible to the caller as Retrying events. kube's own
-        // layer would nest inside it with up to 15 attempts of its own per try.
-        config.default_retry = false;
+        tune(&mut config, &settings);
         let default_namespace = config.default_namespace.clone();
         let server = config
             .cluster_url
@@ -305,7 +319,63 @@ impl ClusterClient {
             context: context.to_owned(),
             source,
         })?;
-        Ok(ClusterClient {
+        Ok(Self::assemble(
+            client,
+            context,
+            server,
+            default_namespace,
+            settings,
+        ))
+    }
+
+    /// A client for a GKE cluster by name: `clusters.get` for its endpoint and CA, then
+    /// every request with a bearer token from Application Default Credentials (refreshed
+    /// when it expires). One request is sent here, to the GKE API; the cluster's API
+    /// server is first asked on first use, as with a kubeconfig context. The client's
+    /// [`ClusterClient::context`] is the cluster's name, default namespace `default`.
+    pub async fn connect_gke(
+        cluster: &gke::GkeCluster,
+        config: &gke::GkeConfig,
+        settings: ClientSettings,
+    ) -> Result<Self, ClusterError> {
+        let name = cluster.to_string();
+        let tokens = Arc::new(gke::Tokens::new(config, cluster)?);
+        let found = gke::describe(config, cluster, &tokens).await?;
+        let url = found
+            .server
+            .parse::<http::Uri>()
+            .map_err(|_| gke::GkeError::Malformed {
+                cluster: name.clone(),
+                reason: format!("endpoint {} is not a host", found.server),
+            })?;
+        let mut kube_config = kube::Config::new(url);
+        kube_config.root_cert = Some(found.ca);
+        tune(&mut kube_config, &settings);
+        let default_namespace = kube_config.default_namespace.clone();
+        let client = kube::client::ClientBuilder::try_from(kube_config)
+            .map_err(|source| ClusterError::Client {
+                context: name.clone(),
+                source,
+            })?
+            .with_layer(&gke::BearerLayer { tokens })
+            .build();
+        Ok(Self::assemble(
+            client,
+            &name,
+            found.server,
+            default_namespace,
+            settings,
+        ))
+    }
+
+    fn assemble(
+        client: Client,
+        context: &str,
+        server: String,
+        default_namespace: String,
+        settings: ClientSettings,
+    ) -> Self {
+        ClusterClient {
             client,
             context: context.to_owned(),
             server,
@@ -313,7 +383,7 @@ impl ClusterClient {
             discovery: tokio::sync::RwLock::new(None),
             limiter: RateLimiter::new(settings.qps, settings.burst),
             retry: settings.retry,
-        })
+        }
     }
 
     /// The kubeconfig context this client talks to.

@@ -21,6 +21,7 @@ pub fn run(settings: &StatusSettings, ui: &Ui) -> Result<()> {
                 .context
                 .clone()
                 .or_else(|| t.context.clone())
+                .or_else(|| t.cluster.clone())
                 .unwrap_or_default();
             let found = status_of(settings, &t.name, &context).await;
             rows.push(StatusRow {

@@ -20,6 +20,7 @@ mod example_app;
 mod exit_codes;
 mod faults;
 mod first_contact;
+mod gke;
 mod hostile_inputs;
 mod hostile_secrets;
 mod krusty;

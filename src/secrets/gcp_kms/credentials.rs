@@ -25,6 +25,9 @@ use super::KmsError;
 
 /// OAuth scope that covers Cloud KMS encrypt/decrypt.
 const SCOPE: &str = "https://www.googleapis.com/auth/cloudkms";
+/// OAuth scope for every Google Cloud API: what gcloud asks for, and what the GKE API
+/// and a GKE cluster's API server accept.
+pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 /// Refresh this long before expiry so a token does not die mid-request.
@@ -161,14 +164,27 @@ struct CachedToken {
 /// Hands out access tokens, fetching and caching them on demand.
 pub struct TokenProvider {
     sources: CredentialSources,
+    /// The scope a service-account key's JWT asks for.
+    scope: &'static str,
     http: reqwest::blocking::Client,
     cache: Mutex<Option<CachedToken>>,
 }
 
 impl TokenProvider {
     pub fn new(sources: CredentialSources, http: reqwest::blocking::Client) -> Self {
+        Self::with_scope(sources, http, SCOPE)
+    }
+
+    /// A provider whose service-account tokens carry `scope` (Cloud KMS's by default;
+    /// the GKE client asks for [`CLOUD_PLATFORM_SCOPE`]).
+    pub fn with_scope(
+        sources: CredentialSources,
+        http: reqwest::blocking::Client,
+        scope: &'static str,
+    ) -> Self {
         Self {
             sources,
+            scope,
             http,
             cache: Mutex::new(None),
         }
@@ -267,6 +283,7 @@ impl TokenProvider {
             } => {
                 let token_uri = token_uri.unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
                 let assertion = sign_jwt(
+                    self.scope,
                     &client_email,
                     &private_key,
                     private_key_id.as_deref(),
@@ -381,6 +398,7 @@ fn now_unix() -> u64 {
 
 /// Builds the RS256-signed JWT for the service-account JWT-bearer grant.
 fn sign_jwt(
+    scope: &str,
     client_email: &str,
     private_key_pem: &str,
     key_id: Option<&str>,
@@ -393,7 +411,7 @@ fn sign_jwt(
     }
     let claims = serde_json::json!({
         "iss": client_email,
-        "scope": SCOPE,
+        "scope": scope,
         "aud": token_uri,
         "iat": now,
         "exp": now + 3600,

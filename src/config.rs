@@ -90,6 +90,8 @@ pub struct Config {
     pub secrets: Secrets,
     pub review: Option<Review>,
     pub vars: BTreeMap<String, String>,
+    /// `[notify]`: who hears about deploys and review environments.
+    pub notify: Notify,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +260,155 @@ impl Pattern {
     }
 }
 
+/// `[notify]`: deploy notifications, all optional. Failing to notify never fails a deploy.
+#[derive(Debug, Clone, Default)]
+pub struct Notify {
+    /// `[notify.github]`: Deployments, deployment statuses, a commit status, a PR comment.
+    pub github: Option<NotifyGithub>,
+    /// `[[notify.webhook]]`: Slack-compatible JSON POSTed to a URL.
+    pub webhooks: Vec<NotifyWebhook>,
+    /// `[notify] timeout`: how long one notification request may take (default 10s).
+    pub timeout: Duration,
+}
+
+/// `[notify.github]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyGithub {
+    /// The REST API's base URL; GitHub Enterprise Server's is `https://HOST/api/v3`.
+    /// Else `GITHUB_API_URL` (set by GitHub Actions), else `https://api.github.com`.
+    pub api_url: Option<String>,
+    /// `owner/name`; else `GITHUB_REPOSITORY`, else the `origin` remote's URL.
+    pub repository: Option<String>,
+    /// The environment variable holding the token (default `GITHUB_TOKEN`).
+    #[serde(default = "default_github_token_env")]
+    pub token_env: String,
+    /// Create a Deployment and its statuses.
+    #[serde(default = "yes")]
+    pub deployments: bool,
+    /// Set the commit status `lookctl/<target>`.
+    #[serde(default = "yes")]
+    pub commit_status: bool,
+    /// Keep one comment per target on the commit's pull requests.
+    #[serde(default = "yes")]
+    pub pr_comment: bool,
+    /// The targets whose Deployments are `production_environment`; when left out, GitHub
+    /// decides (true for an environment named `production`).
+    pub production: Option<Vec<String>>,
+    /// Only these targets (`review` for review environments); all when left out.
+    pub targets: Option<Vec<String>>,
+}
+
+/// `[[notify.webhook]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyWebhook {
+    /// The environment variable holding the URL (a webhook URL is a secret).
+    pub url_env: Option<String>,
+    /// The URL itself, for URLs that are not secret (an internal relay).
+    pub url: Option<String>,
+    /// Only these targets (`review` for review environments); all when left out.
+    pub targets: Option<Vec<String>>,
+}
+
+fn default_github_token_env() -> String {
+    "GITHUB_TOKEN".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    github: Option<NotifyGithub>,
+    #[serde(default, rename = "webhook")]
+    webhooks: Vec<NotifyWebhook>,
+    timeout: Option<String>,
+}
+
+fn raw_notify(
+    raw: RawNotify,
+    targets: &[Target],
+    invalid: &dyn Fn(String, &str, String) -> ConfigError,
+) -> Result<Notify, ConfigError> {
+    let known = |scope: &str, key: &str, names: &Option<Vec<String>>| {
+        for name in names.iter().flatten() {
+            if name != "review" && !targets.iter().any(|t| &t.name == name) {
+                return Err(invalid(
+                    scope.to_owned(),
+                    key,
+                    format!("no target named `{name}` (`review` names review environments)"),
+                ));
+            }
+        }
+        Ok(())
+    };
+    if let Some(github) = &raw.github {
+        let scope = "[notify.github] ";
+        if let Some(url) = &github.api_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid(
+                scope.into(),
+                "api_url",
+                format!("`{url}` is not an http(s) URL"),
+            ));
+        }
+        if let Some(repository) = &github.repository
+            && crate::notify::Repository::parse(repository).is_none()
+        {
+            return Err(invalid(
+                scope.into(),
+                "repository",
+                format!("`{repository}` is not `owner/name`"),
+            ));
+        }
+        if github.token_env.is_empty() {
+            return Err(invalid(
+                scope.into(),
+                "token_env",
+                "must not be empty".into(),
+            ));
+        }
+        known(scope, "production", &github.production)?;
+        known(scope, "targets", &github.targets)?;
+    }
+    for (i, hook) in raw.webhooks.iter().enumerate() {
+        let scope = format!("[[notify.webhook]] #{} ", i + 1);
+        match (&hook.url_env, &hook.url) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(invalid(
+                    scope,
+                    "url_env",
+                    "give exactly one of `url_env` (the variable holding the URL, for secret URLs) and `url`".into(),
+                ));
+            }
+            (None, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                return Err(invalid(scope, "url", "not an http(s) URL".into()));
+            }
+            _ => {}
+        }
+        known(&scope, "targets", &hook.targets)?;
+    }
+    let timeout = match &raw.timeout {
+        Some(text) => humantime::parse_duration(text).map_err(|e| {
+            invalid(
+                "[notify] ".into(),
+                "timeout",
+                format!("invalid duration `{text}`: {e}"),
+            )
+        })?,
+        None => Duration::from_secs(10),
+    };
+    Ok(Notify {
+        github: raw.github,
+        webhooks: raw.webhooks,
+        timeout,
+    })
+}
+
 // ---- raw file shape -------------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -271,6 +422,8 @@ struct RawFile {
     review: Option<RawReview>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
+    #[serde(default)]
+    notify: RawNotify,
 }
 
 #[derive(Deserialize)]
@@ -527,6 +680,8 @@ impl Config {
             check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m.to_string()))?;
         }
 
+        let notify = raw_notify(raw.notify, &targets, &invalid)?;
+
         Ok(Config {
             path: path.to_owned(),
             root: root.to_owned(),
@@ -535,6 +690,7 @@ impl Config {
             secrets: raw.secrets,
             review,
             vars: raw.vars,
+            notify,
         })
     }
 

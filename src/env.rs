@@ -89,6 +89,28 @@ pub const VARS: &[EnvVar] = &[
         "the directory of config.json with registry credentials",
     ),
     var_doc("HOME", "~/.docker, ~/.config and ~/.kube"),
+    // Notifications ([notify] in deploy.toml).
+    var_doc(
+        "GITHUB_TOKEN",
+        "the GitHub token of [notify.github] (or the variable its `token_env` names)",
+    ),
+    var_doc(
+        "GITHUB_API_URL",
+        "GitHub's REST API URL when [notify.github] sets no `api_url`",
+    ),
+    var_doc(
+        "GITHUB_SERVER_URL",
+        "GitHub Actions: the server, for the run's log link",
+    ),
+    var_doc("GITHUB_RUN_ID", "GitHub Actions: the run, for its log link"),
+    var_doc(
+        "PROJECT_ID",
+        "Cloud Build: the project, for the build's log link",
+    ),
+    var_doc(
+        "LOCATION",
+        "Cloud Build: the build's region, for its log link",
+    ),
     // lookctl itself.
     var_doc(
         "LOOKCTL_NOW",

@@ -6,6 +6,7 @@
 //! environment variable read), `settings` (all of it merged and checked), `pipeline`
 //! (render → decrypt → plan or lock → apply → prune → wait → release), `commands` (one
 //! file per command), `ui` (all printing, human and JSON), `error` (exit codes).
+//! `notify` tells GitHub and webhooks about deploys and review environments.
 
 pub mod cli;
 pub mod cluster;
@@ -13,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod notify;
 pub mod pipeline;
 pub mod registry;
 pub mod render;

@@ -206,6 +206,8 @@ pub struct DeploySettings {
     pub output: Format,
     /// The target's `[[target.replace]]` rules.
     pub replace: Vec<ReplaceRule>,
+    /// `[notify]`, with tokens and URLs from the environment.
+    pub notify: crate::notify::Settings,
 }
 
 impl DeploySettings {
@@ -246,6 +248,7 @@ pub fn deploy(
         concurrency: usize::from(args.concurrency),
         output: format(args.output),
         replace: replace_rules(&config, target)?,
+        notify: notify(&config, process.env),
     })
 }
 
@@ -560,6 +563,8 @@ pub struct ReviewSettings {
     pub up: ReviewUpOptions,
     /// `review gc --dry-run`.
     pub gc_dry_run: bool,
+    /// `[notify]`, with tokens and URLs from the environment.
+    pub notify: crate::notify::Settings,
 }
 
 /// `review up`'s flags.
@@ -681,6 +686,10 @@ pub fn review(
             _ => ReviewUpOptions::default(),
         },
         gc_dry_run: matches!(command, R::Gc(a) if a.dry_run),
+        notify: match command {
+            R::Up(_) | R::Down(_) => notify(&config, process.env),
+            _ => crate::notify::Settings::default(),
+        },
     })
 }
 
@@ -725,4 +734,109 @@ pub fn review_serve(
         repo_dir,
         clock_fixed,
     })
+}
+
+/// `[notify]` resolved: the GitHub token and webhook URLs from the environment, the
+/// repository from deploy.toml, `GITHUB_REPOSITORY` or the `origin` remote, and the CI
+/// run's log URL. What cannot be resolved is a warning for the run, not an error: a
+/// deploy from a laptop without a token still deploys.
+pub fn notify(config: &Config, env: Env<'_>) -> crate::notify::Settings {
+    use crate::notify::{Github, Repository, Secret, Settings, Webhook};
+    let get = |k: &str| env(k).filter(|v| !v.is_empty());
+    let mut problems = Vec::new();
+    let github = config.notify.github.as_ref().and_then(|gh| {
+        let api_url = gh
+            .api_url
+            .clone()
+            .or_else(|| get("GITHUB_API_URL"))
+            .unwrap_or_else(|| "https://api.github.com".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let Some(token) = get(&gh.token_env) else {
+            problems.push(format!(
+                "GitHub: {} is not set: no GitHub notifications (see README: Notifications)",
+                gh.token_env
+            ));
+            return None;
+        };
+        let host = api_url
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or_default())
+            .unwrap_or_default();
+        let host = if host == "api.github.com" {
+            "github.com"
+        } else {
+            host
+        };
+        let repository = gh
+            .repository
+            .as_deref()
+            .and_then(Repository::parse)
+            .or_else(|| get("GITHUB_REPOSITORY").and_then(|r| Repository::parse(&r)))
+            .or_else(|| {
+                let repo = git2::Repository::discover(&config.root).ok()?;
+                let remote = repo.find_remote("origin").ok()?;
+                Repository::from_remote(remote.url().ok()?, &[host])
+            });
+        let Some(repository) = repository else {
+            problems.push(format!(
+                "GitHub: no repository: set `repository = \"owner/name\"` in [notify.github] of {}, or GITHUB_REPOSITORY",
+                config.path.display()
+            ));
+            return None;
+        };
+        Some(Github {
+            api_url,
+            repository,
+            token: Secret::new(token),
+            deployments: gh.deployments,
+            commit_status: gh.commit_status,
+            pr_comment: gh.pr_comment,
+            production: gh.production.clone(),
+            targets: gh.targets.clone(),
+        })
+    });
+    let mut webhooks = Vec::new();
+    for (i, hook) in config.notify.webhooks.iter().enumerate() {
+        let (url, name) = match (&hook.url_env, &hook.url) {
+            (Some(var), _) => (get(var), format!("webhook ${var}")),
+            (None, url) => (url.clone(), format!("webhook #{}", i + 1)),
+        };
+        match url {
+            Some(url) => webhooks.push(Webhook {
+                url: Secret::new(url),
+                name,
+                targets: hook.targets.clone(),
+            }),
+            None => problems.push(format!("{name}: the variable is not set: not sent")),
+        }
+    }
+    let log_url = match (
+        get("GITHUB_SERVER_URL"),
+        get("GITHUB_REPOSITORY"),
+        get("GITHUB_RUN_ID"),
+    ) {
+        (Some(server), Some(repo), Some(run)) => Some(format!(
+            "{}/{repo}/actions/runs/{run}",
+            server.trim_end_matches('/')
+        )),
+        _ => match (get("BUILD_ID"), get("PROJECT_ID")) {
+            (Some(build), Some(project)) => Some(match get("LOCATION") {
+                Some(region) => format!(
+                    "https://console.cloud.google.com/cloud-build/builds;region={region}/{build}?project={project}"
+                ),
+                None => format!(
+                    "https://console.cloud.google.com/cloud-build/builds/{build}?project={project}"
+                ),
+            }),
+            _ => None,
+        },
+    };
+    Settings {
+        github,
+        webhooks,
+        timeout: config.notify.timeout,
+        log_url,
+        problems,
+    }
 }

@@ -6,6 +6,7 @@ use std::io::IsTerminal as _;
 use anyhow::{Context as _, Result, bail};
 
 use crate::cluster::ApplyOptions;
+use crate::notify;
 use crate::pipeline::{self, LockSpec, Namespace, NoStep, RenderRequest, Request};
 use crate::settings::{DeploySettings, SettingsError};
 use crate::ui::deploy::DeployView;
@@ -24,19 +25,61 @@ pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
     confirm(settings, ui)?;
     let request = request(settings, settings.dry_run);
     let progress = ProgressPrinter::new(ui);
-    let report = pipeline::run(&request, &NoStep, &progress)?;
+    // A dry run (and `diff`) changes nothing, so it tells no one.
+    let event = notify::Event {
+        project: &settings.project,
+        commit: &settings.commit,
+        identity: &settings.identity,
+        kind: notify::Kind::Deploy {
+            target: &settings.target,
+        },
+    };
+    let mut notifier = (!settings.dry_run && !settings.notify.is_empty())
+        .then(|| notify::Notifier::new(settings.notify.clone()));
+    let started = notifier
+        .as_mut()
+        .map(|n| n.started(&event))
+        .unwrap_or_default();
+    let result = pipeline::run(&request, &NoStep, &progress);
+    let warnings = notifier
+        .map(|mut n| {
+            n.finished(&event, &started, &finish(&result));
+            n.into_warnings()
+        })
+        .unwrap_or_default();
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            warnings.iter().for_each(|w| ui.warn(w));
+            return Err(e.into());
+        }
+    };
     ui.deploy_report(&DeployView {
         report: &report,
         json: settings.output == Format::Json,
         short_commit: settings.short_commit(),
         target: &settings.target,
     })?;
+    warnings.iter().for_each(|w| ui.warn(w));
     report.check()?;
     Ok(if report.has_changes() {
         Outcome::Differences
     } else {
         Outcome::Clean
     })
+}
+
+/// How a run ended, as notifications say it.
+pub(crate) fn finish(
+    result: &Result<pipeline::DeployReport, pipeline::PipelineError>,
+) -> notify::Finish {
+    match result {
+        Err(e) => notify::Finish::Error(e.to_string()),
+        Ok(report) => match report.check() {
+            Ok(()) => notify::Finish::Success,
+            Err(e) => notify::Finish::Failure(e.to_string()),
+        },
+    }
 }
 
 fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cluster::{self, ApplyOptions, ClusterClient, ClusterError, NoProgress};
+use crate::notify;
 use crate::pipeline::{
     self, LockSpec, Namespace, PipelineError, RenderRequest, Request, UnderLock,
 };
@@ -47,16 +48,52 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
         settings.kubeconfig.as_deref(),
         &settings.context,
     ))?;
-    if args.check_image {
-        check_image(settings, &name, ui).map_err(|e| e.context(SKIP_IMAGE_CHECK_HINT))?;
-    }
-    let options = BringUp {
-        ttl: args.ttl.unwrap_or(settings.review.ttl),
-        pin: args.pin,
-        wait: args.wait.then_some(args.timeout),
+    let event = notify::Event {
+        project: &settings.project,
+        commit: &name.sha,
+        identity: &settings.identity,
+        kind: notify::Kind::Review {
+            namespace: &name.namespace,
+            url: name.url.as_deref(),
+        },
     };
-    let progress = ProgressPrinter::new(ui);
-    let report = bring_up(settings, &name, &options, &|m| ui.note(m), &progress)?;
+    let mut notifier =
+        (!settings.notify.is_empty()).then(|| notify::Notifier::new(settings.notify.clone()));
+    let started = notifier
+        .as_mut()
+        .map(|n| n.started(&event))
+        .unwrap_or_default();
+    // A missing image fails the environment as much as a failed apply: GitHub hears of it.
+    let checked = if args.check_image {
+        check_image(settings, &name, ui).map_err(|e| e.context(SKIP_IMAGE_CHECK_HINT))
+    } else {
+        Ok(())
+    };
+    let result = match checked {
+        Err(e) => {
+            if let Some(n) = notifier.as_mut() {
+                n.finished(&event, &started, &notify::Finish::Error(format!("{e:#}")));
+            }
+            Err(e)
+        }
+        Ok(()) => {
+            let options = BringUp {
+                ttl: args.ttl.unwrap_or(settings.review.ttl),
+                pin: args.pin,
+                wait: args.wait.then_some(args.timeout),
+            };
+            let progress = ProgressPrinter::new(ui);
+            let result = bring_up(settings, &name, &options, &|m| ui.note(m), &progress);
+            if let Some(n) = notifier.as_mut() {
+                n.finished(&event, &started, &super::deploy::finish(&result));
+            }
+            result.map_err(anyhow::Error::from)
+        }
+    };
+    if let Some(n) = notifier {
+        n.into_warnings().iter().for_each(|w| ui.warn(w));
+    }
+    let report = result?;
     for warning in &report.warnings {
         ui.warn(warning);
     }
@@ -298,7 +335,7 @@ pub fn down(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     let Some(sha) = settings.template_vars.get("COMMIT_SHA").cloned() else {
         return Err(review::ReviewError::MissingSha.into());
     };
-    runtime()?.block_on(async {
+    let deleted = runtime()?.block_on(async {
         let client = connect(settings).await?;
         let existing = environments(&client, &settings.project).await?;
         // Idempotent, for the jobs that run when a pull request closes: an environment
@@ -309,13 +346,47 @@ pub fn down(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
                 settings.project,
                 &sha[..sha.len().min(7)]
             ));
-            return Ok(());
+            return Ok(None);
         };
         ui.note(&format!("deleting namespace {} ...", env.namespace));
         cluster::delete_namespace(&client, &env.namespace, DELETE_TIMEOUT).await?;
         ui.note(&format!("review environment {} deleted", env.namespace));
-        Ok(())
-    })
+        anyhow::Ok(Some(env.namespace.clone()))
+    })?;
+    notify_down(settings, &sha, deleted, ui);
+    Ok(())
+}
+
+/// After `review down`: the environment's GitHub Deployments become inactive. An
+/// environment already gone (gc, an earlier run) is still marked: the pull request that
+/// closed wants its environment shown as destroyed either way.
+fn notify_down(settings: &ReviewSettings, sha: &str, deleted: Option<String>, ui: &Ui) {
+    if settings.notify.is_empty() {
+        return;
+    }
+    let namespace = deleted.or_else(|| {
+        ReviewName::resolve(
+            &settings.review,
+            &settings.project,
+            &settings.template_vars,
+            &settings.config_path,
+        )
+        .ok()
+        .map(|n| n.namespace)
+    });
+    let Some(namespace) = namespace else { return };
+    let event = notify::Event {
+        project: &settings.project,
+        commit: sha,
+        identity: &settings.identity,
+        kind: notify::Kind::Review {
+            namespace: &namespace,
+            url: None,
+        },
+    };
+    let mut notifier = notify::Notifier::new(settings.notify.clone());
+    notifier.review_down(&event);
+    notifier.into_warnings().iter().for_each(|w| ui.warn(w));
 }
 
 pub fn list(settings: &ReviewSettings, ui: &Ui) -> Result<()> {

@@ -25,6 +25,7 @@ mod hostile_inputs;
 mod hostile_secrets;
 mod krusty;
 mod leaks;
+mod notify;
 mod output;
 mod patch_diff;
 mod patch_props;

@@ -206,6 +206,8 @@ pub struct DeploySettings {
     pub output: Format,
     /// The target's `[[target.replace]]` rules.
     pub replace: Vec<ReplaceRule>,
+    /// The project's `[[health]]` rules.
+    pub health: crate::cluster::HealthRules,
 }
 
 impl DeploySettings {
@@ -246,6 +248,7 @@ pub fn deploy(
         concurrency: usize::from(args.concurrency),
         output: format(args.output),
         replace: replace_rules(&config, target)?,
+        health: health_rules(&config),
     })
 }
 
@@ -504,6 +507,23 @@ fn replace_rules(
             )
         })
         .collect()
+}
+
+/// The cluster's health rules from the project's `[[health]]` tables.
+fn health_rules(config: &Config) -> crate::cluster::HealthRules {
+    crate::cluster::HealthRules::new(
+        config
+            .health
+            .iter()
+            .map(|h| crate::cluster::HealthRule {
+                group: h.group.clone(),
+                kind: h.kind.clone(),
+                ready: h.ready.clone(),
+                failed: h.failed.clone(),
+                failed_reasons: h.failed_reasons.clone(),
+            })
+            .collect(),
+    )
 }
 
 fn syntax(templates: Templates) -> Syntax {

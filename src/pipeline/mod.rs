@@ -14,13 +14,15 @@
 
 pub mod render;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::cluster::{
-    self, ApplyOptions, ApplyReport, ClusterClient, ClusterError, DeployLock, Plan, Progress,
-    WaitReport,
+    self, ApplyOptions, ApplyReport, ClusterClient, ClusterError, DeployLock, ObjectRef, Plan,
+    Progress, ProgressEvent, WaitReport,
 };
 use crate::render::{Document, KustomizeError};
 
@@ -171,6 +173,8 @@ pub struct Request<'a> {
     pub lock: LockSpec,
     /// Wait this long for the rollout; `None` does not wait.
     pub wait: Option<Duration>,
+    /// How the wait reads the health of kinds other than workloads.
+    pub health: cluster::HealthRules,
 }
 
 /// A step the caller runs under the lock, before anything is applied.
@@ -196,10 +200,47 @@ pub trait Observer: Progress {
 
 impl Observer for cluster::NoProgress {}
 
+/// When things happened in an applied run, counted from the start of the apply.
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    /// When each object's apply (create, patch, replace, or finding it unchanged) ended.
+    pub applied: BTreeMap<ObjectRef, Duration>,
+    /// When the rollout wait started (`None`: no wait). A workload's
+    /// [`cluster::WaitDetail::elapsed`] counts from here.
+    pub wait_started: Option<Duration>,
+}
+
+impl Timing {
+    /// When `object` was ready (or its wait ended), from the start of the apply.
+    pub fn ready(&self, wait: &WaitReport, object: &ObjectRef) -> Option<Duration> {
+        Some(self.wait_started? + wait.detail(object)?.elapsed)
+    }
+}
+
+/// Forwards progress to the caller's observer and notes when each object was applied.
+struct Clock<'a> {
+    inner: &'a dyn Observer,
+    start: Instant,
+    applied: Mutex<BTreeMap<ObjectRef, Duration>>,
+}
+
+impl Progress for Clock<'_> {
+    fn event(&self, e: &ProgressEvent) {
+        if let ProgressEvent::Applied { object, .. } = e
+            && let Ok(mut applied) = self.applied.lock()
+        {
+            applied.insert(object.clone(), self.start.elapsed());
+        }
+        self.inner.event(e);
+    }
+}
+
 /// What a run did.
 #[derive(Debug)]
 pub struct DeployReport {
     pub outcome: Outcome,
+    /// Per-object apply and ready times (empty for a dry run).
+    pub timing: Timing,
     /// Problems that did not fail the run (a lock that could not be released: the next
     /// run waits until the Lease expires).
     pub warnings: Vec<String>,
@@ -302,6 +343,7 @@ async fn run_cluster(
         };
         return Ok(DeployReport {
             outcome: Outcome::Planned(plan),
+            timing: Timing::default(),
             warnings: Vec::new(),
         });
     }
@@ -398,9 +440,14 @@ impl Locked<'_, '_> {
             options,
             observer,
         } = *self;
+        let clock = Clock {
+            inner: observer,
+            start: Instant::now(),
+            applied: Mutex::new(BTreeMap::new()),
+        };
         let applied = async {
             step.run(client).await?;
-            Ok::<_, PipelineError>(cluster::apply(client, objects, options, observer).await?)
+            Ok::<_, PipelineError>(cluster::apply(client, objects, options, &clock).await?)
         }
         .await;
         if !request.lock.through_wait || applied.is_err() {
@@ -411,9 +458,23 @@ impl Locked<'_, '_> {
             Err(error) => return Err(attach_release(error, released.take())),
         };
 
+        let mut timing = Timing {
+            applied: clock.applied.into_inner().unwrap_or_default(),
+            wait_started: None,
+        };
         let wait = match request.wait {
             Some(timeout) if report.failures().is_empty() => {
-                Some(cluster::wait(client, &report.applied(), timeout, observer).await)
+                timing.wait_started = Some(clock.start.elapsed());
+                Some(
+                    cluster::wait_with(
+                        client,
+                        &report.applied(),
+                        timeout,
+                        &request.health,
+                        observer,
+                    )
+                    .await,
+                )
             }
             _ => None,
         };
@@ -429,6 +490,7 @@ impl Locked<'_, '_> {
                 report: Box::new(report),
                 wait,
             },
+            timing,
             warnings: released
                 .take()
                 .map(|e| {

@@ -92,6 +92,31 @@ pub struct Config {
     pub vars: BTreeMap<String, String>,
     /// `[notify]`: who hears about deploys and review environments.
     pub notify: Notify,
+
+    /// `[[health]]`: how the rollout wait reads the health of a group/kind.
+    pub health: Vec<HealthSpec>,
+}
+
+/// One `[[health]]` rule: for objects of `group`/`kind`, the condition whose status
+/// `True` means ready, the conditions whose status `True` mean failed, and the reasons
+/// of a `False` ready condition that mean failed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    /// The API group (`""` for the core group).
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
+    #[serde(default = "default_ready")]
+    pub ready: String,
+    #[serde(default)]
+    pub failed: Vec<String>,
+    #[serde(default)]
+    pub failed_reasons: Vec<String>,
+}
+
+fn default_ready() -> String {
+    "Ready".to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -424,6 +449,8 @@ struct RawFile {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     notify: RawNotify,
+
+    health: Vec<HealthSpec>,
 }
 
 #[derive(Deserialize)]
@@ -682,6 +709,33 @@ impl Config {
 
         let notify = raw_notify(raw.notify, &targets, &invalid)?;
 
+        for (i, h) in raw.health.iter().enumerate() {
+            let scope = format!("health[{i}], ");
+            if h.kind.trim().is_empty() {
+                return Err(invalid(
+                    scope,
+                    "kind",
+                    "must name a kind, e.g. `Certificate`".into(),
+                ));
+            }
+            if h.ready.trim().is_empty() {
+                return Err(invalid(scope, "ready", "must name a condition type".into()));
+            }
+            if let Some(first) = raw.health[..i]
+                .iter()
+                .position(|o| o.group == h.group && o.kind == h.kind)
+            {
+                return Err(invalid(
+                    scope,
+                    "kind",
+                    format!(
+                        "group `{}` kind `{}` already has a rule (health[{first}])",
+                        h.group, h.kind
+                    ),
+                ));
+            }
+        }
+
         Ok(Config {
             path: path.to_owned(),
             root: root.to_owned(),
@@ -691,6 +745,8 @@ impl Config {
             review,
             vars: raw.vars,
             notify,
+
+            health: raw.health,
         })
     }
 
@@ -1102,5 +1158,27 @@ overlay = "."
             "{GOOD}\n[review]\noverlay = \".\"\nnamespace = \"review-x\"\nttl = \"3 fortnights!\"\n"
         ));
         assert!(e.contains("[review]") && e.contains("`ttl`"), "{e}");
+    }
+
+    #[test]
+    fn health_rules_parse_with_defaults_and_refuse_duplicates_and_unknown_keys() {
+        let c = parse(&format!(
+            "{GOOD}\n[[health]]\ngroup = \"cert-manager.io\"\nkind = \"Certificate\"\nfailed_reasons = [\"Failed\"]\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.health.len(), 1);
+        assert_eq!(c.health[0].ready, "Ready");
+        assert_eq!(c.health[0].failed_reasons, vec!["Failed".to_owned()]);
+        let twice = err(&format!(
+            "{GOOD}\n[[health]]\nkind = \"PersistentVolumeClaim\"\n\n[[health]]\nkind = \"PersistentVolumeClaim\"\n"
+        ));
+        assert!(
+            twice.contains("health[1]") && twice.contains("health[0]"),
+            "{twice}"
+        );
+        let unknown = err(&format!(
+            "{GOOD}\n[[health]]\nkind = \"Certificate\"\nredy = \"Ready\"\n"
+        ));
+        assert!(unknown.contains("redy"), "{unknown}");
     }
 }

@@ -208,6 +208,9 @@ pub struct DeploySettings {
     pub replace: Vec<ReplaceRule>,
     /// `[notify]`, with tokens and URLs from the environment.
     pub notify: crate::notify::Settings,
+
+    /// The project's `[[health]]` rules.
+    pub health: crate::cluster::HealthRules,
 }
 
 impl DeploySettings {
@@ -249,6 +252,8 @@ pub fn deploy(
         output: format(args.output),
         replace: replace_rules(&config, target)?,
         notify: notify(&config, process.env),
+
+        health: health_rules(&config),
     })
 }
 
@@ -509,6 +514,23 @@ fn replace_rules(
             )
         })
         .collect()
+}
+
+/// The cluster's health rules from the project's `[[health]]` tables.
+fn health_rules(config: &Config) -> crate::cluster::HealthRules {
+    crate::cluster::HealthRules::new(
+        config
+            .health
+            .iter()
+            .map(|h| crate::cluster::HealthRule {
+                group: h.group.clone(),
+                kind: h.kind.clone(),
+                ready: h.ready.clone(),
+                failed: h.failed.clone(),
+                failed_reasons: h.failed_reasons.clone(),
+            })
+            .collect(),
+    )
 }
 
 fn syntax(templates: Templates) -> Syntax {

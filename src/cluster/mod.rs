@@ -33,6 +33,9 @@ mod apply;
 mod csa;
 mod error;
 pub mod gke;
+
+mod events;
+mod health;
 mod inventory;
 mod lock;
 mod manifest;
@@ -58,6 +61,8 @@ pub use apply::{
     apply, apply_if_unchanged, plan,
 };
 pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
+pub use events::{Diagnostics, EventLine, LogExcerpt};
+pub use health::{HealthRule, HealthRules, object_health};
 pub use inventory::{Inventory, inventory_name};
 pub use lock::{DeployLock, LockOptions, Unlocked, acquire_lock, acquire_lock_with, unlock};
 pub use namespace::{
@@ -72,7 +77,10 @@ pub use replace::ReplaceRule;
 pub use retry::RetryPolicy;
 pub use serving::{EndpointAddress, annotate_namespace, endpoint_addresses};
 pub use status::{StatusReport, WorkloadStatus, status};
-pub use wait::{Health, WaitOutcome, WaitReport, is_workload, wait};
+pub use wait::{
+    ANNOTATION_FAILURE_BUDGET, ANNOTATION_ON_FAILURE, FailureMode, FailurePolicy, Health,
+    PolicyError, WaitDetail, WaitOutcome, WaitReport, is_workload, wait, wait_with,
+};
 
 use retry::{Failure, RateLimiter, with_retry};
 

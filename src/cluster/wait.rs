@@ -2,6 +2,7 @@
 //! observed and ready, Jobs until complete. A failure names the object and the reason,
 //! taken from the workload's conditions or its Pods' waiting reasons.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use kube::api::ListParams;
@@ -9,28 +10,124 @@ use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
 use super::error::{ClusterError, ObjectError, ObjectFailure, humanize};
+use super::events::{self, Diagnostics};
+pub use super::health::{Health, is_workload};
+use super::health::{HealthRules, object_health};
 use super::object::ObjectRef;
 use super::retry::Failure;
 use super::{ClusterClient, Progress, ProgressEvent};
 
-/// Pod waiting reasons that will not fix themselves within a deploy.
+/// Pod waiting reasons that will not fix themselves within a deploy, whatever the
+/// failure budget says. (ImagePullBackOff and CrashLoopBackOff are judged by the budget.)
 const FATAL_POD_REASONS: &[&str] = &[
-    "ImagePullBackOff",
     "InvalidImageName",
     "CreateContainerConfigError",
     "CreateContainerError",
-    "CrashLoopBackOff",
 ];
 
-/// The health of one workload at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "state", content = "message", rename_all = "snake_case")]
-pub enum Health {
-    Ready,
-    /// Still rolling out; what it waits for.
-    Progressing(String),
-    /// Will not become ready; why.
-    Failed(String),
+/// The per-object failure budget: `restarts=3,image-pull-grace=60s` (either key may be
+/// left out; the defaults stay).
+pub const ANNOTATION_FAILURE_BUDGET: &str = "lookctl.dev/failure-budget";
+/// What a failed rollout of this object does: `fail` (the default) fails the deploy,
+/// `report` reports it and lets the deploy succeed.
+pub const ANNOTATION_ON_FAILURE: &str = "lookctl.dev/on-failure";
+
+/// Whether a failed rollout fails the deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    #[default]
+    Fail,
+    Report,
+}
+
+/// When a rollout stops waiting for states that will not heal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// A container in CrashLoopBackOff fails the rollout once it restarted this often.
+    pub restarts: i64,
+    /// A container in ImagePullBackOff fails the rollout once lookctl has seen it so
+    /// for this long (0: at once; the kubelet has already retried the pull once).
+    pub image_pull_grace: Duration,
+    pub mode: FailureMode,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            restarts: 3,
+            image_pull_grace: Duration::ZERO,
+            mode: FailureMode::Fail,
+        }
+    }
+}
+
+/// A rollout annotation lookctl cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {annotation}: {problem} (in {value:?}); {expected}")]
+pub struct PolicyError {
+    pub annotation: &'static str,
+    pub value: String,
+    pub problem: String,
+    pub expected: &'static str,
+}
+
+impl FailurePolicy {
+    /// The policy an object's annotations set (the defaults for what they leave out).
+    pub fn from_annotations(
+        annotations: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<FailurePolicy, PolicyError> {
+        let mut policy = FailurePolicy::default();
+        let get = |key: &str| {
+            annotations
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .map(str::trim)
+        };
+        if let Some(value) = get(ANNOTATION_FAILURE_BUDGET) {
+            const EXPECTED: &str = "expected comma-separated restarts=<count> and image-pull-grace=<duration>, e.g. \"restarts=3,image-pull-grace=60s\"";
+            let error = |problem: String| PolicyError {
+                annotation: ANNOTATION_FAILURE_BUDGET,
+                value: value.to_owned(),
+                problem,
+                expected: EXPECTED,
+            };
+            for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let Some((key, v)) = part.split_once('=') else {
+                    return Err(error(format!("`{part}` has no `=`")));
+                };
+                match key.trim() {
+                    "restarts" => {
+                        policy.restarts = v
+                            .trim()
+                            .parse::<u16>()
+                            .map_err(|_| error(format!("restarts `{v}` is not a count")))?
+                            .into();
+                    }
+                    "image-pull-grace" => {
+                        policy.image_pull_grace = humantime::parse_duration(v.trim())
+                            .map_err(|e| error(format!("image-pull-grace `{v}`: {e}")))?;
+                    }
+                    other => return Err(error(format!("unknown key `{other}`"))),
+                }
+            }
+        }
+        if let Some(value) = get(ANNOTATION_ON_FAILURE) {
+            policy.mode = match value {
+                "fail" => FailureMode::Fail,
+                "report" => FailureMode::Report,
+                other => {
+                    return Err(PolicyError {
+                        annotation: ANNOTATION_ON_FAILURE,
+                        value: other.to_owned(),
+                        problem: "unknown mode".to_owned(),
+                        expected: "expected `fail` or `report`",
+                    });
+                }
+            };
+        }
+        Ok(policy)
+    }
 }
 
 /// How waiting for one workload ended.
@@ -40,12 +137,28 @@ pub enum WaitOutcome {
     Ready,
     Failed(String),
     TimedOut(String),
+    /// It failed (or timed out), and its `lookctl.dev/on-failure: report` annotation
+    /// says to report that and go on: the deploy does not fail for it.
+    Reported(String),
+}
+
+/// What else is known about one awaited object: when the wait for it ended, and on
+/// failure what the cluster says about it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WaitDetail {
+    pub object: ObjectRef,
+    /// From the start of the wait until it was ready (or failed, or timed out).
+    pub elapsed: Duration,
+    /// Events and the failing container's log, for a failure.
+    pub diagnostics: Option<Diagnostics>,
 }
 
 /// The result of a wait, per workload.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WaitReport {
     pub results: Vec<(ObjectRef, WaitOutcome)>,
+    /// One entry per result, in the same order.
+    pub details: Vec<WaitDetail>,
 }
 
 impl WaitReport {
@@ -54,7 +167,7 @@ impl WaitReport {
             .iter()
             .filter_map(|(object, outcome)| {
                 let error = match outcome {
-                    WaitOutcome::Ready => return None,
+                    WaitOutcome::Ready | WaitOutcome::Reported(_) => return None,
                     WaitOutcome::Failed(reason) => ObjectError::Other(reason.clone()),
                     WaitOutcome::TimedOut(reason) => {
                         ObjectError::Other(format!("timed out: {reason}"))
@@ -68,6 +181,21 @@ impl WaitReport {
             .collect()
     }
 
+    /// Failures that `lookctl.dev/on-failure: report` keeps from failing the deploy.
+    pub fn reported(&self) -> impl Iterator<Item = (&ObjectRef, &str)> {
+        self.results
+            .iter()
+            .filter_map(|(o, outcome)| match outcome {
+                WaitOutcome::Reported(reason) => Some((o, reason.as_str())),
+                _ => None,
+            })
+    }
+
+    /// The detail of `object`, if it was awaited.
+    pub fn detail(&self, object: &ObjectRef) -> Option<&WaitDetail> {
+        self.details.iter().find(|d| &d.object == object)
+    }
+
     /// `Err` listing every workload that did not become ready.
     pub fn check(&self) -> Result<(), ClusterError> {
         let failures = self.failures();
@@ -77,14 +205,6 @@ impl WaitReport {
             Err(ClusterError::WaitFailed { failures })
         }
     }
-}
-
-/// Whether lookctl waits for this kind.
-pub fn is_workload(id: &ObjectRef) -> bool {
-    matches!(
-        (id.group(), id.kind.as_str()),
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job")
-    )
 }
 
 fn int(v: &Value, pointer: &str) -> Option<i64> {
@@ -193,14 +313,77 @@ pub fn workload_health(kind: &str, v: &Value) -> Health {
     }
 }
 
-/// The first notable waiting reason among Pods: (fatal?, "reason: message (pod x)").
-pub fn pod_problem(pods: &[Value]) -> Option<(bool, String)> {
-    let mut found: Option<(bool, String)> = None;
+/// Why a Pod of the rollout is not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodProblem {
+    pub pod: String,
+    /// Empty when the Pod as a whole failed (evicted, say).
+    pub container: String,
+    pub reason: String,
+    pub message: String,
+    pub restarts: i64,
+    /// It will not heal: the rollout fails now.
+    pub fatal: bool,
+    /// Where the log that says why is: `Some(true)` the previous instance of the
+    /// container (it crashed and waits to restart), `Some(false)` the current one (it
+    /// ran and stopped), `None` nowhere (it never started).
+    pub previous_log: Option<bool>,
+}
+
+impl std::fmt::Display for PodProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)?;
+        if self.reason == "CrashLoopBackOff" {
+            write!(f, " after {} restarts", self.restarts)?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if self.container.is_empty() {
+            write!(f, " (pod {})", self.pod)
+        } else {
+            write!(f, " (pod {}, container {})", self.pod, self.container)
+        }
+    }
+}
+
+/// When lookctl first saw each (pod, container) in ImagePullBackOff: the grace of the
+/// failure budget runs from there.
+#[derive(Debug, Default)]
+pub struct PullWatch {
+    since: HashMap<(String, String), Instant>,
+}
+
+impl PullWatch {
+    /// How long (pod, container) has been seen failing to pull, counting from now.
+    fn waited(&mut self, pod: &str, container: &str, now: Instant) -> Duration {
+        let since = *self
+            .since
+            .entry((pod.to_owned(), container.to_owned()))
+            .or_insert(now);
+        now.saturating_duration_since(since)
+    }
+}
+
+/// The most notable problem among Pods, judged by `policy` (fatal ones first).
+pub fn pod_problem(
+    pods: &[Value],
+    policy: &FailurePolicy,
+    pulls: &mut PullWatch,
+    now: Instant,
+) -> Option<PodProblem> {
+    let mut found: Option<PodProblem> = None;
+    let mut keep = |p: PodProblem| {
+        if found.as_ref().is_none_or(|f| p.fatal && !f.fatal) {
+            found = Some(p);
+        }
+    };
     for pod in pods {
         let name = pod
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("?");
+        let mut container_problem = false;
         for list in ["/status/initContainerStatuses", "/status/containerStatuses"] {
             for cs in pod
                 .pointer(list)
@@ -208,10 +391,19 @@ pub fn pod_problem(pods: &[Value]) -> Option<(bool, String)> {
                 .into_iter()
                 .flatten()
             {
-                let Some(waiting) = cs.pointer("/state/waiting") else {
+                let container = cs.get("name").and_then(Value::as_str).unwrap_or("?");
+                let restarts = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+                let (state, previous_log) = if let Some(w) = cs.pointer("/state/waiting") {
+                    (w, (restarts > 0).then_some(true))
+                } else if let Some(t) = cs
+                    .pointer("/state/terminated")
+                    .filter(|t| t.get("exitCode").and_then(Value::as_i64).unwrap_or(0) != 0)
+                {
+                    (t, Some(false))
+                } else {
                     continue;
                 };
-                let reason = waiting
+                let reason = state
                     .get("reason")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
@@ -219,43 +411,69 @@ pub fn pod_problem(pods: &[Value]) -> Option<(bool, String)> {
                 {
                     continue;
                 }
-                let message = waiting
+                let fatal = match reason {
+                    "ImagePullBackOff" => {
+                        pulls.waited(name, container, now) >= policy.image_pull_grace
+                    }
+                    "CrashLoopBackOff" => restarts >= policy.restarts,
+                    r => FATAL_POD_REASONS.contains(&r),
+                };
+                let mut message = state
                     .get("message")
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let container = cs.get("name").and_then(Value::as_str).unwrap_or("?");
-                let text = if message.is_empty() {
-                    format!("{reason} (pod {name}, container {container})")
-                } else {
-                    format!("{reason}: {message} (pod {name}, container {container})")
-                };
-                let fatal = FATAL_POD_REASONS.contains(&reason);
-                if found.as_ref().is_none_or(|(f, _)| fatal && !f) {
-                    found = Some((fatal, text));
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(code) = state.get("exitCode").and_then(Value::as_i64) {
+                    message = if message.is_empty() {
+                        format!("exit code {code}")
+                    } else {
+                        format!("exit code {code}: {message}")
+                    };
                 }
+                container_problem = true;
+                keep(PodProblem {
+                    pod: name.to_owned(),
+                    container: container.to_owned(),
+                    reason: reason.to_owned(),
+                    message,
+                    restarts,
+                    fatal,
+                    previous_log,
+                });
             }
         }
-        if pod.pointer("/status/phase").and_then(Value::as_str) == Some("Failed") && found.is_none()
+        if pod.pointer("/status/phase").and_then(Value::as_str) == Some("Failed")
+            && !container_problem
         {
             let reason = pod
                 .pointer("/status/reason")
                 .and_then(Value::as_str)
                 .unwrap_or("Failed");
-            found = Some((false, format!("pod {name} failed: {reason}")));
+            let message = pod
+                .pointer("/status/message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            keep(PodProblem {
+                pod: name.to_owned(),
+                container: String::new(),
+                reason: format!("pod failed: {reason}"),
+                message: message.to_owned(),
+                restarts: 0,
+                fatal: false,
+                previous_log: None,
+            });
         }
     }
     found
 }
 
-/// A workload's own health plus what its Pods report: a fatal Pod reason fails a
-/// rollout; a failed workload names its Pods' reason too.
-fn combine(health: Health, problem: Option<(bool, String)>) -> Health {
+/// A workload's own health plus what its Pods report: a fatal Pod problem fails a
+/// rollout; a failed workload names its Pods' problem too.
+fn combine(health: Health, problem: Option<&PodProblem>) -> Health {
     match (health, problem) {
-        (Health::Progressing(_), Some((true, reason))) => Health::Failed(reason),
-        (Health::Progressing(msg), Some((false, reason))) => {
-            Health::Progressing(format!("{msg}; {reason}"))
-        }
-        (Health::Failed(msg), Some((_, reason))) => Health::Failed(format!("{msg}; {reason}")),
+        (Health::Progressing(_), Some(p)) if p.fatal => Health::Failed(p.to_string()),
+        (Health::Progressing(msg), Some(p)) => Health::Progressing(format!("{msg}; {p}")),
+        (Health::Failed(msg), Some(p)) => Health::Failed(format!("{msg}; {p}")),
         (health, _) => health,
     }
 }
@@ -355,43 +573,106 @@ fn pod_selector(v: &Value) -> Option<String> {
 
 /// Waits for every workload among `objects` (others are ignored) until ready, failed or
 /// `timeout`, polling concurrently. Per-workload failures are in the report (see
-/// [`WaitReport::check`]).
+/// [`WaitReport::check`]), with the Events and log excerpt that explain them.
 pub async fn wait(
     client: &ClusterClient,
     objects: &[ObjectRef],
     timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<WaitReport, ClusterError> {
-    let deadline = Instant::now() + timeout;
-    let workloads: Vec<&ObjectRef> = objects.iter().filter(|id| is_workload(id)).collect();
-    let waits = workloads.iter().map(|id| async move {
-        (
-            (*id).clone(),
-            wait_one(client, id, deadline, timeout, progress).await,
-        )
-    });
-    let results = futures::future::join_all(waits).await;
-    Ok(WaitReport { results })
+    wait_with(client, objects, timeout, &HealthRules::default(), progress).await
 }
 
-async fn wait_one(
+/// [`wait`], also for the objects `rules` await besides workloads (custom resources,
+/// kinds with a deploy.toml `[[health]]` rule), judged by `rules` or the built-in
+/// kstatus-style rules.
+pub async fn wait_with(
+    client: &ClusterClient,
+    objects: &[ObjectRef],
+    timeout: Duration,
+    rules: &HealthRules,
+    progress: &dyn Progress,
+) -> Result<WaitReport, ClusterError> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let awaited: Vec<&ObjectRef> = objects.iter().filter(|id| rules.awaits(id)).collect();
+    let waits = awaited.iter().map(|id| async move {
+        let ended = wait_loop(client, id, deadline, timeout, rules, progress).await;
+        let elapsed = started.elapsed();
+        let diagnostics = match ended.outcome {
+            WaitOutcome::Ready => None,
+            _ => Some(diagnose(client, id, ended.problem.as_ref()).await),
+        };
+        let outcome = match (ended.outcome, ended.policy.mode) {
+            (WaitOutcome::Failed(r), FailureMode::Report) => WaitOutcome::Reported(r),
+            (WaitOutcome::TimedOut(r), FailureMode::Report) => {
+                WaitOutcome::Reported(format!("timed out: {r}"))
+            }
+            (outcome, _) => outcome,
+        };
+        match &outcome {
+            WaitOutcome::Ready => progress.event(&ProgressEvent::Ready {
+                object: (*id).clone(),
+            }),
+            WaitOutcome::Failed(reason)
+            | WaitOutcome::TimedOut(reason)
+            | WaitOutcome::Reported(reason) => progress.event(&ProgressEvent::Failed {
+                object: (*id).clone(),
+                error: reason.clone(),
+            }),
+        }
+        let detail = WaitDetail {
+            object: (*id).clone(),
+            elapsed,
+            diagnostics,
+        };
+        (((*id).clone(), outcome), detail)
+    });
+    let (results, details) = futures::future::join_all(waits).await.into_iter().unzip();
+    Ok(WaitReport { results, details })
+}
+
+/// What the Events and the failing container's log say about a failed rollout.
+async fn diagnose(
     client: &ClusterClient,
     id: &ObjectRef,
-    deadline: Instant,
-    timeout: Duration,
-    progress: &dyn Progress,
-) -> WaitOutcome {
-    let outcome = wait_loop(client, id, deadline, timeout, progress).await;
-    match &outcome {
-        WaitOutcome::Ready => progress.event(&ProgressEvent::Ready { object: id.clone() }),
-        WaitOutcome::Failed(reason) | WaitOutcome::TimedOut(reason) => {
-            progress.event(&ProgressEvent::Failed {
-                object: id.clone(),
-                error: reason.clone(),
-            })
-        }
+    problem: Option<&PodProblem>,
+) -> Diagnostics {
+    let namespace = id.namespace.as_deref().unwrap_or(&client.default_namespace);
+    let mut involved = vec![(id.kind.as_str(), id.name.as_str())];
+    if let Some(p) = problem {
+        involved.push(("Pod", p.pod.as_str()));
     }
-    outcome
+    let (events, events_error) = match events::recent_events(client, namespace, &involved).await {
+        Ok(events) => (events, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let log = match problem {
+        Some(p) if p.container.is_empty() => None,
+        Some(p) => Some(match p.previous_log {
+            Some(previous) => {
+                events::log_tail(client, namespace, &p.pod, &p.container, previous).await
+            }
+            None => events::LogExcerpt::Unavailable {
+                pod: p.pod.clone(),
+                container: p.container.clone(),
+                reason: format!("the container never started ({})", p.reason),
+            },
+        }),
+        None => None,
+    };
+    Diagnostics {
+        events,
+        events_error,
+        log,
+    }
+}
+
+/// How the wait for one workload ended, and what was last known about its Pods.
+struct Ended {
+    outcome: WaitOutcome,
+    problem: Option<PodProblem>,
+    policy: FailurePolicy,
 }
 
 async fn wait_loop(
@@ -399,14 +680,26 @@ async fn wait_loop(
     id: &ObjectRef,
     deadline: Instant,
     timeout: Duration,
+    rules: &HealthRules,
     progress: &dyn Progress,
-) -> WaitOutcome {
+) -> Ended {
+    let mut policy: Option<FailurePolicy> = None;
+    let mut problem: Option<PodProblem> = None;
+    let ended = |outcome, policy: Option<FailurePolicy>, problem| Ended {
+        outcome,
+        problem,
+        policy: policy.unwrap_or_default(),
+    };
     let resolved = match client.resolve(id).await {
         Ok(Some(rc)) => rc,
         Ok(None) => {
-            return WaitOutcome::Failed(format!("the server does not serve {}", id.api_version));
+            return ended(
+                WaitOutcome::Failed(format!("the server does not serve {}", id.api_version)),
+                policy,
+                problem,
+            );
         }
-        Err(e) => return WaitOutcome::Failed(e.to_string()),
+        Err(e) => return ended(WaitOutcome::Failed(e.to_string()), policy, problem),
     };
     let api = client.api(&resolved.0, &resolved.1, id.namespace.as_deref());
     let pods: kube::Api<DynamicObject> = kube::Api::namespaced_with(
@@ -419,6 +712,7 @@ async fn wait_loop(
         id.namespace.as_deref().unwrap_or(&client.default_namespace),
         &ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
     );
+    let mut pulls = PullWatch::default();
     let mut delay = Duration::from_millis(100);
     let mut last;
     let mut last_message = String::new();
@@ -429,9 +723,25 @@ async fn wait_loop(
         {
             Ok(Some(obj)) => {
                 let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
-                let health = workload_health(&id.kind, &v);
-                if health == Health::Ready {
-                    Health::Ready
+                let budget = match policy {
+                    Some(p) => p,
+                    None => match FailurePolicy::from_annotations(
+                        v.pointer("/metadata/annotations")
+                            .and_then(Value::as_object),
+                    ) {
+                        Ok(p) => *policy.insert(p),
+                        Err(e) => {
+                            return ended(WaitOutcome::Failed(e.to_string()), None, None);
+                        }
+                    },
+                };
+                let health = if is_workload(id) {
+                    workload_health(&id.kind, &v)
+                } else {
+                    object_health(&v, rules.find(id.group(), &id.kind))
+                };
+                if health == Health::Ready || !is_workload(id) {
+                    health
                 } else {
                     // The Pods of the current revision say why a rollout is stuck or a
                     // Job failed; an older revision's broken Pods (the image a
@@ -448,12 +758,17 @@ async fn wait_loop(
                         >= int(&v, "/metadata/generation").unwrap_or(0);
                     let selector = match (&id.kind[..], pod_selector(&v), revision) {
                         ("Job", Some(selector), _) => Some(selector),
+                        // The label the Job controller puts on its Pods (a Job whose
+                        // selector the server has not filled in).
+                        ("Job", None, _) => {
+                            Some(format!("batch.kubernetes.io/job-name={}", id.name))
+                        }
                         (_, Some(selector), Some(revision)) if observed => {
                             Some(format!("{selector},{revision}"))
                         }
                         _ => None,
                     };
-                    let problem = match selector {
+                    problem = match selector {
                         Some(selector) => {
                             let lp = ListParams::default().labels(&selector);
                             match client.call(Some(id), progress, || pods.list(&lp)).await {
@@ -463,14 +778,14 @@ async fn wait_loop(
                                         .iter()
                                         .filter_map(|p| serde_json::to_value(p).ok())
                                         .collect();
-                                    pod_problem(&values)
+                                    pod_problem(&values, &budget, &mut pulls, Instant::now())
                                 }
                                 Err(_) => None,
                             }
                         }
                         None => None,
                     };
-                    combine(health, problem)
+                    combine(health, problem.as_ref())
                 }
             }
             // It was just applied, so it existed: someone deleted it (a review
@@ -482,8 +797,10 @@ async fn wait_loop(
             Err(f) => Health::Progressing(f.into_object_error().to_string()),
         };
         match health {
-            Health::Ready => return WaitOutcome::Ready,
-            Health::Failed(reason) => return WaitOutcome::Failed(reason),
+            Health::Ready => return ended(WaitOutcome::Ready, policy, problem),
+            Health::Failed(reason) => {
+                return ended(WaitOutcome::Failed(reason), policy, problem);
+            }
             Health::Progressing(msg) => {
                 if msg != last_message {
                     progress.event(&ProgressEvent::Waiting {
@@ -497,7 +814,11 @@ async fn wait_loop(
         }
         let now = Instant::now();
         if now >= deadline {
-            return WaitOutcome::TimedOut(format!("after {}: {last}", humanize(timeout)));
+            return ended(
+                WaitOutcome::TimedOut(format!("after {}: {last}", humanize(timeout))),
+                policy,
+                problem,
+            );
         }
         tokio::time::sleep(delay.min(deadline - now)).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(2));
@@ -578,17 +899,23 @@ mod tests {
             json!({"metadata": {"name": "web-1"}, "status": {"containerStatuses": [
             {"name": "web", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"web:missing\""}}}]}}),
         ];
-        let (fatal, text) = pod_problem(&pods).unwrap_or_default();
-        assert!(fatal);
+        let now = Instant::now();
+        let policy = FailurePolicy::default();
+        let problem = pod_problem(&pods, &policy, &mut PullWatch::default(), now)
+            .unwrap_or_else(|| panic!("a problem"));
+        assert!(problem.fatal);
         assert_eq!(
-            text,
+            problem.to_string(),
             "ImagePullBackOff: Back-off pulling image \"web:missing\" (pod web-1, container web)"
         );
         let creating = vec![
             json!({"metadata": {"name": "p"}, "status": {"containerStatuses": [
             {"name": "c", "state": {"waiting": {"reason": "ContainerCreating"}}}]}}),
         ];
-        assert_eq!(pod_problem(&creating), None);
+        assert_eq!(
+            pod_problem(&creating, &policy, &mut PullWatch::default(), now),
+            None
+        );
     }
 
     #[test]

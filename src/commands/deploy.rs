@@ -114,6 +114,7 @@ fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
             through_wait: true,
         },
         wait: settings.wait.then_some(settings.timeout),
+        health: settings.health.clone(),
     }
 }
 

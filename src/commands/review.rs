@@ -157,6 +157,7 @@ pub(crate) fn bring_up(
             through_wait: false,
         },
         wait: options.wait,
+        health: Default::default(),
     };
     let step = DecideAndStamp {
         settings,

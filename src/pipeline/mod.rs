@@ -14,13 +14,15 @@
 
 pub mod render;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::cluster::{
-    self, ApplyOptions, ApplyReport, ClusterClient, ClusterError, DeployLock, Plan, Progress,
-    WaitReport,
+    self, ApplyOptions, ApplyReport, ClusterClient, ClusterError, DeployLock, ObjectRef, Plan,
+    Progress, ProgressEvent, WaitReport,
 };
 use crate::render::{Document, KustomizeError};
 
@@ -171,6 +173,8 @@ pub struct Request<'a> {
     pub lock: LockSpec,
     /// Wait this long for the rollout; `None` does not wait.
     pub wait: Option<Duration>,
+    /// How the wait reads the health of kinds other than workloads.
+    pub health: cluster::HealthRules,
 }
 
 /// A step the caller runs under the lock, before anything is applied.
@@ -205,10 +209,47 @@ pub trait Observer: Progress {
 
 impl Observer for cluster::NoProgress {}
 
+/// When things happened in an applied run, counted from the start of the apply.
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    /// When each object's apply (create, patch, replace, or finding it unchanged) ended.
+    pub applied: BTreeMap<ObjectRef, Duration>,
+    /// When the rollout wait started (`None`: no wait). A workload's
+    /// [`cluster::WaitDetail::elapsed`] counts from here.
+    pub wait_started: Option<Duration>,
+}
+
+impl Timing {
+    /// When `object` was ready (or its wait ended), from the start of the apply.
+    pub fn ready(&self, wait: &WaitReport, object: &ObjectRef) -> Option<Duration> {
+        Some(self.wait_started? + wait.detail(object)?.elapsed)
+    }
+}
+
+/// Forwards progress to the caller's observer and notes when each object was applied.
+struct Clock<'a> {
+    inner: &'a dyn Observer,
+    start: Instant,
+    applied: Mutex<BTreeMap<ObjectRef, Duration>>,
+}
+
+impl Progress for Clock<'_> {
+    fn event(&self, e: &ProgressEvent) {
+        if let ProgressEvent::Applied { object, .. } = e
+            && let Ok(mut applied) = self.applied.lock()
+        {
+            applied.insert(object.clone(), self.start.elapsed());
+        }
+        self.inner.event(e);
+    }
+}
+
 /// What a run did.
 #[derive(Debug)]
 pub struct DeployReport {
     pub outcome: Outcome,
+    /// Per-object apply and ready times (empty for a dry run).
+    pub timing: Timing,
     /// Problems that did not fail the run (a lock that could not be released: the next
     /// run waits until the Lease expires).
     pub warnings: Vec<String>,
@@ -311,6 +352,7 @@ async fn run_cluster(
         };
         return Ok(DeployReport {
             outcome: Outcome::Planned(plan),
+            timing: Timing::default(),
             warnings: Vec::new(),
         });
     }
@@ -319,17 +361,29 @@ async fn run_cluster(
     // the check cannot tell (a read refused or failed), the deploy goes on as usual and
     // meets the same problem there, with that path's message.
     if step.is_noop() {
+        let clock = Clock {
+            inner: observer,
+            start: Instant::now(),
+            applied: Mutex::new(BTreeMap::new()),
+        };
         let unchanged = tokio::select! {
-            report = cluster::apply_if_unchanged(&client, objects, &options, observer) => report.ok().flatten(),
+            report = cluster::apply_if_unchanged(&client, objects, &options, &clock) => report.ok().flatten(),
             signal = signals.recv() => return Err(interrupted(signal, false)),
         };
         if let Some(report) = unchanged {
             let applied = report.applied();
+            let mut timing = Timing {
+                applied: clock.applied.into_inner().unwrap_or_default(),
+                wait_started: None,
+            };
             let wait = match request.wait {
-                Some(timeout) => tokio::select! {
-                    wait = cluster::wait(&client, &applied, timeout, observer) => Some(wait?),
-                    signal = signals.recv() => return Err(interrupted(signal, false)),
-                },
+                Some(timeout) => {
+                    timing.wait_started = Some(clock.start.elapsed());
+                    tokio::select! {
+                        wait = cluster::wait_with(&client, &applied, timeout, &request.health, observer) => Some(wait?),
+                        signal = signals.recv() => return Err(interrupted(signal, false)),
+                    }
+                }
                 None => None,
             };
             return Ok(DeployReport {
@@ -337,6 +391,7 @@ async fn run_cluster(
                     report: Box::new(report),
                     wait,
                 },
+                timing,
                 warnings: Vec::new(),
             });
         }
@@ -433,9 +488,14 @@ impl Locked<'_, '_> {
             options,
             observer,
         } = *self;
+        let clock = Clock {
+            inner: observer,
+            start: Instant::now(),
+            applied: Mutex::new(BTreeMap::new()),
+        };
         let applied = async {
             step.run(client).await?;
-            Ok::<_, PipelineError>(cluster::apply(client, objects, options, observer).await?)
+            Ok::<_, PipelineError>(cluster::apply(client, objects, options, &clock).await?)
         }
         .await;
         if !request.lock.through_wait || applied.is_err() {
@@ -446,9 +506,23 @@ impl Locked<'_, '_> {
             Err(error) => return Err(attach_release(error, released.take())),
         };
 
+        let mut timing = Timing {
+            applied: clock.applied.into_inner().unwrap_or_default(),
+            wait_started: None,
+        };
         let wait = match request.wait {
             Some(timeout) if report.failures().is_empty() => {
-                Some(cluster::wait(client, &report.applied(), timeout, observer).await)
+                timing.wait_started = Some(clock.start.elapsed());
+                Some(
+                    cluster::wait_with(
+                        client,
+                        &report.applied(),
+                        timeout,
+                        &request.health,
+                        observer,
+                    )
+                    .await,
+                )
             }
             _ => None,
         };
@@ -464,6 +538,7 @@ impl Locked<'_, '_> {
                 report: Box::new(report),
                 wait,
             },
+            timing,
             warnings: released
                 .take()
                 .map(|e| {

@@ -4,8 +4,10 @@
 
 use serde::Serialize;
 
-use crate::cluster::{ApplyAction, ApplyReport, ObjectRef, Plan, PlanAction, WaitReport};
-use crate::pipeline::{DeployReport, Outcome};
+use crate::cluster::{
+    ApplyAction, ApplyReport, Diagnostics, LogExcerpt, ObjectRef, Plan, PlanAction, WaitReport,
+};
+use crate::pipeline::{DeployReport, Outcome, Timing};
 
 /// An object's identity in JSON: `{"apiVersion", "kind", "namespace"?, "name"}`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -63,6 +65,10 @@ pub struct DeployJson {
     /// Why nothing was pruned, when pruning was skipped.
     pub prune_skipped: Option<String>,
     pub inventory: Option<InventoryJson>,
+    /// How the rollout ended: `ready` (every workload ready, or failures reported by
+    /// `lookctl.dev/on-failure: report`), `failed`, or `notWaited` (--no-wait, or the
+    /// apply failed).
+    pub rollout: &'static str,
     /// One entry per workload waited for (empty with --no-wait).
     pub wait: Vec<WaitJson>,
     /// Every failed object, as `<object>: <reason>`.
@@ -81,6 +87,13 @@ pub struct AppliedObjectJson {
     /// Why it failed; absent when it was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Milliseconds from the start of the apply until this object was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_ms: Option<u64>,
+    /// Milliseconds from the start of the apply until this workload was ready (or its
+    /// wait ended); absent for objects that are not waited for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -106,11 +119,99 @@ pub struct InventoryJson {
 #[serde(rename_all = "camelCase")]
 pub struct WaitJson {
     pub object: ObjectJson,
-    /// `ready`, `failed` or `timedOut`.
+    /// `ready`, `failed`, `timedOut`, or `reported` (it failed or timed out, and its
+    /// `lookctl.dev/on-failure: report` annotation kept the deploy from failing).
     pub state: &'static str,
     /// Why it failed or timed out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Milliseconds from the start of the wait until it was ready (or failed).
+    pub waited_ms: u64,
+    /// The recent Events of the workload and its failing Pod, oldest first (failures
+    /// only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventJson>,
+    /// The failing container's last log lines, or why there are none (failures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogJson>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventJson {
+    /// `Pod web-5d8f9c7b4-x2x9z`.
+    pub object: String,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub count: i64,
+    /// RFC 3339.
+    pub last_seen: Option<String>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogJson {
+    pub pod: String,
+    pub container: String,
+    /// The log of the previous (crashed) instance of the container.
+    pub previous: bool,
+    /// The last lines (control characters replaced); empty when unavailable.
+    pub lines: Vec<String>,
+    /// Why there is no log (the container never started, the node has no kubelet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn events_json(d: Option<&Diagnostics>) -> Vec<EventJson> {
+    d.map(|d| {
+        d.events
+            .iter()
+            .map(|e| EventJson {
+                object: e.object.clone(),
+                type_: e.type_.clone(),
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                count: e.count,
+                last_seen: e.last_seen.clone(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn log_json(d: Option<&Diagnostics>) -> Option<LogJson> {
+    match d?.log.as_ref()? {
+        LogExcerpt::Lines {
+            pod,
+            container,
+            previous,
+            lines,
+        } => Some(LogJson {
+            pod: pod.clone(),
+            container: container.clone(),
+            previous: *previous,
+            lines: lines.clone(),
+            unavailable: None,
+        }),
+        LogExcerpt::Unavailable {
+            pod,
+            container,
+            reason,
+        } => Some(LogJson {
+            pod: pod.clone(),
+            container: container.clone(),
+            previous: false,
+            lines: Vec::new(),
+            unavailable: Some(reason.clone()),
+        }),
+    }
 }
 
 pub(crate) fn action_name(action: PlanAction) -> &'static str {
@@ -153,6 +254,7 @@ pub fn plan_json(plan: &Plan, warnings: &[String]) -> PlanJson {
 pub fn deploy_json(
     report: &ApplyReport,
     wait: Option<&WaitReport>,
+    timing: &Timing,
     warnings: &[String],
 ) -> DeployJson {
     use crate::cluster::WaitOutcome;
@@ -165,6 +267,8 @@ pub fn deploy_json(
                 object: (&r.object).into(),
                 action: r.outcome.as_ref().ok().map(|a| apply_action_name(*a)),
                 error: r.outcome.as_ref().err().map(ToString::to_string),
+                applied_ms: timing.applied.get(&r.object).copied().map(millis),
+                ready_ms: wait.and_then(|w| timing.ready(w, &r.object)).map(millis),
             })
             .collect(),
         pruned: report
@@ -182,6 +286,11 @@ pub fn deploy_json(
             identity: i.identity.clone(),
             objects: i.objects.len(),
         }),
+        rollout: match wait {
+            None => "notWaited",
+            Some(w) if w.failures().is_empty() => "ready",
+            Some(_) => "failed",
+        },
         wait: wait
             .map(|w| {
                 w.results
@@ -191,11 +300,17 @@ pub fn deploy_json(
                             WaitOutcome::Ready => ("ready", None),
                             WaitOutcome::Failed(r) => ("failed", Some(r.clone())),
                             WaitOutcome::TimedOut(r) => ("timedOut", Some(r.clone())),
+                            WaitOutcome::Reported(r) => ("reported", Some(r.clone())),
                         };
+                        let detail = w.detail(object);
+                        let diagnostics = detail.and_then(|d| d.diagnostics.as_ref());
                         WaitJson {
                             object: object.into(),
                             state,
                             reason,
+                            waited_ms: detail.map(|d| millis(d.elapsed)).unwrap_or_default(),
+                            events: events_json(diagnostics),
+                            log: log_json(diagnostics),
                         }
                     })
                     .collect()
@@ -284,11 +399,17 @@ pub fn report_summary(
     }
     if let Some(w) = wait {
         let not_ready = w.failures().len();
+        let reported = w.reported().count();
         line.push_str(&format!(
             "; {} of {} workloads ready",
-            w.results.len() - not_ready,
+            w.results.len() - not_ready - reported,
             w.results.len()
         ));
+        if reported > 0 {
+            line.push_str(&format!(
+                " ({reported} failed and reported: lookctl.dev/on-failure: report)"
+            ));
+        }
     }
     line
 }
@@ -312,15 +433,26 @@ impl super::Ui {
                 self.out(&super::diff::render_diff(plan, &self.style))?;
                 self.summary(&plan_summary(plan));
             }
-            (Outcome::Applied { report, wait }, true) => {
-                self.json(&deploy_json(report, wait.as_ref(), warnings))?
-            }
-            (Outcome::Applied { report, wait }, false) => self.summary(&report_summary(
+            (Outcome::Applied { report, wait }, true) => self.json(&deploy_json(
                 report,
                 wait.as_ref(),
-                view.short_commit,
-                view.target,
-            )),
+                &view.report.timing,
+                warnings,
+            ))?,
+            (Outcome::Applied { report, wait }, false) => {
+                if let Some(w) = wait {
+                    let details = super::rollout::failure_details(w);
+                    if !details.is_empty() {
+                        self.summary(details.trim_end());
+                    }
+                }
+                self.summary(&report_summary(
+                    report,
+                    wait.as_ref(),
+                    view.short_commit,
+                    view.target,
+                ))
+            }
         }
         for warning in warnings {
             self.warn(warning);

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod progress;
 pub mod render;
 pub mod review;
+pub mod rollout;
 pub mod status;
 pub mod style;
 pub mod version;

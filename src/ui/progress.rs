@@ -1,25 +1,38 @@
-//! Deploy progress: an indicatif bar on a terminal, one plain line per event otherwise
-//! (CI logs).
+//! Deploy progress: on a terminal an indicatif bar for the apply and, while waiting for
+//! the rollout, a live table (one row per object waited for: what it waits for, redrawn
+//! in place); otherwise (CI logs) one plain line per event, at most one per change.
 
+use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
+use crate::cluster::ObjectRef;
 use crate::pipeline::Observer;
 
-/// Shows deploy progress: an indicatif bar on a terminal, one plain line per event
-/// otherwise (CI logs).
+/// Shows deploy progress: an indicatif bar and a live rollout table on a terminal, one
+/// plain line per event otherwise (CI logs).
 ///
 /// The bar appears once rendering is done and the number of objects is known.
 pub struct ProgressPrinter {
     terminal: bool,
+    multi: indicatif::MultiProgress,
     bar: OnceLock<indicatif::ProgressBar>,
+    /// The live table: a row per object still being waited for.
+    rows: Mutex<BTreeMap<ObjectRef, indicatif::ProgressBar>>,
+}
+
+/// One row of the live rollout table: the object, then what it waits for.
+pub fn table_row_template() -> &'static str {
+    "  {spinner} {prefix:50} {wide_msg}"
 }
 
 impl ProgressPrinter {
     pub fn new(_ui: &super::Ui) -> Self {
         ProgressPrinter {
             terminal: io::stderr().is_terminal(),
+            multi: indicatif::MultiProgress::new(),
             bar: OnceLock::new(),
+            rows: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -29,10 +42,36 @@ impl ProgressPrinter {
 
     fn line(&self, text: String) {
         match self.bar() {
-            Some(bar) => bar.println(text),
+            Some(_) => {
+                let _ = self.multi.println(text);
+            }
             None => {
                 let _ = writeln!(io::stderr().lock(), "{text}");
             }
+        }
+    }
+
+    /// Sets the row of `object` in the live table (adding it) to `status`.
+    fn row(&self, object: &ObjectRef, status: &str) {
+        let Ok(mut rows) = self.rows.lock() else {
+            return;
+        };
+        let row = rows.entry(object.clone()).or_insert_with(|| {
+            let row = self.multi.add(indicatif::ProgressBar::new_spinner());
+            if let Ok(style) = indicatif::ProgressStyle::with_template(table_row_template()) {
+                row.set_style(style);
+            }
+            row.set_prefix(object.to_string());
+            row.enable_steady_tick(std::time::Duration::from_millis(120));
+            row
+        });
+        row.set_message(status.to_owned());
+    }
+
+    /// Takes `object`'s row out of the live table.
+    fn end_row(&self, object: &ObjectRef) {
+        if let Some(row) = self.rows.lock().ok().and_then(|mut r| r.remove(object)) {
+            row.finish_and_clear();
         }
     }
 }
@@ -42,7 +81,7 @@ impl Observer for ProgressPrinter {
         if !self.terminal {
             return;
         }
-        let bar = indicatif::ProgressBar::new(objects as u64);
+        let bar = self.multi.add(indicatif::ProgressBar::new(objects as u64));
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
         ) {
@@ -54,6 +93,11 @@ impl Observer for ProgressPrinter {
     }
 
     fn finished(&self) {
+        if let Ok(mut rows) = self.rows.lock() {
+            for row in std::mem::take(&mut *rows).into_values() {
+                row.finish_and_clear();
+            }
+        }
         if let Some(bar) = self.bar() {
             bar.finish_and_clear();
         }
@@ -86,7 +130,10 @@ impl crate::cluster::Progress for ProgressPrinter {
             E::Replacing { object } => {
                 self.line(format!("{object} replacing (immutable field changed)"))
             }
-            E::Failed { object, error } => self.line(format!("{object} FAILED: {error}")),
+            E::Failed { object, error } => {
+                self.end_row(object);
+                self.line(format!("{object} FAILED: {error}"))
+            }
             E::Retrying {
                 object,
                 attempt,
@@ -113,10 +160,16 @@ impl crate::cluster::Progress for ProgressPrinter {
                 "inventory recorded in ConfigMap {namespace}/{name}"
             )),
             E::Waiting { object, message } => match self.bar() {
-                Some(bar) => bar.set_message(format!("waiting for {object}: {message}")),
+                Some(bar) => {
+                    bar.set_message("waiting for the rollout");
+                    self.row(object, message);
+                }
                 None => self.line(format!("{object} waiting: {message}")),
             },
-            E::Ready { object } => self.line(format!("{object} ready")),
+            E::Ready { object } => {
+                self.end_row(object);
+                self.line(format!("{object} ready"))
+            }
             E::LockWaiting {
                 target,
                 holder,

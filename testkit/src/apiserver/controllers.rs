@@ -254,6 +254,10 @@ fn create_failing_pod(
         Some("StatefulSet") => {
             labels["controller-revision-hash"] = json!(format!("{owner_name}-{hash}"))
         }
+        Some("Job") => {
+            labels["batch.kubernetes.io/job-name"] = json!(owner_name);
+            labels["job-name"] = json!(owner_name);
+        }
         Some("DaemonSet") => {
             labels["pod-template-generation"] = json!(
                 owner["metadata"]["generation"]
@@ -265,6 +269,8 @@ fn create_failing_pod(
         _ => {}
     }
     let now = util::now_rfc3339();
+    let job = owner["kind"].as_str() == Some("Job");
+    let phase = if job { "Failed" } else { "Pending" };
     let statuses: Vec<Value> = owner["spec"]["template"]["spec"]["containers"]
         .as_array()
         .map(|cs| {
@@ -272,7 +278,11 @@ fn create_failing_pod(
                 .map(|c| {
                     let cname = c["name"].as_str().unwrap_or_default();
                     let cimage = c["image"].as_str().unwrap_or_default();
-                    let state = if cname == container {
+                    // A Job's Pod ran and failed (what backoffLimit counts); the other
+                    // workloads' Pods cannot pull their image.
+                    let state = if cname == container && job {
+                        json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}})
+                    } else if cname == container {
                         json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\": ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found")}})
                     } else {
                         json!({"running": {"startedAt": now}})
@@ -289,6 +299,7 @@ fn create_failing_pod(
             "name": format!("{owner_name}-{hash}-{}", rng.suffix(5)),
             "namespace": ns,
             "labels": labels,
+            "annotations": owner["spec"]["template"]["metadata"]["annotations"].clone(),
             "ownerReferences": [{
                 "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner_name,
                 "uid": owner_uid, "controller": true, "blockOwnerDeletion": true,
@@ -296,7 +307,7 @@ fn create_failing_pod(
         },
         "spec": owner["spec"]["template"]["spec"],
         "status": {
-            "phase": "Pending",
+            "phase": phase,
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
                 {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": format!("containers with unready status: [{container}]"), "lastTransitionTime": now},

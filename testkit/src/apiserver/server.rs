@@ -701,6 +701,12 @@ async fn resource(
         return not_found_path();
     };
     let watch = watch || ctx.flag("watch");
+    if let (&Method::GET, Some(n), Some("log")) = (&ctx.method, name, sub)
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+    {
+        return pod_log(&lock(&sh.store), ctx, &rt, ns, n);
+    }
     let result = match (&ctx.method, name) {
         (&Method::GET, None) if watch => return start_watch(sh, ctx, &rt, ns).await,
         (&Method::GET, None) => list(sh, ctx, &rt, ns),
@@ -777,6 +783,63 @@ async fn resource(
         Ok((status, v)) => full(status, &v),
         Err(e) => error_response(&e),
     }
+}
+
+/// `pods/{name}/log`: there is no kubelet, so a Pod's log is the text of its
+/// `testkit.lookctl.dev/log` annotation (empty without one), cut to `tailLines`. Like the
+/// real server: 404 for a missing Pod, 400 for a container the Pod does not have.
+fn pod_log(
+    store: &Store,
+    ctx: &Ctx,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Response<Body> {
+    let pod = match api::get(store, rt, ns, name) {
+        Ok(pod) => pod,
+        Err(e) => return error_response(&e),
+    };
+    let containers: Vec<&str> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|f| pod["spec"][*f].as_array())
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    match ctx.q("container") {
+        Some(c) if !containers.contains(&c) => {
+            return error_response(&ApiError::new(
+                400,
+                "BadRequest",
+                format!("container {c} is not valid for pod {name}"),
+            ));
+        }
+        None if containers.len() > 1 => {
+            return error_response(&ApiError::new(
+                400,
+                "BadRequest",
+                format!(
+                    "a container name must be specified for pod {name}, choose one of: {containers:?}"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let text = pod["metadata"]["annotations"]["testkit.lookctl.dev/log"]
+        .as_str()
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = ctx
+        .q("tailLines")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(lines.len());
+    let mut body = lines[lines.len().saturating_sub(tail)..].join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
 }
 
 /// propagationPolicy and dryRun from the query or a DeleteOptions body.

@@ -16,6 +16,7 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use crate::cluster::ClusterError;
+use crate::cluster::gke::GkeError;
 use crate::config::{ConfigError, SelectError};
 use crate::pipeline::{PipelineError, kms_is_outage};
 use crate::registry::RegistryError;
@@ -178,14 +179,26 @@ fn add_cause_hints(hints: &mut Vec<String>, error: &(dyn StdError + 'static)) {
 fn cause_hints(error: &(dyn StdError + 'static)) -> Vec<String> {
     let mut hints = Vec::new();
     let mut next = Some(error);
+    // Google credentials serve Cloud KMS and GKE clusters named in deploy.toml: the hint
+    // names what needed them.
+    let mut for_gke = false;
     while let Some(e) = next {
+        if let Some(GkeError::Credentials { .. }) = e.downcast_ref::<GkeError>() {
+            for_gke = true;
+        }
         if let Some(KmsError::NoCredentials { .. }) = e.downcast_ref::<KmsError>() {
-            hints.push(NO_GOOGLE_CREDENTIALS_HINT.into());
+            hints.push(if for_gke {
+                NO_GOOGLE_CREDENTIALS_GKE_HINT.into()
+            } else {
+                NO_GOOGLE_CREDENTIALS_HINT.into()
+            });
         }
         next = e.source();
     }
     hints
 }
+
+const NO_GOOGLE_CREDENTIALS_GKE_HINT: &str = "log in with `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS (the identity needs container.clusters.get on the cluster's project); or give the target a kubeconfig `context` instead of `cluster`";
 
 const NO_GOOGLE_CREDENTIALS_HINT: &str = "log in with `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS; without Google Cloud, run the KMS emulator and set KMS_EMULATOR_HOST (README, \"Secrets\"), or pick a target whose secrets need no Cloud KMS (--target NAME)";
 
@@ -232,6 +245,11 @@ fn cluster_kind(e: &ClusterError) -> Option<(ErrorKind, Vec<String>)> {
         ClusterError::InvalidManifest { .. } | ClusterError::Duplicate { .. } => {
             Some((ErrorKind::Usage, Vec::new()))
         }
+        // Like Cloud KMS without credentials, and like a context missing from the
+        // kubeconfig: something to set up, not a failed deploy.
+        ClusterError::Gke(
+            GkeError::Credentials { .. } | GkeError::InvalidName { .. } | GkeError::NotFound { .. },
+        ) => Some((ErrorKind::Usage, Vec::new())),
         ClusterError::LockRenewing { .. } => Some((
             ErrorKind::Failure,
             vec!["if that deploy is really gone (its machine died), run `lookctl unlock TARGET --force`; otherwise wait for it".into()],

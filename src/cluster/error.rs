@@ -19,7 +19,7 @@ pub struct FieldConflict {
 /// Why one object could not be planned, applied, pruned or waited for.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ObjectError {
-    #[error("conflicts with other field managers: {}; re-run with force_conflicts (--force-conflicts) to take ownership", format_conflicts(.0))]
+    #[error("conflicts with other field managers: {}; re-run with --force-conflicts to take ownership", format_conflicts(.0))]
     Conflict(Vec<FieldConflict>),
     #[error("immutable field{} {} cannot be changed; to delete and re-create it, annotate the object with `lookctl.dev/replace: \"true\"` or add a `[[target.replace]]` rule for it to deploy.toml", if .fields.len() == 1 { "" } else { "s" }, .fields.join(", "))]
     Immutable {

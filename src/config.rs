@@ -42,16 +42,54 @@ pub enum ConfigError {
         line: usize,
         /// "target `staging`: " when the error sits inside a `[[target]]` table.
         where_: String,
+        /// The TOML parser's own message (the toml crate's; its set of reasons is open).
         message: String,
     },
-    #[error("{path}: {scope}key `{key}`: {message}")]
+    #[error("{path}: {scope}key `{key}`: {problem}")]
     Invalid {
         path: PathBuf,
         /// "target `staging`, " / "`[review]` " / "" for top-level problems.
         scope: String,
         key: String,
-        message: String,
+        problem: KeyProblem,
     },
+}
+
+/// Why the value of one deploy.toml key is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("two targets have this name")]
+    DuplicateTargetName,
+    #[error(
+        "a target needs at least one branch or tag pattern (`branches = [...]` or `tags = [...]`)"
+    )]
+    NoPatterns,
+    /// `error` is the globset crate's own message.
+    #[error("invalid glob `{pattern}`: {error}")]
+    InvalidGlob {
+        pattern: String,
+        error: globset::Error,
+    },
+    #[error("pattern `{pattern}` is also used by target `{first}`")]
+    PatternReused { pattern: String, first: String },
+    #[error(transparent)]
+    VarName(#[from] VarNameProblem),
+    #[error("directory {} does not exist", .0.display())]
+    MissingDirectory(PathBuf),
+    /// `error` is the humantime crate's own message.
+    #[error("invalid duration `{text}`: {error}")]
+    InvalidDuration {
+        text: String,
+        error: humantime::DurationError,
+    },
+    #[error("must be at least 1")]
+    Zero,
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be 1 to 65535")]
+    PortZero,
+    #[error(transparent)]
+    ReplaceRule(#[from] crate::cluster::RuleProblem),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -327,20 +365,28 @@ fn default_max_envs() -> usize {
 
 fn raw_serve(
     raw: RawServe,
-    invalid: &dyn Fn(String, &str, String) -> ConfigError,
+    invalid: &dyn Fn(String, &str, KeyProblem) -> ConfigError,
 ) -> Result<ReviewServe, ConfigError> {
     let scope = || "[review.serve] ".to_owned();
     let duration = |key: &str, text: &str| {
-        humantime::parse_duration(text)
-            .map_err(|e| invalid(scope(), key, format!("invalid duration `{text}`: {e}")))
+        humantime::parse_duration(text).map_err(|error| {
+            invalid(
+                scope(),
+                key,
+                KeyProblem::InvalidDuration {
+                    text: text.to_owned(),
+                    error,
+                },
+            )
+        })
     };
     let defaults = ReviewServe::default();
     let service = raw.service.unwrap_or(defaults.service);
     if service.is_empty() {
-        return Err(invalid(scope(), "service", "must not be empty".into()));
+        return Err(invalid(scope(), "service", KeyProblem::Empty));
     }
     if raw.port == Some(0) {
-        return Err(invalid(scope(), "port", "must be 1 to 65535".into()));
+        return Err(invalid(scope(), "port", KeyProblem::PortZero));
     }
     Ok(ReviewServe {
         listen: raw.listen.unwrap_or(defaults.listen),
@@ -401,38 +447,41 @@ impl Config {
                 message: e.message().to_owned(),
             }
         })?;
-        let invalid = |scope: String, key: &str, message: String| ConfigError::Invalid {
+        let invalid = |scope: String, key: &str, problem: KeyProblem| ConfigError::Invalid {
             path: path.to_owned(),
             scope,
             key: key.to_owned(),
-            message,
+            problem,
         };
 
         let mut targets: Vec<Target> = Vec::with_capacity(raw.targets.len());
         for t in raw.targets {
             let scope = format!("target `{}`, ", t.name);
             if targets.iter().any(|o| o.name == t.name) {
-                return Err(invalid(scope, "name", "two targets have this name".into()));
+                return Err(invalid(scope, "name", KeyProblem::DuplicateTargetName));
             }
             if t.branches.is_empty() && t.tags.is_empty() {
-                return Err(invalid(
-                    scope,
-                    "branches",
-                    "a target needs at least one branch or tag pattern (`branches = [...]` or `tags = [...]`)".into(),
-                ));
+                return Err(invalid(scope, "branches", KeyProblem::NoPatterns));
             }
             let patterns = |key: &str, list: &[String]| -> Result<Vec<Pattern>, ConfigError> {
                 list.iter()
                     .map(|p| {
-                        Pattern::new(p).map_err(|e| {
-                            invalid(scope.clone(), key, format!("invalid glob `{p}`: {e}"))
+                        Pattern::new(p).map_err(|error| {
+                            invalid(
+                                scope.clone(),
+                                key,
+                                KeyProblem::InvalidGlob {
+                                    pattern: p.clone(),
+                                    error,
+                                },
+                            )
                         })
                     })
                     .collect()
             };
             for name in t.vars.keys() {
                 check_var_name(name)
-                    .map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m.to_string()))?;
+                    .map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m.into()))?;
             }
             let branches = patterns("branches", &t.branches)?;
             let tags = patterns("tags", &t.tags)?;
@@ -441,7 +490,7 @@ impl Config {
                 return Err(invalid(
                     scope,
                     "overlay",
-                    format!("directory {} does not exist", overlay.display()),
+                    KeyProblem::MissingDirectory(overlay),
                 ));
             }
             targets.push(Target {
@@ -464,7 +513,7 @@ impl Config {
                 Err(invalid(
                     format!("target `{second}`, "),
                     key,
-                    format!("pattern `{pattern}` is also used by target `{first}`"),
+                    KeyProblem::PatternReused { pattern, first },
                 ))
             })?;
 
@@ -477,18 +526,21 @@ impl Config {
                     return Err(invalid(
                         scope,
                         "overlay",
-                        format!("directory {} does not exist", overlay.display()),
+                        KeyProblem::MissingDirectory(overlay),
                     ));
                 }
-                let ttl = humantime::parse_duration(&r.ttl).map_err(|e| {
+                let ttl = humantime::parse_duration(&r.ttl).map_err(|error| {
                     invalid(
                         scope.clone(),
                         "ttl",
-                        format!("invalid duration `{}`: {e}", r.ttl),
+                        KeyProblem::InvalidDuration {
+                            text: r.ttl.clone(),
+                            error,
+                        },
                     )
                 })?;
                 if r.max_envs == 0 {
-                    return Err(invalid(scope, "max_envs", "must be at least 1".into()));
+                    return Err(invalid(scope, "max_envs", KeyProblem::Zero));
                 }
                 let serve = r
                     .serve
@@ -509,7 +561,7 @@ impl Config {
             .transpose()?;
 
         for name in raw.vars.keys() {
-            check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m.to_string()))?;
+            check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m.into()))?;
         }
 
         Ok(Config {

@@ -54,7 +54,9 @@ pub use apply::{
     ApplyAction, ApplyOptions, ApplyReport, ObjectResult, Plan, PlanAction, PlanEntry, PruneResult,
     apply, plan,
 };
-pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
+pub use error::{
+    ClusterError, FieldConflict, InventoryProblem, ManifestProblem, ObjectError, ObjectFailure,
+};
 pub use inventory::{Inventory, inventory_name};
 pub use lock::{DeployLock, LockOptions, Unlocked, acquire_lock, acquire_lock_with, unlock};
 pub use namespace::{
@@ -65,7 +67,7 @@ pub use object::{
     ANNOTATION_REPLACE, FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_TARGET, ObjectRef,
     Stage,
 };
-pub use replace::ReplaceRule;
+pub use replace::{ReplaceRule, RuleProblem};
 pub use retry::RetryPolicy;
 pub use serving::{EndpointAddress, annotate_namespace, endpoint_addresses};
 pub use status::{StatusReport, WorkloadStatus, status};

@@ -113,7 +113,37 @@ pub enum SelectError {
         path: PathBuf,
     },
     #[error("{reason}; pass --target, --branch or --tag\n{table}")]
-    NoMatch { reason: String, table: TargetTable },
+    NoMatch {
+        reason: NoMatchReason,
+        table: TargetTable,
+    },
+}
+
+/// Why no target matches. `no_branch` is why no branch is known (e.g. "HEAD is
+/// detached"), as the git lookup says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoMatchReason {
+    #[error("neither branch `{branch}` nor tag `{tag}` matches a target")]
+    Neither { branch: String, tag: String },
+    #[error("branch `{0}` matches no target")]
+    Branch(String),
+    #[error(
+        "tag `{tag}` matches no target and no branch is known{}",
+        why_no_branch(no_branch)
+    )]
+    Tag {
+        tag: String,
+        no_branch: Option<String>,
+    },
+    #[error("no branch or tag is known{}", why_no_branch(no_branch))]
+    Nothing { no_branch: Option<String> },
+}
+
+fn why_no_branch(no_branch: &Option<String>) -> String {
+    no_branch
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default()
 }
 
 /// A checked deploy.toml.
@@ -618,21 +648,18 @@ impl Config {
         {
             return Ok(t);
         }
+        let no_branch = by.no_branch_reason.map(str::to_owned);
         let reason = match (by.branch, by.tag) {
-            (Some(b), Some(t)) => format!("neither branch `{b}` nor tag `{t}` matches a target"),
-            (Some(b), None) => format!("branch `{b}` matches no target"),
-            (None, Some(t)) => format!(
-                "tag `{t}` matches no target and no branch is known{}",
-                by.no_branch_reason
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            ),
-            (None, None) => format!(
-                "no branch or tag is known{}",
-                by.no_branch_reason
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            ),
+            (Some(b), Some(t)) => NoMatchReason::Neither {
+                branch: b.to_owned(),
+                tag: t.to_owned(),
+            },
+            (Some(b), None) => NoMatchReason::Branch(b.to_owned()),
+            (None, Some(t)) => NoMatchReason::Tag {
+                tag: t.to_owned(),
+                no_branch,
+            },
+            (None, None) => NoMatchReason::Nothing { no_branch },
         };
         Err(SelectError::NoMatch {
             reason,
@@ -932,6 +959,31 @@ overlay = "."
         assert!(
             e.contains("target `production`") && e.contains("`tags`") && e.contains("v["),
             "{e}"
+        );
+    }
+
+    /// The reasons are values a caller can match on, not only text.
+    #[test]
+    fn key_and_selection_problems_are_typed() {
+        let e = parse(&GOOD.replace("\"v*\"", "\"v[\"")).expect_err("bad glob");
+        assert!(
+            matches!(
+                &e,
+                ConfigError::Invalid { key, problem: KeyProblem::InvalidGlob { pattern, .. }, .. }
+                    if key == "tags" && pattern == "v["
+            ),
+            "{e:?}"
+        );
+        let c = parse(GOOD).expect("valid");
+        let e = c
+            .select(&Selection {
+                branch: Some("feature/x"),
+                ..Default::default()
+            })
+            .expect_err("no match");
+        assert!(
+            matches!(&e, SelectError::NoMatch { reason: NoMatchReason::Branch(b), .. } if b == "feature/x"),
+            "{e:?}"
         );
     }
 

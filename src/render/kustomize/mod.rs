@@ -130,12 +130,6 @@ pub enum KustomizeError {
     },
     #[error("{file}: may not add resource with an already registered id: {id}")]
     DuplicateId { file: PathBuf, id: String },
-    #[error("{file}: {object}: {message}")]
-    Object {
-        file: PathBuf,
-        object: String,
-        message: String,
-    },
 }
 
 /// Why a step of the build refused its input: each step's own reasons.

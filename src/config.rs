@@ -42,16 +42,83 @@ pub enum ConfigError {
         line: usize,
         /// "target `staging`: " when the error sits inside a `[[target]]` table.
         where_: String,
+        /// The TOML parser's own message (the toml crate's; its set of reasons is open).
         message: String,
     },
-    #[error("{path}: {scope}key `{key}`: {message}")]
+    #[error("{path}: {scope}key `{key}`: {problem}")]
     Invalid {
         path: PathBuf,
         /// "target `staging`, " / "`[review]` " / "" for top-level problems.
         scope: String,
         key: String,
-        message: String,
+        problem: KeyProblem,
     },
+}
+
+/// Why the value of one deploy.toml key is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("two targets have this name")]
+    DuplicateTargetName,
+    #[error(
+        "a target needs at least one branch or tag pattern (`branches = [...]` or `tags = [...]`)"
+    )]
+    NoPatterns,
+    /// `error` is the globset crate's own message.
+    #[error("invalid glob `{pattern}`: {error}")]
+    InvalidGlob {
+        pattern: String,
+        error: globset::Error,
+    },
+    #[error("pattern `{pattern}` is also used by target `{first}`")]
+    PatternReused { pattern: String, first: String },
+    #[error(transparent)]
+    VarName(#[from] VarNameProblem),
+    #[error("directory {} does not exist", .0.display())]
+    MissingDirectory(PathBuf),
+    /// `error` is the humantime crate's own message.
+    #[error("invalid duration `{text}`: {error}")]
+    InvalidDuration {
+        text: String,
+        error: humantime::DurationError,
+    },
+    #[error("must be at least 1")]
+    Zero,
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be 1 to 65535")]
+    PortZero,
+    #[error(transparent)]
+    ReplaceRule(#[from] crate::cluster::RuleProblem),
+    #[error(
+        "give either `context` (a kubeconfig context) or `cluster` (a GKE cluster by name), not both"
+    )]
+    ContextAndCluster,
+    #[error(transparent)]
+    ClusterName(crate::cluster::gke::GkeError),
+    #[error("must name a kind, e.g. `Certificate`")]
+    NoKind,
+    #[error("must name a condition type")]
+    NoCondition,
+    #[error("group `{group}` kind `{kind}` already has a rule (health[{first}])")]
+    HealthRuleReused {
+        group: String,
+        kind: String,
+        first: usize,
+    },
+    #[error("no target named `{0}` (`review` names review environments)")]
+    UnknownTarget(String),
+    #[error("`{0}` is not an http(s) URL")]
+    NotHttpUrl(String),
+    /// A secret URL: never shown.
+    #[error("not an http(s) URL")]
+    NotHttpSecretUrl,
+    #[error("`{0}` is not `owner/name`")]
+    NotRepository(String),
+    #[error(
+        "give exactly one of `url_env` (the variable holding the URL, for secret URLs) and `url`"
+    )]
+    UrlOrUrlEnv,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +142,37 @@ pub enum SelectError {
         path: PathBuf,
     },
     #[error("{reason}; pass --target, --branch or --tag\n{table}")]
-    NoMatch { reason: String, table: TargetTable },
+    NoMatch {
+        reason: NoMatchReason,
+        table: TargetTable,
+    },
+}
+
+/// Why no target matches. `no_branch` is why no branch is known (e.g. "HEAD is
+/// detached"), as the git lookup says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoMatchReason {
+    #[error("neither branch `{branch}` nor tag `{tag}` matches a target")]
+    Neither { branch: String, tag: String },
+    #[error("branch `{0}` matches no target")]
+    Branch(String),
+    #[error(
+        "tag `{tag}` matches no target and no branch is known{}",
+        why_no_branch(no_branch)
+    )]
+    Tag {
+        tag: String,
+        no_branch: Option<String>,
+    },
+    #[error("no branch or tag is known{}", why_no_branch(no_branch))]
+    Nothing { no_branch: Option<String> },
+}
+
+fn why_no_branch(no_branch: &Option<String>) -> String {
+    no_branch
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default()
 }
 
 /// A checked deploy.toml.
@@ -356,7 +453,7 @@ struct RawNotify {
 fn raw_notify(
     raw: RawNotify,
     targets: &[Target],
-    invalid: &dyn Fn(String, &str, String) -> ConfigError,
+    invalid: &dyn Fn(String, &str, KeyProblem) -> ConfigError,
 ) -> Result<Notify, ConfigError> {
     let known = |scope: &str, key: &str, names: &Option<Vec<String>>| {
         for name in names.iter().flatten() {
@@ -364,7 +461,7 @@ fn raw_notify(
                 return Err(invalid(
                     scope.to_owned(),
                     key,
-                    format!("no target named `{name}` (`review` names review environments)"),
+                    KeyProblem::UnknownTarget(name.clone()),
                 ));
             }
         }
@@ -378,7 +475,7 @@ fn raw_notify(
             return Err(invalid(
                 scope.into(),
                 "api_url",
-                format!("`{url}` is not an http(s) URL"),
+                KeyProblem::NotHttpUrl(url.clone()),
             ));
         }
         if let Some(repository) = &github.repository
@@ -387,15 +484,11 @@ fn raw_notify(
             return Err(invalid(
                 scope.into(),
                 "repository",
-                format!("`{repository}` is not `owner/name`"),
+                KeyProblem::NotRepository(repository.clone()),
             ));
         }
         if github.token_env.is_empty() {
-            return Err(invalid(
-                scope.into(),
-                "token_env",
-                "must not be empty".into(),
-            ));
+            return Err(invalid(scope.into(), "token_env", KeyProblem::Empty));
         }
         known(scope, "production", &github.production)?;
         known(scope, "targets", &github.targets)?;
@@ -404,14 +497,10 @@ fn raw_notify(
         let scope = format!("[[notify.webhook]] #{} ", i + 1);
         match (&hook.url_env, &hook.url) {
             (Some(_), Some(_)) | (None, None) => {
-                return Err(invalid(
-                    scope,
-                    "url_env",
-                    "give exactly one of `url_env` (the variable holding the URL, for secret URLs) and `url`".into(),
-                ));
+                return Err(invalid(scope, "url_env", KeyProblem::UrlOrUrlEnv));
             }
             (None, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-                return Err(invalid(scope, "url", "not an http(s) URL".into()));
+                return Err(invalid(scope, "url", KeyProblem::NotHttpSecretUrl));
             }
             _ => {}
         }
@@ -422,7 +511,10 @@ fn raw_notify(
             invalid(
                 "[notify] ".into(),
                 "timeout",
-                format!("invalid duration `{text}`: {e}"),
+                KeyProblem::InvalidDuration {
+                    text: text.clone(),
+                    error: e,
+                },
             )
         })?,
         None => Duration::from_secs(10),
@@ -510,20 +602,28 @@ fn default_max_envs() -> usize {
 
 fn raw_serve(
     raw: RawServe,
-    invalid: &dyn Fn(String, &str, String) -> ConfigError,
+    invalid: &dyn Fn(String, &str, KeyProblem) -> ConfigError,
 ) -> Result<ReviewServe, ConfigError> {
     let scope = || "[review.serve] ".to_owned();
     let duration = |key: &str, text: &str| {
-        humantime::parse_duration(text)
-            .map_err(|e| invalid(scope(), key, format!("invalid duration `{text}`: {e}")))
+        humantime::parse_duration(text).map_err(|error| {
+            invalid(
+                scope(),
+                key,
+                KeyProblem::InvalidDuration {
+                    text: text.to_owned(),
+                    error,
+                },
+            )
+        })
     };
     let defaults = ReviewServe::default();
     let service = raw.service.unwrap_or(defaults.service);
     if service.is_empty() {
-        return Err(invalid(scope(), "service", "must not be empty".into()));
+        return Err(invalid(scope(), "service", KeyProblem::Empty));
     }
     if raw.port == Some(0) {
-        return Err(invalid(scope(), "port", "must be 1 to 65535".into()));
+        return Err(invalid(scope(), "port", KeyProblem::PortZero));
     }
     Ok(ReviewServe {
         listen: raw.listen.unwrap_or(defaults.listen),
@@ -584,38 +684,41 @@ impl Config {
                 message: e.message().to_owned(),
             }
         })?;
-        let invalid = |scope: String, key: &str, message: String| ConfigError::Invalid {
+        let invalid = |scope: String, key: &str, problem: KeyProblem| ConfigError::Invalid {
             path: path.to_owned(),
             scope,
             key: key.to_owned(),
-            message,
+            problem,
         };
 
         let mut targets: Vec<Target> = Vec::with_capacity(raw.targets.len());
         for t in raw.targets {
             let scope = format!("target `{}`, ", t.name);
             if targets.iter().any(|o| o.name == t.name) {
-                return Err(invalid(scope, "name", "two targets have this name".into()));
+                return Err(invalid(scope, "name", KeyProblem::DuplicateTargetName));
             }
             if t.branches.is_empty() && t.tags.is_empty() {
-                return Err(invalid(
-                    scope,
-                    "branches",
-                    "a target needs at least one branch or tag pattern (`branches = [...]` or `tags = [...]`)".into(),
-                ));
+                return Err(invalid(scope, "branches", KeyProblem::NoPatterns));
             }
             let patterns = |key: &str, list: &[String]| -> Result<Vec<Pattern>, ConfigError> {
                 list.iter()
                     .map(|p| {
-                        Pattern::new(p).map_err(|e| {
-                            invalid(scope.clone(), key, format!("invalid glob `{p}`: {e}"))
+                        Pattern::new(p).map_err(|error| {
+                            invalid(
+                                scope.clone(),
+                                key,
+                                KeyProblem::InvalidGlob {
+                                    pattern: p.clone(),
+                                    error,
+                                },
+                            )
                         })
                     })
                     .collect()
             };
             for name in t.vars.keys() {
                 check_var_name(name)
-                    .map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m.to_string()))?;
+                    .map_err(|m| invalid(scope.clone(), &format!("vars.{name}"), m.into()))?;
             }
             let branches = patterns("branches", &t.branches)?;
             let tags = patterns("tags", &t.tags)?;
@@ -624,19 +727,15 @@ impl Config {
                 return Err(invalid(
                     scope,
                     "overlay",
-                    format!("directory {} does not exist", overlay.display()),
+                    KeyProblem::MissingDirectory(overlay),
                 ));
             }
             if let Some(cluster) = &t.cluster {
                 if t.context.is_some() {
-                    return Err(invalid(
-                        scope,
-                        "cluster",
-                        "give either `context` (a kubeconfig context) or `cluster` (a GKE cluster by name), not both".into(),
-                    ));
+                    return Err(invalid(scope, "cluster", KeyProblem::ContextAndCluster));
                 }
                 crate::cluster::gke::GkeCluster::parse(cluster)
-                    .map_err(|e| invalid(scope.clone(), "cluster", e.to_string()))?;
+                    .map_err(|e| invalid(scope.clone(), "cluster", KeyProblem::ClusterName(e)))?;
             }
             targets.push(Target {
                 name: t.name,
@@ -659,7 +758,7 @@ impl Config {
                 Err(invalid(
                     format!("target `{second}`, "),
                     key,
-                    format!("pattern `{pattern}` is also used by target `{first}`"),
+                    KeyProblem::PatternReused { pattern, first },
                 ))
             })?;
 
@@ -672,18 +771,21 @@ impl Config {
                     return Err(invalid(
                         scope,
                         "overlay",
-                        format!("directory {} does not exist", overlay.display()),
+                        KeyProblem::MissingDirectory(overlay),
                     ));
                 }
-                let ttl = humantime::parse_duration(&r.ttl).map_err(|e| {
+                let ttl = humantime::parse_duration(&r.ttl).map_err(|error| {
                     invalid(
                         scope.clone(),
                         "ttl",
-                        format!("invalid duration `{}`: {e}", r.ttl),
+                        KeyProblem::InvalidDuration {
+                            text: r.ttl.clone(),
+                            error,
+                        },
                     )
                 })?;
                 if r.max_envs == 0 {
-                    return Err(invalid(scope, "max_envs", "must be at least 1".into()));
+                    return Err(invalid(scope, "max_envs", KeyProblem::Zero));
                 }
                 let serve = r
                     .serve
@@ -704,7 +806,7 @@ impl Config {
             .transpose()?;
 
         for name in raw.vars.keys() {
-            check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m.to_string()))?;
+            check_var_name(name).map_err(|m| invalid("[vars] ".into(), name, m.into()))?;
         }
 
         let notify = raw_notify(raw.notify, &targets, &invalid)?;
@@ -712,14 +814,10 @@ impl Config {
         for (i, h) in raw.health.iter().enumerate() {
             let scope = format!("health[{i}], ");
             if h.kind.trim().is_empty() {
-                return Err(invalid(
-                    scope,
-                    "kind",
-                    "must name a kind, e.g. `Certificate`".into(),
-                ));
+                return Err(invalid(scope, "kind", KeyProblem::NoKind));
             }
             if h.ready.trim().is_empty() {
-                return Err(invalid(scope, "ready", "must name a condition type".into()));
+                return Err(invalid(scope, "ready", KeyProblem::NoCondition));
             }
             if let Some(first) = raw.health[..i]
                 .iter()
@@ -728,10 +826,11 @@ impl Config {
                 return Err(invalid(
                     scope,
                     "kind",
-                    format!(
-                        "group `{}` kind `{}` already has a rule (health[{first}])",
-                        h.group, h.kind
-                    ),
+                    KeyProblem::HealthRuleReused {
+                        group: h.group.clone(),
+                        kind: h.kind.clone(),
+                        first,
+                    },
                 ));
             }
         }
@@ -793,21 +892,18 @@ impl Config {
         {
             return Ok(t);
         }
+        let no_branch = by.no_branch_reason.map(str::to_owned);
         let reason = match (by.branch, by.tag) {
-            (Some(b), Some(t)) => format!("neither branch `{b}` nor tag `{t}` matches a target"),
-            (Some(b), None) => format!("branch `{b}` matches no target"),
-            (None, Some(t)) => format!(
-                "tag `{t}` matches no target and no branch is known{}",
-                by.no_branch_reason
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            ),
-            (None, None) => format!(
-                "no branch or tag is known{}",
-                by.no_branch_reason
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            ),
+            (Some(b), Some(t)) => NoMatchReason::Neither {
+                branch: b.to_owned(),
+                tag: t.to_owned(),
+            },
+            (Some(b), None) => NoMatchReason::Branch(b.to_owned()),
+            (None, Some(t)) => NoMatchReason::Tag {
+                tag: t.to_owned(),
+                no_branch,
+            },
+            (None, None) => NoMatchReason::Nothing { no_branch },
         };
         Err(SelectError::NoMatch {
             reason,
@@ -1110,6 +1206,31 @@ overlay = "."
         assert!(
             e.contains("target `production`") && e.contains("`tags`") && e.contains("v["),
             "{e}"
+        );
+    }
+
+    /// The reasons are values a caller can match on, not only text.
+    #[test]
+    fn key_and_selection_problems_are_typed() {
+        let e = parse(&GOOD.replace("\"v*\"", "\"v[\"")).expect_err("bad glob");
+        assert!(
+            matches!(
+                &e,
+                ConfigError::Invalid { key, problem: KeyProblem::InvalidGlob { pattern, .. }, .. }
+                    if key == "tags" && pattern == "v["
+            ),
+            "{e:?}"
+        );
+        let c = parse(GOOD).expect("valid");
+        let e = c
+            .select(&Selection {
+                branch: Some("feature/x"),
+                ..Default::default()
+            })
+            .expect_err("no match");
+        assert!(
+            matches!(&e, SelectError::NoMatch { reason: NoMatchReason::Branch(b), .. } if b == "feature/x"),
+            "{e:?}"
         );
     }
 

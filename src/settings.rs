@@ -507,7 +507,7 @@ fn replace_rules(
                         path: config.path.clone(),
                         scope: format!("target `{}`, ", target.name),
                         key: format!("replace[{i}] (kind `{}`)", r.kind),
-                        message: message.to_string(),
+                        problem: message.into(),
                     }
                     .into()
                 },

@@ -130,7 +130,8 @@ pub enum ClusterError {
     #[error(transparent)]
     Gke(#[from] super::gke::GkeError),
     /// The kubeconfig cannot be read: `reason` is the innermost cause (`No such file or
-    /// directory`, a YAML error), said once — kube's own message repeats the path.
+    /// directory`, a YAML error), said once — kube's own message repeats the path. It stays
+    /// text: it is the operating system's or the YAML parser's message, an open set.
     #[error("cannot read kubeconfig {}: {reason}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(default: $KUBECONFIG or ~/.kube/config)".to_owned()))]
     Kubeconfig {
         path: Option<PathBuf>,
@@ -148,7 +149,8 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
-    /// The API server answers, but only with errors (5xx/429), after retries.
+    /// The API server answers, but only with errors (5xx/429), after retries; `reason` is
+    /// the server's or the HTTP client's own message.
     #[error(
         "the API server {server} (context {context}) keeps failing: {reason} (after {attempts} attempts)"
     )]
@@ -158,13 +160,15 @@ pub enum ClusterError {
         attempts: u32,
         reason: String,
     },
-    /// No answer from the API server at all (refused, reset, timed out), after retries.
+    /// No answer from the API server at all (refused, reset, timed out), after retries;
+    /// `reason` is the HTTP client's own message.
     #[error("cannot reach {server} (context {context}): {reason}")]
     Unreachable {
         server: String,
         context: String,
         reason: String,
     },
+    /// `reason` is the discovery request's failure as kube reports it.
     #[error("the API server {server} did not say what {group_version} serves: {reason}")]
     DiscoveryGroup {
         group_version: String,
@@ -173,11 +177,11 @@ pub enum ClusterError {
     },
     #[error("API discovery failed")]
     Discovery(#[source] kube::Error),
-    #[error("manifest #{index} ({what}): {reason}")]
+    #[error("manifest #{index} ({what}): {problem}")]
     InvalidManifest {
         index: usize,
         what: String,
-        reason: String,
+        problem: ManifestProblem,
     },
     #[error("{object} is listed twice in the rendered manifests")]
     Duplicate { object: ObjectRef },
@@ -207,10 +211,33 @@ pub enum ClusterError {
         holder: String,
         until: String,
     },
-    #[error("inventory ConfigMap {namespace}/{name} is malformed: {reason}")]
+    #[error("inventory ConfigMap {namespace}/{name} is malformed: {problem}")]
     Inventory {
         namespace: String,
         name: String,
-        reason: String,
+        problem: InventoryProblem,
     },
+}
+
+/// Why a rendered manifest cannot be sent to the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestProblem {
+    /// `error` is serde_json's own message.
+    #[error("not representable as JSON: {error}")]
+    NotJson { error: serde_json::Error },
+    #[error("a manifest must be a mapping")]
+    NotAMapping,
+    #[error("apiVersion, kind and metadata.name are required")]
+    NoIdentity,
+}
+
+/// Why an inventory ConfigMap cannot be read; each `error` is serde_json's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryProblem {
+    #[error("{error}")]
+    NotJson { error: serde_json::Error },
+    #[error("data is not a string map: {error}")]
+    DataNotStringMap { error: serde_json::Error },
+    #[error("data.objects is not a list of objects: {error}")]
+    ObjectsNotAList { error: serde_json::Error },
 }

@@ -14,7 +14,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
-use super::error::{ClusterError, ObjectError};
+use super::error::{ClusterError, InventoryProblem, ObjectError};
 use super::object::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TARGET, ObjectRef};
 use super::retry::Failure;
 use super::{ClusterClient, Progress};
@@ -75,21 +75,21 @@ impl Inventory {
         namespace: &str,
         target: &str,
     ) -> Result<Inventory, ClusterError> {
-        let bad = |reason: String| ClusterError::Inventory {
+        let bad = |problem: InventoryProblem| ClusterError::Inventory {
             namespace: namespace.to_owned(),
             name: inventory_name(target),
-            reason,
+            problem,
         };
         let data: BTreeMap<String, String> = value
             .get("data")
             .map(|d| serde_json::from_value(d.clone()))
             .transpose()
-            .map_err(|e| bad(format!("data is not a string map: {e}")))?
+            .map_err(|error| bad(InventoryProblem::DataNotStringMap { error }))?
             .unwrap_or_default();
         let get = |k: &str| data.get(k).cloned().unwrap_or_default();
         let objects: Vec<ObjectRef> = match data.get("objects") {
             Some(text) => serde_json::from_str(text)
-                .map_err(|e| bad(format!("data.objects is not a list of objects: {e}")))?,
+                .map_err(|error| bad(InventoryProblem::ObjectsNotAList { error }))?,
             None => Vec::new(),
         };
         Ok(Inventory {
@@ -136,7 +136,7 @@ pub(crate) async fn read(
             let value = serde_json::to_value(&cm).map_err(|e| ClusterError::Inventory {
                 namespace: namespace.to_owned(),
                 name: name.clone(),
-                reason: e.to_string(),
+                problem: InventoryProblem::NotJson { error: e },
             })?;
             Inventory::from_configmap(&value, namespace, target).map(Some)
         }

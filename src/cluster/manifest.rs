@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::error::ClusterError;
+use super::error::{ClusterError, ManifestProblem};
 use super::object::ObjectRef;
 
 /// One rendered object, as JSON, with its identity.
@@ -43,19 +43,19 @@ pub fn manifests_from_yaml(objects: &[serde_yaml::Value]) -> Result<Vec<Manifest
             serde_json::to_value(yaml).map_err(|e| ClusterError::InvalidManifest {
                 index,
                 what: describe(yaml),
-                reason: format!("not representable as JSON: {e}"),
+                problem: ManifestProblem::NotJson { error: e },
             })?;
         if !body.is_object() {
             return Err(ClusterError::InvalidManifest {
                 index,
                 what: describe(yaml),
-                reason: "a manifest must be a mapping".to_owned(),
+                problem: ManifestProblem::NotAMapping,
             });
         }
         let id = ObjectRef::from_value(&body).ok_or_else(|| ClusterError::InvalidManifest {
             index,
             what: describe(yaml),
-            reason: "apiVersion, kind and metadata.name are required".to_owned(),
+            problem: ManifestProblem::NoIdentity,
         })?;
         out.push(Manifest { id, body });
     }

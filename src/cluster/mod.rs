@@ -60,7 +60,9 @@ pub use apply::{
     ApplyAction, ApplyOptions, ApplyReport, ObjectResult, Plan, PlanAction, PlanEntry, PruneResult,
     apply, apply_if_unchanged, plan,
 };
-pub use error::{ClusterError, FieldConflict, ObjectError, ObjectFailure};
+pub use error::{
+    ClusterError, FieldConflict, InventoryProblem, ManifestProblem, ObjectError, ObjectFailure,
+};
 pub use events::{Diagnostics, EventLine, LogExcerpt};
 pub use health::{HealthRule, HealthRules, object_health};
 pub use inventory::{Inventory, inventory_name};
@@ -73,7 +75,7 @@ pub use object::{
     ANNOTATION_REPLACE, FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_TARGET, ObjectRef,
     Stage,
 };
-pub use replace::ReplaceRule;
+pub use replace::{ReplaceRule, RuleProblem};
 pub use retry::RetryPolicy;
 pub use serving::{EndpointAddress, annotate_namespace, endpoint_addresses};
 pub use status::{StatusReport, WorkloadStatus, status};

@@ -476,11 +476,15 @@ pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
                 result = Err(e.into());
                 break;
             }
-            ui.out(&format!(
+            // Not `?`: the lock is released below whatever happens here.
+            if let Err(e) = ui.out(&format!(
                 "deleted {} ({})\n",
                 fresh.namespace,
                 fresh.short_sha()
-            ))?;
+            )) {
+                result = Err(e.into());
+                break;
+            }
         }
         if let Err(e) = lock.release().await {
             ui.warn(&format!(

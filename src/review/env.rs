@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::ReviewError;
 use super::naming::ReviewName;
+use super::{OwnerProblem, ReviewError};
 
 pub const LABEL_REVIEW: &str = "lookctl.dev/review";
 pub const LABEL_PROJECT: &str = "lookctl.dev/project";
@@ -147,7 +147,7 @@ impl ReviewEnv {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ReviewError::NotAReviewNamespace {
                 name: "(unnamed)".into(),
-                reason: "it has no metadata.name".into(),
+                reason: OwnerProblem::NoName,
             })?;
         let strings = |key: &str| -> BTreeMap<String, String> {
             metadata
@@ -165,7 +165,7 @@ impl ReviewEnv {
         if labels.get(LABEL_REVIEW).map(String::as_str) != Some("true") {
             return Err(ReviewError::NotAReviewNamespace {
                 name: name.to_owned(),
-                reason: format!("it lacks the label {LABEL_REVIEW}=true"),
+                reason: OwnerProblem::NotLabelled,
             });
         }
         let mut unreadable = Vec::new();
@@ -235,7 +235,7 @@ impl ReviewEnv {
         if env.project != project {
             return Err(ReviewError::ForeignNamespace {
                 name: env.namespace,
-                reason: format!("it belongs to project `{}` ({LABEL_PROJECT})", env.project),
+                reason: OwnerProblem::OtherProject(env.project),
             });
         }
         Ok(())

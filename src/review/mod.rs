@@ -38,10 +38,30 @@ pub use policy::{
 
 use crate::render::template::TemplateError;
 
+/// Why a commit SHA cannot name a review environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShaProblem {
+    #[error("it must be hex digits (0-9, a-f)")]
+    NotHex,
+    #[error("it must be 7 to 40 hex digits, not {0}")]
+    Length(usize),
+}
+
+/// Why a namespace is not a review environment (of this project).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnerProblem {
+    #[error("it has no metadata.name")]
+    NoName,
+    #[error("it lacks the label {label}=true", label = LABEL_REVIEW)]
+    NotLabelled,
+    #[error("it belongs to project `{0}` ({label})", label = LABEL_PROJECT)]
+    OtherProject(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     #[error("invalid commit SHA `{sha}` for a review environment: {reason}")]
-    InvalidSha { sha: String, reason: String },
+    InvalidSha { sha: String, reason: ShaProblem },
     #[error(
         "no commit SHA for the review environment: pass --sha, or run inside a git checkout or a CI job"
     )]
@@ -70,11 +90,11 @@ pub enum ReviewError {
         reason: NameProblem,
     },
     #[error("namespace {name} is not a lookctl review environment: {reason}")]
-    NotAReviewNamespace { name: String, reason: String },
+    NotAReviewNamespace { name: String, reason: OwnerProblem },
     #[error(
         "namespace {name} exists and is not a review environment of this project: {reason}; lookctl will not take it over (change the [review] namespace template, or delete the namespace)"
     )]
-    ForeignNamespace { name: String, reason: String },
+    ForeignNamespace { name: String, reason: OwnerProblem },
     #[error(
         "cannot create another review environment: all {count} existing ones are pinned and [review] max_envs = {max_envs} ({namespaces}); unpin one (`lookctl review up --sha SHA --unpin`), delete one (`lookctl review down --sha SHA`) or raise max_envs"
     )]

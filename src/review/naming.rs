@@ -4,24 +4,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::ReviewError;
+use super::{ReviewError, ShaProblem};
 use crate::config;
 use crate::render::template::{Templater, substitute};
 
 /// A checked commit SHA, lowercase: 7 to 40 hex digits.
 pub fn validate_sha(sha: &str) -> Result<String, ReviewError> {
-    let invalid = |reason: &str| ReviewError::InvalidSha {
+    let invalid = |reason: ShaProblem| ReviewError::InvalidSha {
         sha: sha.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
     if !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(invalid("it must be hex digits (0-9, a-f)"));
+        return Err(invalid(ShaProblem::NotHex));
     }
     if !(7..=40).contains(&sha.len()) {
-        return Err(invalid(&format!(
-            "it must be 7 to 40 hex digits, not {}",
-            sha.len()
-        )));
+        return Err(invalid(ShaProblem::Length(sha.len())));
     }
     Ok(sha.to_ascii_lowercase())
 }

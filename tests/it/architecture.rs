@@ -352,19 +352,6 @@ fn the_string_error_finder_reads_generics() {
     assert_eq!(lines, [1, 3, 10]);
 }
 
-/// Files of `src/render/kustomize/` still returning `Result<_, String>`, to be converted
-/// to typed reasons as `patch/`, `patches.rs` and `config.rs` were. The list only shrinks: a file that is clean must
-/// leave it, so a converted file cannot slide back.
-const NOT_YET_TYPED: [&str; 7] = [
-    "render/kustomize/engine.rs",
-    "render/kustomize/engine_replacements.rs",
-    "render/kustomize/engine_vars.rs",
-    "render/kustomize/fieldspec.rs",
-    "render/kustomize/generators.rs",
-    "render/kustomize/nameref.rs",
-    "render/kustomize/transformers.rs",
-];
-
 /// Domain code returns typed errors (STYLE.md, "Errors"): a `String` error cannot be
 /// matched on, carries no source and invites messages built in many places.
 #[test]
@@ -372,21 +359,8 @@ fn no_string_errors_in_src() {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     let mut offenders = Vec::new();
-    let mut converted = Vec::new();
     for file in &files {
-        let name = file
-            .strip_prefix(src())
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        let found = string_errors(&code(file));
-        if NOT_YET_TYPED.contains(&name.as_str()) {
-            if found.is_empty() {
-                converted.push(name);
-            }
-            continue;
-        }
-        for (line, found) in found {
+        for (line, found) in string_errors(&code(file)) {
             offenders.push(format!("{}:{line}: {found}", file.display()));
         }
     }
@@ -394,10 +368,5 @@ fn no_string_errors_in_src() {
         offenders.is_empty(),
         "Result<_, String> in domain code; return a thiserror enum instead:\n{}",
         offenders.join("\n")
-    );
-    assert!(
-        converted.is_empty(),
-        "no Result<_, String> left in these files; remove them from NOT_YET_TYPED:\n{}",
-        converted.join("\n")
     );
 }

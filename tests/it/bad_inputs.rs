@@ -636,6 +636,9 @@ fn every_bad_input_is_refused_with_a_message_that_names_the_culprit() {
     );
     let mut names = std::collections::BTreeSet::new();
     let mut failures = Vec::new();
+    // Every message, in catalogue order, for one snapshot: a changed message is a diff
+    // to review, not a needle that still happens to match.
+    let mut messages = String::new();
     for c in &cases {
         assert!(
             names.insert(c.name.clone()),
@@ -668,6 +671,11 @@ fn every_bad_input_is_refused_with_a_message_that_names_the_culprit() {
             .output()
             .expect("runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
+        messages.push_str(&format!(
+            "## {}\n{}\n",
+            c.name,
+            crate::support::redact(stderr.trim_end(), Some(&root))
+        ));
         let mut problems = Vec::new();
         if out.status.code() != Some(2) {
             problems.push(format!("exit {:?}", out.status.code()));
@@ -699,4 +707,5 @@ fn every_bad_input_is_refused_with_a_message_that_names_the_culprit() {
         cases.len(),
         failures.join("\n")
     );
+    insta::assert_snapshot!("bad_input_messages", messages);
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use testkit::kms::KmsEmulator;
 
-use crate::support::{SHA, TestEnv, text};
+use crate::support::{CONTEXT, SHA, TestEnv, text};
 
 fn code(out: &std::process::Output) -> Option<i32> {
     out.status.code()
@@ -218,4 +218,62 @@ fn compare_row_4_input_errors_of_a_comparison_exit_4() {
     let out = env.cluster(&["diff", "--no-such-flag"]);
     assert_eq!(code(&out), Some(4), "{}", text(&out.stderr));
     assert_eq!(env.server.request_count(), 0);
+}
+
+/// The rest of row 2's list: a broken deploy.toml, invalid YAML, an undefined template
+/// variable and a kustomization a builtin transformer refuses each exit 2, name the
+/// file at fault, and send nothing to the cluster.
+#[test]
+fn row_2_broken_files_exit_2_and_send_nothing() {
+    let broken: [(&str, &str, &str); 4] = [
+        (
+            "deploy.toml",
+            "[project]\nname = \"shop\"\ncolour = \"blue\"\n",
+            "deploy.toml",
+        ),
+        (
+            "overlay/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: [unclosed\n",
+            "cm.yaml",
+        ),
+        (
+            "overlay/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: \"{{ NO_SUCH_VARIABLE }}\"\n",
+            "NO_SUCH_VARIABLE",
+        ),
+        (
+            "overlay/kustomization.yaml",
+            "namespace: shop\nresources:\n- ns.yaml\n- cm.yaml\nreplicas:\n- name: nothing-by-this-name\n  count: 2\n",
+            "kustomization.yaml",
+        ),
+    ];
+    for (file, content, named) in broken {
+        let env = TestEnv::new();
+        env.write(file, content);
+        let out = deploy(&env, &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(code(&out), Some(2), "{file}: {stderr}");
+        assert!(stderr.contains(named), "{file}: names {named}: {stderr}");
+        assert_eq!(env.server.request_count(), 0, "{file}: nothing sent");
+    }
+}
+
+/// Row 1's registry case: the image check of `review up` cannot reach the registry.
+#[test]
+fn row_1_an_unreachable_registry_exits_1_and_sends_nothing() {
+    let env = TestEnv::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    env.write(
+        "deploy.toml",
+        &format!(
+            "[project]\nname = \"shop\"\nimage = \"127.0.0.1:{port}/shop\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"{CONTEXT}\"\n\n[review]\noverlay = \"overlay\"\ncontext = \"{CONTEXT}\"\nnamespace = \"review-{{{{ SHORT_SHA }}}}\"\nurl = \"https://{{{{ SHORT_SHA }}}}.review.example.com\"\n"
+        ),
+    );
+    let out = env.cluster(&["review", "up", "--sha", SHA, "--timeout", "20s"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert_eq!(env.server.request_count(), 0, "nothing sent to the cluster");
 }

@@ -55,6 +55,12 @@ fn check(name: &str, needles: &[&str]) -> Result<(), String> {
     let dir = case(name);
     kubectl_fails(&dir)?;
     let msg = lookctl_error(&dir)?;
+    // The whole message, reviewed as a snapshot; the needles say what it must name.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    insta::assert_snapshot!(
+        format!("render_error_{name}"),
+        msg.replace(&fixtures.display().to_string(), "[FIXTURES]")
+    );
     for n in needles {
         if !msg.contains(n) {
             return Err(format!("{name}: message {msg:?} does not mention {n:?}"));

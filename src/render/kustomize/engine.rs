@@ -8,12 +8,37 @@ use super::config::{ConfigProblem, FieldSpec, TransformerConfig, merge_one};
 use super::generators::{self, GeneratorArgs, KvLoader};
 use super::kustomization::Kustomization;
 use super::patch::{CustomSchema, SchemaSet};
-use super::resource::{Behavior, Resource, scalar_string};
+use super::resource::{Behavior, ResId, Resource, scalar_string};
 use super::transformers::{self, Affix, ImageUpdater};
-use super::{KUSTOMIZATION_FILE_NAMES, KustomizeError, nameref, normalize, sort};
+use super::{BuildProblem, KUSTOMIZATION_FILE_NAMES, KustomizeError, nameref, normalize, sort};
 use crate::render::source::{DataUse, Document, EntryKind, Source};
 
 type IdSet = std::collections::HashSet<(super::resource::Gvk, String, String)>;
+
+/// Why a generated ConfigMap or Secret cannot join the objects already there (its
+/// `behavior`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AbsorbProblem {
+    #[error("id {0} does not exist; cannot merge or replace")]
+    NothingToMerge(ResId),
+    #[error("id {0} exists; behavior must be merge or replace")]
+    AlreadyExists(ResId),
+    #[error("found multiple objects that could accept merge of {0}")]
+    AmbiguousMerge(ResId),
+}
+
+/// Why the documents of a resource file are not objects kustomize would accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectsProblem {
+    #[error("{path}: a resource must be a mapping")]
+    NotAMapping { path: PathBuf },
+    #[error("{path}: expected array in {kind}/items")]
+    ItemsNotAList { path: PathBuf, kind: String },
+    #[error("{path}: missing Resource metadata: kind")]
+    NoKind { path: PathBuf },
+    #[error("{path}: missing metadata.name in object {id}")]
+    NoName { path: PathBuf, id: ResId },
+}
 
 /// Resources plus what travels with them up the layers.
 #[derive(Default)]
@@ -83,7 +108,7 @@ impl Accumulator {
     }
 
     /// kustomize's `appendReplaceOrMerge` for generated resources.
-    fn absorb(&mut self, res: Resource) -> Result<(), String> {
+    fn absorb(&mut self, res: Resource) -> Result<(), AbsorbProblem> {
         let id = res.cur_id();
         let matches: Vec<usize> = self
             .resources
@@ -94,9 +119,7 @@ impl Accumulator {
             .collect();
         match matches.as_slice() {
             [] => match res.behavior {
-                Behavior::Merge | Behavior::Replace => {
-                    Err(format!("id {id} does not exist; cannot merge or replace"))
-                }
+                Behavior::Merge | Behavior::Replace => Err(AbsorbProblem::NothingToMerge(id)),
                 _ => {
                     self.resources.push(res);
                     Ok(())
@@ -125,12 +148,10 @@ impl Accumulator {
                         self.resources[*i] = res;
                         Ok(())
                     }
-                    _ => Err(format!("id {id} exists; behavior must be merge or replace")),
+                    _ => Err(AbsorbProblem::AlreadyExists(id)),
                 }
             }
-            _ => Err(format!(
-                "found multiple objects that could accept merge of {id}"
-            )),
+            _ => Err(AbsorbProblem::AmbiguousMerge(id)),
         }
     }
 }
@@ -272,12 +293,13 @@ pub fn build(
     ctx.stack.push(dir.to_owned());
     let mut ra = ctx.accumulate_target(&k, Accumulator::default())?;
     ctx.stack.pop();
-    let fail = |field: &str, e: String| k.invalid(field, e);
+    let fail = |field: &str, e: BuildProblem| k.build_problem(field, None, e);
 
     // Hash suffixes, once, at the top.
     for r in ra.resources.iter_mut() {
         if r.needs_hash {
-            let h = generators::hash_suffix(&r.doc).map_err(|e| fail("configMapGenerator", e))?;
+            let h = generators::hash_suffix(&r.doc)
+                .map_err(|e| fail("configMapGenerator", e.into()))?;
             r.store_previous_id();
             let name = format!("{}-{}", r.name(), h);
             r.set_name(&name);
@@ -285,10 +307,10 @@ pub fn build(
     }
     let config = ra.config().clone();
     nameref::fix(&mut ra.resources, &config.name_reference)
-        .map_err(|e| fail("(name references)", e))?;
+        .map_err(|e| fail("(name references)", e.into()))?;
     if !ra.vars.is_empty() {
         super::engine_vars::resolve(&mut ra.resources, &ra.vars, &config.var_reference)
-            .map_err(|e| fail("vars", e))?;
+            .map_err(|e| fail("vars", e.into()))?;
     }
     // Objects annotated as local configuration (inputs of transformers, say) served the
     // build and are not part of its output.
@@ -597,11 +619,7 @@ impl Ctx<'_> {
     ) -> Result<Vec<Resource>, KustomizeError> {
         let docs = self.source.read_yaml(path)?;
         self.touched.set(true);
-        objects_from_docs(path, docs).map_err(|e| KustomizeError::Invalid {
-            file: k.file.clone(),
-            field: "resources".into(),
-            message: e,
-        })
+        objects_from_docs(path, docs).map_err(|e| k.build_problem("resources", None, e))
     }
 
     fn accumulate_resources(
@@ -766,7 +784,7 @@ impl Ctx<'_> {
         self.run_transformers(k, &mut ra)?;
         let mut vars = std::mem::take(&mut ra.vars);
         super::engine_vars::merge(&mut ra.resources, &mut vars, &k.vars)
-            .map_err(|e| k.invalid("vars", e))?;
+            .map_err(|e| k.build_problem("vars", None, e))?;
         ra.vars = vars;
         Ok(ra)
     }
@@ -861,19 +879,12 @@ impl Ctx<'_> {
             k: &'b Kustomization,
             field: &'b str,
             usage: DataUse,
-            err: Option<KustomizeError>,
         }
         impl KvLoader for Ldr<'_, '_> {
-            fn load(&mut self, path: &str) -> Result<Vec<u8>, String> {
-                let res = self
-                    .ctx
+            fn load(&mut self, path: &str) -> Result<Vec<u8>, KustomizeError> {
+                self.ctx
                     .file_in(self.k, self.field, path)
-                    .and_then(|p| Ok(self.ctx.source.read_data(&p, self.usage)?));
-                res.map_err(|e| {
-                    let msg = e.to_string();
-                    self.err = Some(e);
-                    msg
-                })
+                    .and_then(|p| Ok(self.ctx.source.read_data(&p, self.usage)?))
             }
         }
         let mut ldr = Ldr {
@@ -885,15 +896,15 @@ impl Ctx<'_> {
             } else {
                 DataUse::ConfigMap
             },
-            err: None,
         };
         let res = generators::generate(args, &mut ldr);
         let res = match res {
             Ok(r) => r,
+            // A file that cannot be read is the loader's error, which names it.
+            Err(generators::GeneratorError::Load(e)) => return Err(*e),
             Err(e) => {
-                return Err(ldr.err.take().unwrap_or_else(|| {
-                    k.invalid(field, format!("{} {}: {e}", args.kind, args.name))
-                }));
+                let within = format!("{} {}", args.kind, args.name);
+                return Err(k.build_problem(field, Some(&within), e));
             }
         };
         self.absorb_generated(
@@ -1053,7 +1064,7 @@ impl Ctx<'_> {
             }
             res.origin = Some(o);
         }
-        ra.absorb(res).map_err(|e| k.invalid(field, e))
+        ra.absorb(res).map_err(|e| k.build_problem(field, None, e))
     }
 
     /// The documents of `transformers:`/`generators:` entries: inline documents first,
@@ -1109,7 +1120,9 @@ impl Ctx<'_> {
         tc: Option<&TransformerConfig>,
     ) -> Result<(), KustomizeError> {
         let tc = tc.unwrap_or_else(|| TransformerConfig::defaults());
-        let err = |field: &'static str| move |e: String| k.invalid(field, e);
+        let err = |field: &'static str| {
+            move |e: transformers::TransformError| k.build_problem(field, None, e)
+        };
         // kustomize records each builtin transformer instance on every resource.
         let builtin_origin = |kind: &str| {
             let file = k
@@ -1215,7 +1228,8 @@ impl Ctx<'_> {
         }
         if !k.replacements.is_empty() {
             let reps = self.replacement_list(k, &k.replacements, "replacements")?;
-            super::engine_replacements::apply(res, &reps).map_err(err("replacements"))?;
+            super::engine_replacements::apply(res, &reps)
+                .map_err(|e| k.build_problem("replacements", None, e))?;
             note(res, "ReplacementTransformer");
         }
         if !k.transformers.is_empty() {
@@ -1241,7 +1255,7 @@ impl Ctx<'_> {
             .get("apiVersion")
             .and_then(Document::as_str)
             .unwrap_or("");
-        let err = |e: String| k.invalid(field, format!("{kind}: {e}"));
+        let err = |e: BuildProblem| k.build_problem(field, Some(kind), e);
         let fspecs = |key: &str| -> Result<Vec<FieldSpec>, KustomizeError> {
             match doc.get(key) {
                 Some(v) => super::config::field_specs(v, key, false)
@@ -1263,8 +1277,9 @@ impl Ctx<'_> {
                     "annotations"
                 };
                 let map = transformers::string_pairs(doc.get(key).unwrap_or(&Document::Null))
-                    .map_err(err)?;
-                transformers::set_map_entries(res, &map, &fspecs("fieldSpecs")?).map_err(err)
+                    .map_err(|e| err(e.into()))?;
+                transformers::set_map_entries(res, &map, &fspecs("fieldSpecs")?)
+                    .map_err(|e| err(e.into()))
             }
             "NamespaceTransformer" => {
                 let ns = doc
@@ -1281,17 +1296,19 @@ impl Ctx<'_> {
                     .and_then(Document::as_str)
                     .unwrap_or("");
                 transformers::namespace(res, ns, &fspecs("fieldSpecs")?, unset_only, subjects)
-                    .map_err(err)
+                    .map_err(|e| err(e.into()))
             }
             "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
                 let fs = fspecs("fieldSpecs")?;
                 let prefix = doc.get("prefix").and_then(Document::as_str).unwrap_or("");
                 let suffix = doc.get("suffix").and_then(Document::as_str).unwrap_or("");
                 if !prefix.is_empty() {
-                    transformers::affix(res, Affix::Prefix, prefix, &fs).map_err(err)?;
+                    transformers::affix(res, Affix::Prefix, prefix, &fs)
+                        .map_err(|e| err(e.into()))?;
                 }
                 if !suffix.is_empty() {
-                    transformers::affix(res, Affix::Suffix, suffix, &fs).map_err(err)?;
+                    transformers::affix(res, Affix::Suffix, suffix, &fs)
+                        .map_err(|e| err(e.into()))?;
                 }
                 Ok(())
             }
@@ -1300,13 +1317,14 @@ impl Ctx<'_> {
                 let spec = super::kustomization::parse_image(k, field, &img)?;
                 ImageUpdater::new(spec)
                     .apply(res, &fspecs("fieldSpecs")?)
-                    .map_err(err)
+                    .map_err(|e| err(e.into()))
             }
             "ReplicaCountTransformer" => {
                 let r = doc.get("replica").cloned().unwrap_or(Document::Null);
                 let name = r.get("name").and_then(Document::as_str).unwrap_or("");
                 let count = r.get("count").and_then(Document::as_i64).unwrap_or(0);
-                transformers::replicas(res, name, count, &fspecs("fieldSpecs")?).map_err(err)
+                transformers::replicas(res, name, count, &fspecs("fieldSpecs")?)
+                    .map_err(|e| err(e.into()))
             }
             "PatchTransformer" => self.patch(k, res, doc, field),
             "PatchStrategicMergeTransformer" => {
@@ -1326,7 +1344,7 @@ impl Ctx<'_> {
                     _ => Vec::new(),
                 };
                 let reps = self.replacement_list(k, &list, field)?;
-                super::engine_replacements::apply(res, &reps).map_err(err)
+                super::engine_replacements::apply(res, &reps).map_err(|e| err(e.into()))
             }
             _ => Err(KustomizeError::Unsupported {
                 file: k.file.clone(),
@@ -1484,7 +1502,10 @@ fn generator_from_plugin(
 
 /// Splits documents into resources: Lists expanded (their items after the other
 /// documents), objects checked for a kind and a name.
-pub fn objects_from_docs(path: &Path, docs: Vec<Document>) -> Result<Vec<Resource>, String> {
+pub fn objects_from_docs(
+    path: &Path,
+    docs: Vec<Document>,
+) -> Result<Vec<Resource>, ObjectsProblem> {
     let file: std::sync::Arc<Path> = path.into();
     let mut queue: std::collections::VecDeque<(Document, Option<usize>)> = docs
         .into_iter()
@@ -1494,7 +1515,9 @@ pub fn objects_from_docs(path: &Path, docs: Vec<Document>) -> Result<Vec<Resourc
     let mut out = Vec::new();
     while let Some((d, index)) = queue.pop_front() {
         if !d.is_mapping() {
-            return Err(format!("{}: a resource must be a mapping", path.display()));
+            return Err(ObjectsProblem::NotAMapping {
+                path: path.to_owned(),
+            });
         }
         let kind = d.get("kind").and_then(Document::as_str).unwrap_or("");
         if kind.ends_with("List")
@@ -1504,28 +1527,26 @@ pub fn objects_from_docs(path: &Path, docs: Vec<Document>) -> Result<Vec<Resourc
                 Document::Sequence(s) => queue.extend(s.iter().map(|i| (i.clone(), None))),
                 Document::Null => {}
                 _ => {
-                    return Err(format!(
-                        "{}: expected array in {kind}/items",
-                        path.display()
-                    ));
+                    return Err(ObjectsProblem::ItemsNotAList {
+                        path: path.to_owned(),
+                        kind: kind.to_owned(),
+                    });
                 }
             }
             continue;
         }
         if kind.is_empty() {
-            return Err(format!(
-                "{}: missing Resource metadata: kind",
-                path.display()
-            ));
+            return Err(ObjectsProblem::NoKind {
+                path: path.to_owned(),
+            });
         }
         let mut r = Resource::new(d);
         r.source_doc = index.map(|i| (file.clone(), i));
         if r.name().is_empty() {
-            return Err(format!(
-                "{}: missing metadata.name in object {}",
-                path.display(),
-                r.cur_id()
-            ));
+            return Err(ObjectsProblem::NoName {
+                path: path.to_owned(),
+                id: r.cur_id(),
+            });
         }
         out.push(r);
     }

@@ -1,10 +1,54 @@
 //! `replacements:`: copy a field of one object into fields of others (kustomize's
 //! api/filters/replacement, with kyaml's path matcher: `a.b`, `[name=x]`, `*`, indexes).
 
-use super::patch::Selector;
+use super::patch::{PatchError, Selector};
 use super::resource::{Gvk, ResId, Resource};
 use crate::render::source::Document;
 use crate::render::yaml::resolve_plain;
+
+/// Why a replacement could not be applied. `selector` fields are the source selector as
+/// JSON, the way kustomize prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplacementError {
+    #[error("unknown field `{field}` in replacement {what}")]
+    UnknownField { field: String, what: &'static str },
+    #[error("replacements must specify a source and at least one target")]
+    NoSourceOrTargets,
+    #[error("replacement targets must be a list")]
+    TargetsNotAList,
+    #[error("target must specify resources to select")]
+    NoSelect,
+    #[error("multiple matches for selector {selector}")]
+    MultipleSources { selector: String },
+    #[error("nothing selected by {selector}")]
+    NoSource { selector: String },
+    #[error("fieldPath `{field_path}` is missing for replacement source {selector}")]
+    SourceFieldMissing {
+        field_path: String,
+        selector: String,
+    },
+    #[error("delimiter option can only be used with scalar nodes")]
+    DelimiterOnNonScalar,
+    #[error("options.index {index} is out of bounds for value {value}")]
+    IndexOutOfBounds { index: i64, value: String },
+    #[error("bad index {0}")]
+    BadIndex(String),
+    #[error("index {index} specified but only {len} elements found")]
+    IndexBeyondList { index: usize, len: usize },
+    /// `error` is the regex crate's own message.
+    #[error("invalid regular expression `{pattern}` in `{field}`: {error}")]
+    InvalidRegex {
+        pattern: String,
+        field: String,
+        error: regex::Error,
+    },
+    #[error(transparent)]
+    Selector(#[from] PatchError),
+    #[error("unable to find field {0:?} in replacement target")]
+    TargetFieldNotFound(String),
+    #[error("unable to find or create field {0:?} in replacement target")]
+    TargetFieldNotCreated(String),
+}
 
 /// Splits a field path the way kyaml's `SmarterPathSplitter` does: on dots, where `\.`
 /// escapes a dot and a leading empty part is dropped; a part that opens a bracket joins
@@ -98,7 +142,7 @@ fn part_kind(next: Option<&String>, create: Kind) -> Kind {
     }
 }
 
-type Visit<'a> = dyn FnMut(&mut Document) -> Result<(), String> + 'a;
+type Visit<'a> = dyn FnMut(&mut Document) -> Result<(), ReplacementError> + 'a;
 
 /// Calls `f` on every node `path` matches in `node` (creating missing parts when
 /// `create` is set); returns how many matched.
@@ -107,14 +151,16 @@ fn matches(
     path: &[String],
     create: Option<Kind>,
     f: &mut Visit<'_>,
-) -> Result<usize, String> {
+) -> Result<usize, ReplacementError> {
     let Some(first) = path.first() else {
         f(node)?;
         return Ok(1);
     };
     let rest = &path[1..];
     if is_index(first) {
-        let idx: usize = first.parse().map_err(|_| format!("bad index {first}"))?;
+        let idx: usize = first
+            .parse()
+            .map_err(|_| ReplacementError::BadIndex(first.clone()))?;
         let Document::Sequence(items) = node else {
             return Ok(0);
         };
@@ -124,10 +170,10 @@ fn matches(
             items.push(empty_of(part_kind(rest.first(), c)));
         }
         if items.len() < idx + 1 {
-            return Err(format!(
-                "index {idx} specified but only {} elements found",
-                items.len()
-            ));
+            return Err(ReplacementError::IndexBeyondList {
+                index: idx,
+                len: items.len(),
+            });
         }
         return matches(&mut items[idx], rest, create, f);
     }
@@ -204,14 +250,19 @@ struct TargetSel {
 }
 
 impl TargetSel {
-    fn from(doc: &Document) -> Result<TargetSel, String> {
-        let field = |k: &str| -> Result<(String, Option<regex::Regex>), String> {
+    fn from(doc: &Document) -> Result<TargetSel, ReplacementError> {
+        let field = |k: &str| -> Result<(String, Option<regex::Regex>), ReplacementError> {
             let text = doc.get(k).map(text).unwrap_or_default();
             if text.is_empty() {
                 return Ok((text, None));
             }
-            let re = regex::Regex::new(&format!("^(?:{text})$"))
-                .map_err(|e| format!("invalid regular expression `{text}` in `{k}`: {e}"))?;
+            let re = regex::Regex::new(&format!("^(?:{text})$")).map_err(|error| {
+                ReplacementError::InvalidRegex {
+                    pattern: text.clone(),
+                    field: k.to_owned(),
+                    error,
+                }
+            })?;
             Ok((text, Some(re)))
         };
         Ok(TargetSel {
@@ -286,7 +337,7 @@ fn ids(r: &Resource) -> Vec<ResId> {
 }
 
 /// Label/annotation part of a target selector; `None` when it has neither.
-fn meta_selector(doc: &Document) -> Result<Option<Selector>, String> {
+fn meta_selector(doc: &Document) -> Result<Option<Selector>, ReplacementError> {
     let mut m = serde_yaml::Mapping::new();
     for key in ["labelSelector", "annotationSelector"] {
         if let Some(v) = doc.get(key).filter(|v| !v.is_null()) {
@@ -296,9 +347,7 @@ fn meta_selector(doc: &Document) -> Result<Option<Selector>, String> {
     if m.is_empty() {
         return Ok(None);
     }
-    Selector::from_yaml(&Document::Mapping(m))
-        .map(Some)
-        .map_err(|e| e.to_string())
+    Ok(Some(Selector::from_yaml(&Document::Mapping(m))?))
 }
 
 struct Options {
@@ -316,23 +365,27 @@ fn options(doc: Option<&Document>) -> Options {
     }
 }
 
-fn check_keys(doc: &Document, what: &str, allowed: &[&str]) -> Result<(), String> {
+fn check_keys(
+    doc: &Document,
+    what: &'static str,
+    allowed: &[&str],
+) -> Result<(), ReplacementError> {
     if let Some(m) = doc.as_mapping() {
         for k in m.keys() {
             let k = text(k);
             if !allowed.contains(&k.as_str()) {
-                return Err(format!("unknown field `{k}` in replacement {what}"));
+                return Err(ReplacementError::UnknownField { field: k, what });
             }
         }
     }
     Ok(())
 }
 
-pub fn apply(res: &mut [Resource], reps: &[Document]) -> Result<(), String> {
+pub fn apply(res: &mut [Resource], reps: &[Document]) -> Result<(), ReplacementError> {
     for rep in reps {
         check_keys(rep, "", &["source", "targets"])?;
         let (Some(source), Some(targets)) = (rep.get("source"), rep.get("targets")) else {
-            return Err("replacements must specify a source and at least one target".into());
+            return Err(ReplacementError::NoSourceOrTargets);
         };
         check_keys(
             source,
@@ -349,7 +402,7 @@ pub fn apply(res: &mut [Resource], reps: &[Document]) -> Result<(), String> {
         )?;
         let value = source_value(res, source)?;
         let Document::Sequence(targets) = targets else {
-            return Err("replacement targets must be a list".into());
+            return Err(ReplacementError::TargetsNotAList);
         };
         for t in targets {
             apply_target(res, t, &value)?;
@@ -358,22 +411,23 @@ pub fn apply(res: &mut [Resource], reps: &[Document]) -> Result<(), String> {
     Ok(())
 }
 
-fn source_value(res: &[Resource], source: &Document) -> Result<Document, String> {
+fn source_value(res: &[Resource], source: &Document) -> Result<Document, ReplacementError> {
     let sel = IdSel::from(source);
     let mut found: Option<&Resource> = None;
     for r in res {
         if ids(r).iter().any(|id| sel.selects(id)) {
             if found.is_some() {
-                return Err(format!(
-                    "multiple matches for selector {}",
-                    describe(source)
-                ));
+                return Err(ReplacementError::MultipleSources {
+                    selector: describe(source),
+                });
             }
             found = Some(r);
         }
     }
     let Some(r) = found else {
-        return Err(format!("nothing selected by {}", describe(source)));
+        return Err(ReplacementError::NoSource {
+            selector: describe(source),
+        });
     };
     let fp = source
         .get("fieldPath")
@@ -395,26 +449,24 @@ fn source_value(res: &[Resource], source: &Document) -> Result<Document, String>
             Document::Sequence(s) => !s.is_empty(),
             _ => true,
         })
-        .ok_or_else(|| {
-            format!(
-                "fieldPath `{fp}` is missing for replacement source {}",
-                describe(source)
-            )
+        .ok_or_else(|| ReplacementError::SourceFieldMissing {
+            field_path: fp.clone(),
+            selector: describe(source),
         })?;
     let o = options(source.get("options"));
     if o.delimiter.is_empty() {
         return Ok(value);
     }
     if value.is_mapping() || value.is_sequence() {
-        return Err("delimiter option can only be used with scalar nodes".into());
+        return Err(ReplacementError::DelimiterOnNonScalar);
     }
     let t = text(&value);
     let parts: Vec<&str> = t.split(o.delimiter.as_str()).collect();
     if o.index < 0 || o.index as usize >= parts.len() {
-        return Err(format!(
-            "options.index {} is out of bounds for value {t}",
-            o.index
-        ));
+        return Err(ReplacementError::IndexOutOfBounds {
+            index: o.index,
+            value: t,
+        });
     }
     Ok(match value {
         Document::String(_) => Document::String(parts[o.index as usize].to_owned()),
@@ -427,10 +479,14 @@ fn describe(sel: &Document) -> String {
     serde_json::to_string(sel).unwrap_or_default()
 }
 
-fn apply_target(res: &mut [Resource], t: &Document, value: &Document) -> Result<(), String> {
+fn apply_target(
+    res: &mut [Resource],
+    t: &Document,
+    value: &Document,
+) -> Result<(), ReplacementError> {
     check_keys(t, "target", &["select", "reject", "fieldPaths", "options"])?;
     let Some(select) = t.get("select") else {
-        return Err("target must specify resources to select".into());
+        return Err(ReplacementError::NoSelect);
     };
     let sel = TargetSel::from(select)?;
     let sel_meta = meta_selector(select)?;
@@ -438,7 +494,7 @@ fn apply_target(res: &mut [Resource], t: &Document, value: &Document) -> Result<
         Some(Document::Sequence(r)) => r
             .iter()
             .map(|d| Ok((TargetSel::from(d)?, meta_selector(d)?)))
-            .collect::<Result<_, String>>()?,
+            .collect::<Result<_, ReplacementError>>()?,
         _ => Vec::new(),
     };
     let paths: Vec<String> = match t.get("fieldPaths") {
@@ -490,9 +546,9 @@ fn apply_target(res: &mut [Resource], t: &Document, value: &Document) -> Result<
             })?;
             if n == 0 {
                 return Err(if o.create {
-                    format!("unable to find or create field {fp:?} in replacement target")
+                    ReplacementError::TargetFieldNotCreated(fp.clone())
                 } else {
-                    format!("unable to find field {fp:?} in replacement target")
+                    ReplacementError::TargetFieldNotFound(fp.clone())
                 });
             }
         }
@@ -501,11 +557,11 @@ fn apply_target(res: &mut [Resource], t: &Document, value: &Document) -> Result<
 }
 
 /// Sets one target field: a scalar target keeps its type and takes the value's text.
-fn set_value(o: &Options, target: &mut Document, value: &Document) -> Result<(), String> {
+fn set_value(o: &Options, target: &mut Document, value: &Document) -> Result<(), ReplacementError> {
     let mut value = value.clone();
     if !o.delimiter.is_empty() {
         if target.is_mapping() || target.is_sequence() {
-            return Err("delimiter option can only be used with scalar nodes".into());
+            return Err(ReplacementError::DelimiterOnNonScalar);
         }
         let t = text(target);
         let mut parts: Vec<String> = t.split(o.delimiter.as_str()).map(str::to_owned).collect();

@@ -5,9 +5,33 @@
 use std::collections::HashMap;
 
 use super::config::FieldSpec;
-use super::fieldspec::{self, Create};
+use super::fieldspec::{self, Create, FieldSpecError};
 use super::resource::{Gvk, ResId, Resource, scalar_string, split_api_version};
 use crate::render::source::Document;
+
+/// Why `vars:` could not be tied to their objects or substituted.
+#[derive(Debug, thiserror::Error)]
+pub enum VarError {
+    #[error("a var needs a name")]
+    NoName,
+    #[error("found {matches} resId matches for var {name} (unable to disambiguate)")]
+    Ambiguous { name: String, matches: usize },
+    #[error("var '{0}' already encountered")]
+    Repeated(String),
+    #[error("var '{0}' cannot be mapped to a field in the set of known resources")]
+    Unmapped(String),
+    #[error("field specified in var '{0}' not found in corresponding resource")]
+    FieldNotFound(String),
+    #[error(transparent)]
+    Field(#[from] FieldSpecError<VarSetProblem>),
+}
+
+/// Why a var reference field could not take the vars' values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VarSetProblem {
+    #[error("invalid value type expect a string")]
+    ItemNotAString,
+}
 
 fn text(d: Option<&Document>) -> String {
     d.and_then(scalar_string).unwrap_or_default()
@@ -18,11 +42,11 @@ pub fn merge(
     res: &mut [Resource],
     known: &mut Vec<Document>,
     incoming: &[Document],
-) -> Result<(), String> {
+) -> Result<(), VarError> {
     for v in incoming {
         let name = text(v.get("name"));
         if name.is_empty() {
-            return Err("a var needs a name".into());
+            return Err(VarError::NoName);
         }
         let objref = v.get("objref").cloned().unwrap_or(Document::Null);
         let api = text(objref.get("apiVersion"));
@@ -55,16 +79,16 @@ pub fn merge(
             .map(|(i, _)| i)
             .collect();
         if matched.len() > 1 {
-            return Err(format!(
-                "found {} resId matches for var {name} (unable to disambiguate)",
-                matched.len()
-            ));
+            return Err(VarError::Ambiguous {
+                name,
+                matches: matched.len(),
+            });
         }
         if let [i] = matched.as_slice() {
             res[*i].ref_vars.push(name.clone());
         }
         if known.iter().any(|k| text(k.get("name")) == name) {
-            return Err(format!("var '{name}' already encountered"));
+            return Err(VarError::Repeated(name));
         }
         known.push(v.clone());
     }
@@ -155,7 +179,11 @@ fn expand(input: &str, values: &HashMap<String, Document>) -> Document {
     Document::String(out)
 }
 
-pub fn resolve(res: &mut [Resource], vars: &[Document], specs: &[FieldSpec]) -> Result<(), String> {
+pub fn resolve(
+    res: &mut [Resource],
+    vars: &[Document],
+    specs: &[FieldSpec],
+) -> Result<(), VarError> {
     let mut values = HashMap::new();
     for v in vars {
         let name = text(v.get("name"));
@@ -168,12 +196,9 @@ pub fn resolve(res: &mut [Resource], vars: &[Document], specs: &[FieldSpec]) -> 
         let owner = res
             .iter()
             .find(|r| r.ref_vars.contains(&name))
-            .ok_or_else(|| {
-                format!("var '{name}' cannot be mapped to a field in the set of known resources")
-            })?;
-        let value = field_value(&owner.doc, &path).ok_or_else(|| {
-            format!("field specified in var '{name}' not found in corresponding resource")
-        })?;
+            .ok_or_else(|| VarError::Unmapped(name.clone()))?;
+        let value =
+            field_value(&owner.doc, &path).ok_or_else(|| VarError::FieldNotFound(name.clone()))?;
         values.insert(name, value);
     }
     if values.is_empty() {
@@ -181,7 +206,7 @@ pub fn resolve(res: &mut [Resource], vars: &[Document], specs: &[FieldSpec]) -> 
     }
     for r in res.iter_mut() {
         for fs in specs {
-            let mut set = |node: &mut Document| -> Result<(), String> {
+            let mut set = |node: &mut Document| -> Result<(), VarSetProblem> {
                 match node {
                     Document::String(s) => {
                         *node = expand(s, &values);
@@ -197,7 +222,7 @@ pub fn resolve(res: &mut [Resource], vars: &[Document], specs: &[FieldSpec]) -> 
                         for v in items.iter_mut() {
                             match v {
                                 Document::String(s) => *v = expand(s, &values),
-                                _ => return Err("invalid value type expect a string".into()),
+                                _ => return Err(VarSetProblem::ItemNotAString),
                             }
                         }
                     }

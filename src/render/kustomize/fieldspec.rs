@@ -85,32 +85,55 @@ pub fn gvk_matches(fs_gvk: &Gvk, doc: &Document) -> bool {
         && (fs_gvk.version.is_empty() || fs_gvk.version == version)
 }
 
-pub type Setter<'a> = dyn FnMut(&mut Document) -> Result<(), String> + 'a;
+/// Called on every field a spec reaches; `E` is the caller's own reason for refusing one.
+pub type Setter<'a, E> = dyn FnMut(&mut Document) -> Result<(), E> + 'a;
+
+/// A field spec that could not be applied to an object: its path, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("considering field '{path}': {problem}")]
+pub struct FieldSpecError<E> {
+    pub path: String,
+    pub problem: WalkProblem<E>,
+}
+
+/// Why a field spec's path could not be followed, or what the setter refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkProblem<E> {
+    #[error("cannot set or create an empty field name")]
+    EmptyFieldName,
+    #[error("expected sequence or mapping node")]
+    NotAContainer,
+    /// The setter's own reason.
+    #[error("{0}")]
+    Setter(E),
+}
 
 /// Applies `set` to every field `fs` reaches in `doc` (when `doc` matches the spec's gvk).
-pub fn apply(
+pub fn apply<E>(
     doc: &mut Document,
     fs: &FieldSpec,
     create: Create,
-    set: &mut Setter<'_>,
-) -> Result<(), String> {
+    set: &mut Setter<'_, E>,
+) -> Result<(), FieldSpecError<E>> {
     if !gvk_matches(&fs.gvk, doc) {
         return Ok(());
     }
     let path = split_path(&fs.path);
-    walk(doc, &path, fs.create, create, set)
-        .map_err(|e| format!("considering field '{}': {e}", fs.path))
+    walk(doc, &path, fs.create, create, set).map_err(|problem| FieldSpecError {
+        path: fs.path.clone(),
+        problem,
+    })
 }
 
-fn walk(
+fn walk<E>(
     node: &mut Document,
     path: &[Cow<'_, str>],
     create_if_missing: bool,
     create: Create,
-    set: &mut Setter<'_>,
-) -> Result<(), String> {
+    set: &mut Setter<'_, E>,
+) -> Result<(), WalkProblem<E>> {
     let Some(first) = path.first() else {
-        return set(node);
+        return set(node).map_err(WalkProblem::Setter);
     };
     match node {
         Document::Null => Ok(()),
@@ -126,7 +149,7 @@ fn walk(
                 None => (first.as_ref(), false),
             };
             if name.is_empty() {
-                return Err("cannot set or create an empty field name".into());
+                return Err(WalkProblem::EmptyFieldName);
             }
             let new_kind = if !create_if_missing || create == Create::Never || is_seq {
                 None
@@ -159,7 +182,7 @@ fn walk(
             walk(field, &path[1..], create_if_missing, create, set)
         }
         Document::Tagged(t) => walk(&mut t.value, path, create_if_missing, create, set),
-        _ => Err("expected sequence or mapping node".into()),
+        _ => Err(WalkProblem::NotAContainer),
     }
 }
 
@@ -176,6 +199,38 @@ mod tests {
         assert_eq!(
             split_path("metadata/annotations/a\\/b"),
             vec!["metadata", "annotations", "a/b"]
+        );
+    }
+
+    /// The walk's own problems and the setter's reason come back as values a caller can
+    /// match, with the spec's path.
+    #[test]
+    fn problems_are_typed_and_carry_the_path() {
+        let spec = |path: &str| FieldSpec {
+            gvk: Gvk::default(),
+            path: path.into(),
+            create: true,
+        };
+        let mut doc: Document = serde_yaml::from_str(
+            "metadata: {name: x}
+spec: 3
+",
+        )
+        .unwrap();
+        let mut never = |_: &mut Document| -> Result<(), &'static str> { Err("refused") };
+
+        let err = apply(&mut doc, &spec("spec/replicas"), Create::Scalar, &mut never).unwrap_err();
+        assert!(matches!(err.problem, WalkProblem::NotAContainer));
+        assert_eq!(err.path, "spec/replicas");
+
+        let err = apply(&mut doc, &spec("metadata//x"), Create::Scalar, &mut never).unwrap_err();
+        assert!(matches!(err.problem, WalkProblem::EmptyFieldName));
+
+        let err = apply(&mut doc, &spec("metadata/name"), Create::Scalar, &mut never).unwrap_err();
+        assert!(matches!(err.problem, WalkProblem::Setter("refused")));
+        assert_eq!(
+            err.to_string(),
+            "considering field 'metadata/name': refused"
         );
     }
 }

@@ -6,12 +6,53 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::KustomizeError;
 use super::resource::{Behavior, Resource};
 use crate::render::source::Document;
 
 /// Where generator inputs are read from; paths are relative to the kustomization.
 pub trait KvLoader {
-    fn load(&mut self, path: &str) -> Result<Vec<u8>, String>;
+    fn load(&mut self, path: &str) -> Result<Vec<u8>, KustomizeError>;
+}
+
+/// Why a ConfigMap or Secret could not be generated (or hashed).
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    /// An input file could not be read; the loader's error, which names the file.
+    #[error(transparent)]
+    Load(#[from] Box<KustomizeError>),
+    #[error("a {} must have a name", kind.to_lowercase())]
+    NoName { kind: &'static str },
+    #[error("env source files: [{path}]: {problem}")]
+    EnvFile { path: String, problem: EnvProblem },
+    #[error("invalid literal source {0}, expected key=value")]
+    InvalidLiteral(String),
+    #[error("missing key name for file path {path:?} in source {source_text:?}")]
+    MissingKeyName { path: String, source_text: String },
+    #[error("missing file path for key name {key:?} in source {source_text:?}")]
+    MissingFilePath { key: String, source_text: String },
+    #[error("source {0:?} key name or file path contains '='")]
+    TooManyEquals(String),
+    #[error("{} {name} illegally repeats the key `{key}`", kind.to_lowercase())]
+    RepeatedKey {
+        kind: &'static str,
+        name: String,
+        key: String,
+    },
+    #[error("cannot compute a name hash for kind {0}")]
+    UnhashableKind(String),
+}
+
+/// Why an env file's lines could not be read as `KEY=VALUE` pairs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvProblem {
+    #[error("invalid utf8 in env file")]
+    InvalidUtf8,
+    /// The line itself is never shown: it may hold a value.
+    #[error(
+        "line {line}: the key is not a valid Secret key (letters, digits, '-', '_' or '.'); the line is not shown, it may hold a value"
+    )]
+    InvalidSecretKey { line: usize },
 }
 
 /// Generator options (per generator, or `generatorOptions` for the whole kustomization).
@@ -61,12 +102,12 @@ pub struct GeneratorArgs {
     pub options: Options,
 }
 
-fn parse_literal(src: &str) -> Result<(String, String), String> {
+fn parse_literal(src: &str) -> Result<(String, String), GeneratorError> {
     if src.starts_with('=') {
-        return Err(format!("invalid literal source {src}, expected key=value"));
+        return Err(GeneratorError::InvalidLiteral(src.to_owned()));
     }
     let Some((k, v)) = src.split_once('=') else {
-        return Err(format!("invalid literal source {src}, expected key=value"));
+        return Err(GeneratorError::InvalidLiteral(src.to_owned()));
     };
     let v = if v.len() >= 2
         && v.as_bytes()[0] == v.as_bytes()[v.len() - 1]
@@ -79,26 +120,26 @@ fn parse_literal(src: &str) -> Result<(String, String), String> {
     Ok((k.to_owned(), v.to_owned()))
 }
 
-fn parse_file_source(src: &str) -> Result<(String, String), String> {
+fn parse_file_source(src: &str) -> Result<(String, String), GeneratorError> {
     let n = src.matches('=').count();
     match n {
         0 => {
             let base = src.rsplit('/').next().unwrap_or(src);
             Ok((base.to_owned(), src.to_owned()))
         }
-        1 if src.starts_with('=') => Err(format!(
-            "missing key name for file path {:?} in source {src:?}",
-            &src[1..]
-        )),
-        1 if src.ends_with('=') => Err(format!(
-            "missing file path for key name {:?} in source {src:?}",
-            &src[..src.len() - 1]
-        )),
+        1 if src.starts_with('=') => Err(GeneratorError::MissingKeyName {
+            path: src[1..].to_owned(),
+            source_text: src.to_owned(),
+        }),
+        1 if src.ends_with('=') => Err(GeneratorError::MissingFilePath {
+            key: src[..src.len() - 1].to_owned(),
+            source_text: src.to_owned(),
+        }),
         1 => {
             let (k, p) = src.split_once('=').unwrap_or((src, src));
             Ok((k.to_owned(), p.to_owned()))
         }
-        _ => Err(format!("source {src:?} key name or file path contains '='")),
+        _ => Err(GeneratorError::TooManyEquals(src.to_owned())),
     }
 }
 
@@ -116,8 +157,8 @@ fn is_config_key(k: &str) -> bool {
 /// line: a malformed line there is most likely a value (`PASSWORD hunter2`), which as a
 /// key would be echoed by the API server's rejection, and the object could never be
 /// applied anyway.
-fn env_pairs(content: &[u8], secret: bool) -> Result<Vec<(String, String)>, String> {
-    let text = std::str::from_utf8(content).map_err(|_| "invalid utf8 in env file".to_owned())?;
+fn env_pairs(content: &[u8], secret: bool) -> Result<Vec<(String, String)>, EnvProblem> {
+    let text = std::str::from_utf8(content).map_err(|_| EnvProblem::InvalidUtf8)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for (n, line) in text.split('\n').enumerate() {
@@ -128,10 +169,7 @@ fn env_pairs(content: &[u8], secret: bool) -> Result<Vec<(String, String)>, Stri
         }
         let (k, v) = line.split_once('=').unwrap_or((line, ""));
         if secret && !is_config_key(k) {
-            return Err(format!(
-                "line {}: the key is not a valid Secret key (letters, digits, '-', '_' or '.'); the line is not shown, it may hold a value",
-                n + 1
-            ));
+            return Err(EnvProblem::InvalidSecretKey { line: n + 1 });
         }
         out.push((k.to_owned(), v.to_owned()));
     }
@@ -139,16 +177,19 @@ fn env_pairs(content: &[u8], secret: bool) -> Result<Vec<(String, String)>, Stri
 }
 
 /// Builds the generated object (without hash; `needs_hash` and behavior set).
-pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource, String> {
+pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource, GeneratorError> {
     if args.name.is_empty() {
-        return Err(format!("a {} must have a name", args.kind.to_lowercase()));
+        return Err(GeneratorError::NoName { kind: args.kind });
     }
     let mut pairs: Vec<(String, Vec<u8>)> = Vec::new();
     for env in &args.envs {
-        let content = ldr.load(env)?;
+        let content = ldr.load(env).map_err(Box::new)?;
         pairs.extend(
             env_pairs(&content, args.kind == "Secret")
-                .map_err(|e| format!("env source files: [{env}]: {e}"))?
+                .map_err(|problem| GeneratorError::EnvFile {
+                    path: env.clone(),
+                    problem,
+                })?
                 .into_iter()
                 .map(|(k, v)| (k, v.into_bytes())),
         );
@@ -159,17 +200,17 @@ pub fn generate(args: &GeneratorArgs, ldr: &mut dyn KvLoader) -> Result<Resource
     }
     for f in &args.files {
         let (k, p) = parse_file_source(f)?;
-        pairs.push((k, ldr.load(&p)?));
+        pairs.push((k, ldr.load(&p).map_err(Box::new)?));
     }
     let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     // kustomize's own validator accepts any key (the API server judges them later).
     for (k, v) in pairs {
         if data.contains_key(&k) {
-            return Err(format!(
-                "{} {} illegally repeats the key `{k}`",
-                args.kind.to_lowercase(),
-                args.name
-            ));
+            return Err(GeneratorError::RepeatedKey {
+                kind: args.kind,
+                name: args.name.clone(),
+                key: k,
+            });
         }
         data.insert(k, v);
     }
@@ -288,7 +329,7 @@ fn string_field_map(doc: &Document, field: &str) -> BTreeMap<String, String> {
 }
 
 /// kustomize's hash of a ConfigMap or Secret (api/hasher), as the 10-character suffix.
-pub fn hash_suffix(doc: &Document) -> Result<String, String> {
+pub fn hash_suffix(doc: &Document) -> Result<String, GeneratorError> {
     let kind = doc.get("kind").and_then(Document::as_str).unwrap_or("");
     let mut j = String::from("{");
     match kind {
@@ -315,7 +356,7 @@ pub fn hash_suffix(doc: &Document) -> Result<String, String> {
             go_json_string(t, &mut j);
             j.push('}');
         }
-        other => return Err(format!("cannot compute a name hash for kind {other}")),
+        other => return Err(GeneratorError::UnhashableKind(other.to_owned())),
     }
     Ok(encode_hash(&j))
 }
@@ -361,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn literal_quotes_are_removed() -> Result<(), String> {
+    fn literal_quotes_are_removed() -> Result<(), GeneratorError> {
         assert_eq!(parse_literal("A='x y'")?, ("A".into(), "x y".into()));
         assert_eq!(parse_literal("A=b=c")?, ("A".into(), "b=c".into()));
         Ok(())

@@ -67,6 +67,21 @@ impl Kustomization {
         }
     }
 
+    /// A [`KustomizeError::Build`] of this kustomization's `field`.
+    pub fn build_problem(
+        &self,
+        field: &str,
+        within: Option<&str>,
+        problem: impl Into<super::BuildProblem>,
+    ) -> KustomizeError {
+        KustomizeError::Build {
+            file: self.file.clone(),
+            field: field.to_owned(),
+            within: within.map(str::to_owned),
+            problem: problem.into(),
+        }
+    }
+
     /// A [`KustomizeError::Config`] of this kustomization's `field`.
     pub fn config_problem(
         &self,
@@ -120,6 +135,12 @@ impl Kustomization {
                 field: field.to_owned(),
                 message: m.to_owned(),
             };
+            let bad_pairs = |problem: super::PairsProblem| KustomizeError::Build {
+                file: kf.clone(),
+                field: field.to_owned(),
+                within: None,
+                problem: problem.into(),
+            };
             match field {
                 "apiVersion" => {
                     let kind = map.get("kind").and_then(Document::as_str).unwrap_or("");
@@ -147,9 +168,9 @@ impl Kustomization {
                 "namespace" => k.namespace = scalar(&k, field, value)?,
                 "namePrefix" => k.name_prefix = scalar(&k, field, value)?,
                 "nameSuffix" => k.name_suffix = scalar(&k, field, value)?,
-                "commonLabels" => k.common_labels = string_pairs(value).map_err(|e| bad(&e))?,
+                "commonLabels" => k.common_labels = string_pairs(value).map_err(bad_pairs)?,
                 "commonAnnotations" => {
-                    k.common_annotations = string_pairs(value).map_err(|e| bad(&e))?
+                    k.common_annotations = string_pairs(value).map_err(bad_pairs)?
                 }
                 "labels" => {
                     for item in seq(&k, field, value)? {
@@ -343,7 +364,7 @@ fn parse_label(k: &Kustomization, item: &Document) -> Result<LabelEntry, Kustomi
         ],
     )?;
     let pairs = string_pairs(item.get("pairs").unwrap_or(&Document::Null))
-        .map_err(|e| k.invalid("labels", e))?;
+        .map_err(|e| k.build_problem("labels", None, e))?;
     let fields = match item.get("fields") {
         Some(f) => super::config::field_specs(f, "labels.fields", true)
             .map_err(|problem| k.config_problem("labels", None, problem))?,
@@ -405,7 +426,9 @@ pub fn parse_options(
     let map = |key: &str| -> Result<Option<BTreeMap<String, String>>, KustomizeError> {
         match v.get(key) {
             None | Some(Document::Null) => Ok(None),
-            Some(m) => Ok(Some(string_pairs(m).map_err(|e| k.invalid(field, e))?)),
+            Some(m) => Ok(Some(
+                string_pairs(m).map_err(|e| k.build_problem(field, None, e))?,
+            )),
         }
     };
     Ok(Options {

@@ -28,8 +28,15 @@ mod transformers;
 pub mod patch;
 
 pub use config::ConfigProblem;
+pub use engine::{AbsorbProblem, ObjectsProblem};
+pub use engine_replacements::ReplacementError;
+pub use engine_vars::{VarError, VarSetProblem};
+pub use fieldspec::{FieldSpecError, WalkProblem};
+pub use generators::{EnvProblem, GeneratorError};
+pub use nameref::{NameRefError, ReferralProblem};
 pub use patches::NullFieldProblem;
 pub use resource::{is_cluster_scoped, split_api_version};
+pub use transformers::{PairsProblem, SetProblem, TransformError};
 
 use std::path::{Component, Path, PathBuf};
 
@@ -111,14 +118,39 @@ pub enum KustomizeError {
         object: String,
         problem: NullFieldProblem,
     },
+    /// A builtin transformer, generator, replacement, var or name reference kustomize
+    /// would refuse; `within` is the transformer kind or generated object, where the
+    /// field does not say.
+    #[error("{file}: `{field}`: {}{problem}", within.as_deref().map(|w| format!("{w}: ")).unwrap_or_default())]
+    Build {
+        file: PathBuf,
+        field: String,
+        within: Option<String>,
+        problem: BuildProblem,
+    },
     #[error("{file}: may not add resource with an already registered id: {id}")]
     DuplicateId { file: PathBuf, id: String },
-    #[error("{file}: {object}: {message}")]
-    Object {
-        file: PathBuf,
-        object: String,
-        message: String,
-    },
+}
+
+/// Why a step of the build refused its input: each step's own reasons.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildProblem {
+    #[error(transparent)]
+    Objects(#[from] ObjectsProblem),
+    #[error(transparent)]
+    Generator(#[from] GeneratorError),
+    #[error(transparent)]
+    Generated(#[from] AbsorbProblem),
+    #[error(transparent)]
+    Pairs(#[from] PairsProblem),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    #[error(transparent)]
+    Replacement(#[from] ReplacementError),
+    #[error(transparent)]
+    NameReference(#[from] NameRefError),
+    #[error(transparent)]
+    Var(#[from] VarError),
 }
 
 /// What to do instead of a feature lookctl refuses.

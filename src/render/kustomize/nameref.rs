@@ -5,9 +5,33 @@
 use std::collections::{HashMap, HashSet};
 
 use super::config::{FieldSpec, NameBackRef};
-use super::fieldspec::{self, Create};
+use super::fieldspec::{self, Create, FieldSpecError};
 use super::resource::{Gvk, ResId, Resource};
 use crate::render::source::Document;
+
+/// Why name references could not be fixed.
+#[derive(Debug, thiserror::Error)]
+pub enum NameRefError {
+    #[error("namespace is blank for a ServiceAccount subject of {0}")]
+    BlankSubjectNamespace(ResId),
+    #[error("updating name reference in '{path}' field of '{referrer}': {problem}")]
+    Update {
+        path: String,
+        referrer: ResId,
+        problem: FieldSpecError<ReferralProblem>,
+    },
+}
+
+/// Why one name reference field could not be pointed at its referral.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferralProblem {
+    #[error("is expected to be either a string or a map of string")]
+    NotStringOrMap,
+    #[error("found multiple possible referrals: {}", .0.iter().map(ResId::to_string).collect::<Vec<_>>().join(", "))]
+    Ambiguous(Vec<ResId>),
+    #[error("path config error; no 'name' field in node")]
+    NoName,
+}
 
 /// What the referral choice needs to know about a resource, computed once.
 struct Info {
@@ -17,7 +41,7 @@ struct Info {
     kind: String,
 }
 
-pub fn fix(resources: &mut [Resource], backrefs: &[NameBackRef]) -> Result<(), String> {
+pub fn fix(resources: &mut [Resource], backrefs: &[NameBackRef]) -> Result<(), NameRefError> {
     let infos: Vec<Info> = resources
         .iter()
         .map(|r| {
@@ -51,10 +75,7 @@ pub fn fix(resources: &mut [Resource], backrefs: &[NameBackRef]) -> Result<(), S
                     && s.get("namespace").is_some_and(|ns| !ns.is_string())
             })
         {
-            return Err(format!(
-                "namespace is blank for a ServiceAccount subject of {}",
-                info.cur
-            ));
+            return Err(NameRefError::BlankSubjectNamespace(info.cur.clone()));
         }
     }
     if by_prev_name.is_empty() {
@@ -94,12 +115,13 @@ pub fn fix(resources: &mut [Resource], backrefs: &[NameBackRef]) -> Result<(), S
             let is_role_ref = fs.path.ends_with("roleRef/name");
             let rr = if is_role_ref { role_ref.as_ref() } else { None };
             let mut set = |node: &mut Document| ctx.set(node, target, rr);
-            fieldspec::apply(&mut referrer.doc, &spec, Create::Never, &mut set).map_err(|e| {
-                format!(
-                    "updating name reference in '{}' field of '{}': {e}",
-                    fs.path, infos[ri].cur
-                )
-            })?;
+            fieldspec::apply(&mut referrer.doc, &spec, Create::Never, &mut set).map_err(
+                |problem| NameRefError::Update {
+                    path: fs.path.clone(),
+                    referrer: infos[ri].cur.clone(),
+                    problem,
+                },
+            )?;
         }
     }
     Ok(())
@@ -114,7 +136,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn set(&self, node: &mut Document, target: &Gvk, role_ref: Option<&Gvk>) -> Result<(), String> {
+    fn set(
+        &self,
+        node: &mut Document,
+        target: &Gvk,
+        role_ref: Option<&Gvk>,
+    ) -> Result<(), ReferralProblem> {
         match node {
             Document::Null => Ok(()),
             Document::String(_) => self.set_scalar(node, target, role_ref),
@@ -126,9 +153,7 @@ impl Ctx<'_> {
                         Document::String(_) => self.set_scalar(item, target, role_ref)?,
                         Document::Mapping(_) => self.set_mapping(item, target, role_ref)?,
                         _ => {
-                            return Err(
-                                "is expected to be either a string or a map of string".into()
-                            );
+                            return Err(ReferralProblem::NotStringOrMap);
                         }
                     }
                 }
@@ -190,7 +215,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn select(&self, mut c: Vec<usize>, with_ns: bool) -> Result<Option<usize>, String> {
+    fn select(&self, mut c: Vec<usize>, with_ns: bool) -> Result<Option<usize>, ReferralProblem> {
         if c.len() == 1 {
             return Ok(Some(c[0]));
         }
@@ -210,11 +235,8 @@ impl Ctx<'_> {
                 if identical {
                     Ok(Some(c[0]))
                 } else {
-                    let ids: Vec<String> =
-                        c.iter().map(|&x| self.infos[x].cur.to_string()).collect();
-                    Err(format!(
-                        "found multiple possible referrals: {}",
-                        ids.join(", ")
+                    Err(ReferralProblem::Ambiguous(
+                        c.iter().map(|&x| self.infos[x].cur.clone()).collect(),
                     ))
                 }
             }
@@ -226,7 +248,7 @@ impl Ctx<'_> {
         node: &mut Document,
         target: &Gvk,
         role_ref: Option<&Gvk>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReferralProblem> {
         let Some(old) = node.as_str() else {
             return Ok(());
         };
@@ -245,12 +267,12 @@ impl Ctx<'_> {
         node: &mut Document,
         target: &Gvk,
         role_ref: Option<&Gvk>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReferralProblem> {
         let Document::Mapping(m) = node else {
             return Ok(());
         };
         let Some(old) = m.get("name").and_then(super::resource::scalar_string) else {
-            return Err("path config error; no 'name' field in node".into());
+            return Err(ReferralProblem::NoName);
         };
         let mut c = self.candidates(&old, target, role_ref);
         if let Some(ns) = m.get("namespace").and_then(super::resource::scalar_string) {

@@ -7,9 +7,50 @@ use std::collections::BTreeMap;
 use regex::Regex;
 
 use super::config::FieldSpec;
-use super::fieldspec::{self, Create};
-use super::resource::{Gvk, Resource};
+use super::fieldspec::{self, Create, FieldSpecError};
+use super::resource::{Gvk, ResId, Resource};
 use crate::render::source::Document;
+
+/// Why a builtin transformer refused a field its field specs reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetProblem {
+    #[error("namespace field specs must target scalar nodes")]
+    NamespaceNotScalar,
+    #[error("expected a scalar")]
+    NotAScalar,
+    #[error("wrong node kind: expected MappingNode")]
+    ExpectedMappingNode,
+    #[error("wrong node kind: expected ScalarNode")]
+    ExpectedScalarNode,
+}
+
+/// Why a builtin transformer (namespace, prefix/suffix, labels, annotations, images,
+/// replicas) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error(transparent)]
+    Field(#[from] FieldSpecError<SetProblem>),
+    /// A field reached outside the field specs (RoleBinding subjects, container images).
+    #[error(transparent)]
+    Set(#[from] SetProblem),
+    #[error("invalid value {0:?} for setRoleBindingSubjects")]
+    SubjectsMode(String),
+    #[error("namespace transformation produces ID conflict: {0}")]
+    IdConflict(ResId),
+    #[error("resource with name {name} does not match a config with the following GVK [{}]", gvks.join(" "))]
+    ReplicasTargetNotFound { name: String, gvks: Vec<String> },
+}
+
+/// Why a label or annotation mapping cannot be read as strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairsProblem {
+    #[error("keys must be strings")]
+    KeyNotString,
+    #[error("value of `{0}` must be a string (quote it)")]
+    ValueNotString(String),
+    #[error("expected a mapping of strings")]
+    NotAMapping,
+}
 
 fn s(v: &str) -> Document {
     Document::String(v.to_owned())
@@ -28,16 +69,16 @@ pub fn namespace(
     specs: &[FieldSpec],
     unset_only: bool,
     subjects: &str,
-) -> Result<(), String> {
+) -> Result<(), TransformError> {
     if ns.is_empty() {
         return Ok(());
     }
-    let set_ns = |node: &mut Document| -> Result<(), String> {
+    let set_ns = |node: &mut Document| -> Result<(), SetProblem> {
         if unset_only && node.as_str().is_some_and(|v| !v.is_empty()) {
             return Ok(());
         }
         if matches!(node, Document::Mapping(_) | Document::Sequence(_)) {
-            return Err("namespace field specs must target scalar nodes".into());
+            return Err(SetProblem::NamespaceNotScalar);
         }
         *node = s(ns);
         Ok(())
@@ -77,9 +118,7 @@ pub fn namespace(
                             sub.get("kind").and_then(Document::as_str) == Some("ServiceAccount")
                         }
                         other => {
-                            return Err(format!(
-                                "invalid value {other:?} for setRoleBindingSubjects"
-                            ));
+                            return Err(TransformError::SubjectsMode(other.to_owned()));
                         }
                     };
                     if hit && let Document::Mapping(m) = sub {
@@ -106,16 +145,15 @@ pub fn namespace(
             fieldspec::apply(&mut r.doc, fs, Create::Scalar, &mut set)?;
         }
     }
-    check_unique_ids(resources)
-        .map_err(|id| format!("namespace transformation produces ID conflict: {id}"))
+    check_unique_ids(resources).map_err(TransformError::IdConflict)
 }
 
-fn check_unique_ids(resources: &[Resource]) -> Result<(), String> {
+fn check_unique_ids(resources: &[Resource]) -> Result<(), ResId> {
     let mut seen = std::collections::HashSet::new();
     for r in resources {
         let id = r.cur_id();
         if !seen.insert(id.key()) {
-            return Err(id.to_string());
+            return Err(id);
         }
     }
     Ok(())
@@ -134,7 +172,7 @@ pub fn affix(
     which: Affix,
     value: &str,
     specs: &[FieldSpec],
-) -> Result<(), String> {
+) -> Result<(), TransformError> {
     let skip = [
         Gvk {
             kind: "CustomResourceDefinition".into(),
@@ -166,8 +204,8 @@ pub fn affix(
                 }
                 r.store_previous_id();
             }
-            let mut set = |node: &mut Document| -> Result<(), String> {
-                let cur = super::resource::scalar_string(node).ok_or("expected a scalar")?;
+            let mut set = |node: &mut Document| -> Result<(), SetProblem> {
+                let cur = super::resource::scalar_string(node).ok_or(SetProblem::NotAScalar)?;
                 *node = s(&match which {
                     Affix::Prefix => format!("{value}{cur}"),
                     Affix::Suffix => format!("{cur}{value}"),
@@ -186,19 +224,19 @@ pub fn set_map_entries(
     resources: &mut [Resource],
     map: &BTreeMap<String, String>,
     specs: &[FieldSpec],
-) -> Result<(), String> {
+) -> Result<(), TransformError> {
     if map.is_empty() {
         return Ok(());
     }
     for r in resources.iter_mut() {
         for (k, v) in map {
             for fs in specs {
-                let mut set = |node: &mut Document| -> Result<(), String> {
+                let mut set = |node: &mut Document| -> Result<(), SetProblem> {
                     if node.is_null() {
                         *node = Document::Mapping(Default::default());
                     }
                     let Document::Mapping(m) = node else {
-                        return Err("wrong node kind: expected MappingNode".into());
+                        return Err(SetProblem::ExpectedMappingNode);
                     };
                     m.insert(key(k), s(v));
                     Ok(())
@@ -296,13 +334,11 @@ impl ImageUpdater {
         Some(name)
     }
 
-    fn set(&self, node: &mut Document) -> Result<(), String> {
+    fn set(&self, node: &mut Document) -> Result<(), SetProblem> {
         let Some(v) = node.as_str() else {
             return match node {
                 Document::Null => Ok(()),
-                Document::Mapping(_) | Document::Sequence(_) => {
-                    Err("wrong node kind: expected ScalarNode".into())
-                }
+                Document::Mapping(_) | Document::Sequence(_) => Err(SetProblem::ExpectedScalarNode),
                 _ => Ok(()),
             };
         };
@@ -313,7 +349,7 @@ impl ImageUpdater {
     }
 
     /// kustomize's legacy pass: every `containers`/`initContainers` list anywhere.
-    fn walk_containers(&self, node: &mut Document) -> Result<(), String> {
+    fn walk_containers(&self, node: &mut Document) -> Result<(), SetProblem> {
         match node {
             Document::Mapping(m) => {
                 for (k, v) in m.iter_mut() {
@@ -340,7 +376,11 @@ impl ImageUpdater {
         }
     }
 
-    pub fn apply(&self, resources: &mut [Resource], specs: &[FieldSpec]) -> Result<(), String> {
+    pub fn apply(
+        &self,
+        resources: &mut [Resource],
+        specs: &[FieldSpec],
+    ) -> Result<(), TransformError> {
         for r in resources.iter_mut() {
             if r.kind() == "CustomResourceDefinition" {
                 continue;
@@ -366,7 +406,7 @@ pub fn replicas(
     name: &str,
     count: i64,
     specs: &[FieldSpec],
-) -> Result<(), String> {
+) -> Result<(), TransformError> {
     let mut found = false;
     for fs in specs {
         for r in resources.iter_mut() {
@@ -377,7 +417,7 @@ pub fn replicas(
                 continue;
             }
             found = true;
-            let mut set = |n: &mut Document| -> Result<(), String> {
+            let mut set = |n: &mut Document| -> Result<(), SetProblem> {
                 *n = Document::Number(count.into());
                 Ok(())
             };
@@ -385,34 +425,33 @@ pub fn replicas(
         }
     }
     if !found {
-        let gvks: Vec<String> = specs.iter().map(|f| f.gvk.to_string()).collect();
-        return Err(format!(
-            "resource with name {name} does not match a config with the following GVK [{}]",
-            gvks.join(" ")
-        ));
+        return Err(TransformError::ReplicasTargetNotFound {
+            name: name.to_owned(),
+            gvks: specs.iter().map(|f| f.gvk.to_string()).collect(),
+        });
     }
     Ok(())
 }
 
 /// Builds a label/annotation map from a YAML mapping, values as strings.
-pub fn string_pairs(v: &Document) -> Result<BTreeMap<String, String>, String> {
+pub fn string_pairs(v: &Document) -> Result<BTreeMap<String, String>, PairsProblem> {
     match v {
         Document::Null => Ok(BTreeMap::new()),
         Document::Mapping(m) => m
             .iter()
             .map(|(k, v)| {
-                let k = super::resource::scalar_string(k).ok_or("keys must be strings")?;
+                let k = super::resource::scalar_string(k).ok_or(PairsProblem::KeyNotString)?;
                 // kustomize decodes these as map[string]string: numbers and booleans
                 // are errors, null is the empty string.
                 let v = match v {
                     Document::String(s) => s.clone(),
                     Document::Null => String::new(),
-                    _ => return Err(format!("value of `{k}` must be a string (quote it)")),
+                    _ => return Err(PairsProblem::ValueNotString(k)),
                 };
                 Ok((k, v))
             })
             .collect(),
-        _ => Err("expected a mapping of strings".into()),
+        _ => Err(PairsProblem::NotAMapping),
     }
 }
 

@@ -189,7 +189,6 @@ pub struct Config {
     pub vars: BTreeMap<String, String>,
     /// `[notify]`: who hears about deploys and review environments.
     pub notify: Notify,
-
     /// `[[health]]`: how the rollout wait reads the health of a group/kind.
     pub health: Vec<HealthSpec>,
 }
@@ -541,7 +540,7 @@ struct RawFile {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     notify: RawNotify,
-
+    #[serde(default)]
     health: Vec<HealthSpec>,
 }
 
@@ -844,7 +843,6 @@ impl Config {
             review,
             vars: raw.vars,
             notify,
-
             health: raw.health,
         })
     }

@@ -208,7 +208,6 @@ pub struct DeploySettings {
     pub replace: Vec<ReplaceRule>,
     /// `[notify]`, with tokens and URLs from the environment.
     pub notify: crate::notify::Settings,
-
     /// The project's `[[health]]` rules.
     pub health: crate::cluster::HealthRules,
 }
@@ -252,7 +251,6 @@ pub fn deploy(
         output: format(args.output),
         replace: replace_rules(&config, target)?,
         notify: notify(&config, process.env),
-
         health: health_rules(&config),
     })
 }

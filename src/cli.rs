@@ -65,7 +65,7 @@ pub enum Command {
         after_help = "Examples:\n  lookctl status\n  lookctl status -t production -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]
     Status(StatusArgs),
-    /// Per-commit review environments: up, down, list, gc.
+    /// Per-commit review environments: up, down, list, gc, serve.
     #[command(subcommand)]
     Review(ReviewCommand),
     /// Delete a target's deploy lock (its Lease), e.g. after a deploy's machine died.

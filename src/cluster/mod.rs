@@ -67,7 +67,10 @@ pub use object::{
 };
 pub use replace::ReplaceRule;
 pub use retry::RetryPolicy;
-pub use serving::{EndpointAddress, annotate_namespace, endpoint_addresses};
+pub use serving::{
+    EndpointAddress, RelayError, RelayedBody, annotate_namespace, endpoint_addresses,
+    send_through_apiserver,
+};
 pub use status::{StatusReport, WorkloadStatus, status};
 pub use wait::{Health, WaitOutcome, WaitReport, is_workload, wait};
 

@@ -251,7 +251,7 @@ pub enum ReviewCommand {
         after_help = "Examples:\n  lookctl review list -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]
     List(ReviewListArgs),
-    /// Delete expired, unpinned review environments.
+    /// Delete expired (and, with `[review.serve] idle_ttl`, idle) unpinned review environments.
     #[command(
         after_help = "Examples:\n  lookctl review gc --dry-run\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]

@@ -382,9 +382,7 @@ pub async fn forward_via_apiserver(
     })?;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let body = Counted::new(body, metrics.clone(), Direction::Out)
-        .map_err(|e| -> BodyError { e.into() })
-        .boxed_unsync();
+    let body = Counted::new(body, metrics.clone(), Direction::Out).boxed_unsync();
     Ok(Response::from_parts(parts, body))
 }
 

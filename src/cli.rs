@@ -68,7 +68,7 @@ pub enum Command {
         after_help = "Examples:\n  lookctl status\n  lookctl status -t production -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]
     Status(StatusArgs),
-    /// Per-commit review environments: up, down, list, gc.
+    /// Per-commit review environments: up, down, list, gc, serve.
     #[command(subcommand)]
     Review(ReviewCommand),
     /// Delete a target's deploy lock (its Lease), e.g. after a deploy's machine died.
@@ -264,7 +264,7 @@ pub enum ReviewCommand {
         after_help = "Examples:\n  lookctl review list -o json\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]
     List(ReviewListArgs),
-    /// Delete expired, unpinned review environments.
+    /// Delete expired (and, with `[review.serve] idle_ttl`, idle) unpinned review environments.
     #[command(
         after_help = "Examples:\n  lookctl review gc --dry-run\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]

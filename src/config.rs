@@ -358,6 +358,11 @@ pub enum ServeRoute {
     /// The first ready address of the Service's Endpoints, dialled directly (pod
     /// networks reachable from where serve runs; selector-less Services).
     Endpoints,
+    /// Through the API server's service proxy,
+    /// `/api/v1/namespaces/NS/services/NAME:PORT/proxy/...`, with the kubeconfig's
+    /// credentials (a laptop that reaches neither cluster IPs nor pods).
+    #[serde(rename = "apiserver")]
+    ApiServer,
 }
 
 /// A branch or tag glob. `*` stays within one `/`-separated segment, `**` crosses them.

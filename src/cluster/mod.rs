@@ -77,7 +77,10 @@ pub use object::{
 };
 pub use replace::{ReplaceRule, RuleProblem};
 pub use retry::RetryPolicy;
-pub use serving::{EndpointAddress, annotate_namespace, endpoint_addresses};
+pub use serving::{
+    EndpointAddress, RelayError, RelayedBody, annotate_namespace, endpoint_addresses,
+    send_through_apiserver,
+};
 pub use status::{StatusReport, WorkloadStatus, status};
 pub use wait::{
     ANNOTATION_FAILURE_BUDGET, ANNOTATION_ON_FAILURE, FailureMode, FailurePolicy, Health,

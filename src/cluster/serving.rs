@@ -1,8 +1,10 @@
 //! What `review serve` reads and writes in the cluster besides the review bookkeeping:
 //! the addresses behind a Service (its Endpoints) and the last-request annotation of an
 //! environment's namespace. Every request goes through the client's rate limit and
-//! transient-error retries.
+//! transient-error retries — except the requests serve relays through the API server's
+//! service proxy ([`send_through_apiserver`]), which are the visitors', not serve's.
 
+use http_body_util::BodyExt as _;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace};
 
 use super::error::ClusterError;
@@ -96,4 +98,26 @@ pub async fn annotate_namespace(
         .await
         .map(|_| ())
         .map_err(|f| object_error(id.clone(), f))
+}
+
+/// The error of a relayed request or of its response body.
+pub type RelayError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of a response relayed from the API server: it streams.
+pub type RelayedBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, RelayError>;
+
+/// Sends one request to the API server with the client's credentials, as it is: no
+/// retries and no rate limit (a visitor's request through the service proxy, which the
+/// visitor retries). The request's URI is a path on the API server.
+pub async fn send_through_apiserver(
+    client: &ClusterClient,
+    request: http::Request<bytes::Bytes>,
+) -> Result<http::Response<RelayedBody>, RelayError> {
+    let (parts, body) = request.into_parts();
+    let request = http::Request::from_parts(parts, kube::client::Body::from(body));
+    let response = client.kube_client().send(request).await?;
+    Ok(response.map(|body| {
+        body.map_err(|e| -> RelayError { Box::new(e) })
+            .boxed_unsync()
+    }))
 }

@@ -424,20 +424,51 @@ pub fn list(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
 
 pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     let dry_run = settings.gc_dry_run;
+    let idle_ttl = settings.review.serve.idle_ttl;
+    let now = settings.now;
+    // Expired (`ttl`), or idle with `[review.serve] idle_ttl`: neither deployed nor
+    // requested through `review serve` (its last-request annotation) for that long.
+    let why = |ns: &serde_json::Value| -> Option<(ReviewEnv, String)> {
+        let env = ReviewEnv::from_namespace(ns).ok()?;
+        if review::is_collectable(&env, now, review::DEFAULT_GC_GRACE) {
+            return Some((env, "expired".to_owned()));
+        }
+        let idle_ttl = idle_ttl?;
+        review::is_idle(&env, review::last_request(ns), now, idle_ttl).then(|| {
+            (
+                env,
+                format!(
+                    "idle: no deploy or request for {}",
+                    humantime::format_duration(idle_ttl)
+                ),
+            )
+        })
+    };
     runtime()?.block_on(async {
         let client = connect(settings).await?;
-        let candidates = review::plan_gc(
-            &environments(&client, &settings.project).await?,
-            settings.now,
-        );
+        let namespaces =
+            cluster::list_namespaces(&client, &review::label_selector(&settings.project)).await?;
+        let mut candidates: Vec<(ReviewEnv, String)> = namespaces
+            .iter()
+            .filter(|ns| {
+                ns.pointer("/status/phase").and_then(|p| p.as_str()) != Some("Terminating")
+            })
+            .filter_map(&why)
+            .collect();
+        // Oldest activity first, as `plan_gc` orders them.
+        candidates.sort_by_key(|(env, _)| env.last_activity());
         if candidates.is_empty() {
-            ui.note("no expired review environments");
+            ui.note(if idle_ttl.is_some() {
+                "no expired or idle review environments"
+            } else {
+                "no expired review environments"
+            });
             return Ok(());
         }
         if dry_run {
-            for env in &candidates {
+            for (env, reason) in &candidates {
                 ui.out(&format!(
-                    "would delete {} ({})\n",
+                    "would delete {} ({}; {reason})\n",
                     env.namespace,
                     env.short_sha()
                 ))?;
@@ -445,7 +476,7 @@ pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
             return Ok(());
         }
         // The same lock as `up`'s decision, and a fresh read of each candidate: an
-        // environment deployed since the list was taken is not collected.
+        // environment deployed (or requested) since the list was taken is not collected.
         let lock = cluster::acquire_lock_with(
             &client,
             &cap_lock_target(&settings.project),
@@ -457,19 +488,16 @@ pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
         )
         .await?;
         let mut result = Ok(());
-        for env in candidates {
+        for (env, _) in candidates {
             let fresh = match cluster::get_namespace(&client, &env.namespace).await {
-                Ok(Some(ns)) => ReviewEnv::from_namespace(&ns).ok(),
+                Ok(Some(ns)) => why(&ns),
                 Ok(None) => None,
                 Err(e) => {
                     result = Err(e.into());
                     break;
                 }
             };
-            let Some(fresh) = fresh else { continue };
-            if !review::is_collectable(&fresh, settings.now, review::DEFAULT_GC_GRACE) {
-                continue;
-            }
+            let Some((fresh, reason)) = fresh else { continue };
             if let Err(e) =
                 cluster::delete_namespace(&client, &fresh.namespace, DELETE_TIMEOUT).await
             {
@@ -478,7 +506,7 @@ pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
             }
             // Not `?`: the lock is released below whatever happens here.
             if let Err(e) = ui.out(&format!(
-                "deleted {} ({})\n",
+                "deleted {} ({}; {reason})\n",
                 fresh.namespace,
                 fresh.short_sha()
             )) {

@@ -11,12 +11,18 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 
 use super::review::{BringUp, bring_up, cap_lock_target, image_ref, registry_credentials};
-use crate::cluster::{ClusterClient, NoProgress};
+use crate::cluster::{ClientSettings, ClusterClient, NoProgress};
+use crate::config::ServeRoute;
 use crate::registry::{self, RegistryClient, RegistryError};
 use crate::review::ReviewName;
 use crate::serve::{ColdFailure, HostPattern, Provisioner, ServeConfig, Server};
 use crate::settings::{ReviewSettings, ServeSettings};
 use crate::ui::Ui;
+use crate::vars::VarsError;
+
+/// On `route = "apiserver"`: how long a proxied response may go without sending a byte
+/// (server-sent events). The response head still comes within the proxy's own limit.
+const APISERVER_STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How many log lines may wait to be printed; more are dropped rather than held.
 const LOG_BACKLOG: usize = 1024;
@@ -66,7 +72,24 @@ pub fn serve(settings: &ServeSettings, ui: &Ui) -> Result<()> {
             clock_fixed: settings.clock_fixed,
             log: log.clone(),
         });
-        let server = Server::new(config, cluster, provisioner, log);
+        // Proxying through the API server has its own client: a response may stream for
+        // long (server-sent events), beyond the read timeout of cluster calls, and
+        // proxied requests do not count against serve's rate limit of cluster calls.
+        let apiserver = match serve.route {
+            ServeRoute::ApiServer => Some(
+                ClusterClient::connect_with(
+                    review.kubeconfig.as_deref(),
+                    &review.context,
+                    ClientSettings {
+                        request_timeout: APISERVER_STREAM_TIMEOUT,
+                        ..ClientSettings::default()
+                    },
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let server = Server::new(config, cluster, apiserver, provisioner, log);
         ui.note(&format!(
             "serving the review environments of project `{}` on http://{address} (hosts {pattern})",
             review.project
@@ -113,19 +136,17 @@ struct ReviewProvisioner {
     log: mpsc::Sender<String>,
 }
 
-impl Provisioner for ReviewProvisioner {
-    fn bring_up(&self, commit: &str, wait: Duration) -> Result<String, ColdFailure> {
-        let fail = |status: StatusCode, message: String| ColdFailure { status, message };
-        let sha = crate::vars::resolve_commit(commit, &self.repo_dir).map_err(|e| {
-            fail(
-                StatusCode::NOT_FOUND,
-                format!("no review environment for commit {commit}: {}", chain(&e)),
-            )
-        })?;
+/// A stand-in commit for rendering the image name, to find where the commit goes in
+/// its tag.
+const PLACEHOLDER_SHA: &str = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
+
+impl ReviewProvisioner {
+    /// The settings and names of one commit.
+    fn for_commit(&self, sha: &str) -> Result<(ReviewSettings, ReviewName), ColdFailure> {
         let mut settings = self.settings.clone();
         settings
             .template_vars
-            .insert("COMMIT_SHA".to_owned(), sha.clone());
+            .insert("COMMIT_SHA".to_owned(), sha.to_owned());
         settings
             .template_vars
             .insert("SHORT_SHA".to_owned(), sha[..sha.len().min(7)].to_owned());
@@ -138,13 +159,120 @@ impl Provisioner for ReviewProvisioner {
             &settings.template_vars,
             &settings.config_path,
         )
-        .map_err(|e| {
+        .map_err(|e| ColdFailure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("commit {sha}: {}", chain(&e)),
+        })?;
+        Ok((settings, name))
+    }
+
+    /// The full SHA through the registry: the tags of `[project] image`'s repository
+    /// that hold a full commit SHA where the image's tag holds `{{ COMMIT_SHA }}`, and
+    /// start with `commit`. Exactly one must.
+    fn resolve_by_tags(&self, commit: &str, git: &str) -> Result<String, ColdFailure> {
+        let fail = |status: StatusCode, message: String| ColdFailure { status, message };
+        let (settings, name) = self.for_commit(PLACEHOLDER_SHA)?;
+        let image = image_ref(&settings, &name).map_err(|e| {
             fail(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("commit {sha}: {}", chain(&e)),
+                format!("commit {commit}: the image name: {e:#}"),
             )
         })?;
-        check_image(&settings, &name)?;
+        let Some(image) = image else {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no review environment for commit {commit}: {git}, and without `[project] image` there is no registry to look the commit up in"
+                ),
+            ));
+        };
+        let tag = image.reference.as_str().to_owned();
+        let Some((prefix, suffix)) = tag.split_once(PLACEHOLDER_SHA) else {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no review environment for commit {commit}: {git}, and the image's tag `{}` does not hold the full commit SHA (`{{{{ COMMIT_SHA }}}}`), so its registry cannot tell the full SHA either",
+                    tag.replace(PLACEHOLDER_SHA, "{{ COMMIT_SHA }}")
+                ),
+            ));
+        };
+        let repository = format!("{}/{}", image.registry, image.repository);
+        let credentials = registry_credentials(&settings, &image);
+        let tags = RegistryClient::new(registry::Options::default())
+            .and_then(|client| client.list_tags(&image, &credentials))
+            .map_err(|e| {
+                fail(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "commit {commit}: {git}; listing the tags of {repository} failed: {}",
+                        chain(&e)
+                    ),
+                )
+            })?;
+        let wanted = commit.to_ascii_lowercase();
+        let mut shas: Vec<&str> = tags
+            .iter()
+            .filter_map(|t| t.strip_prefix(prefix)?.strip_suffix(suffix))
+            .filter(|m| m.len() == 40 && m.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .filter(|m| m.starts_with(&wanted))
+            .collect();
+        shas.sort_unstable();
+        shas.dedup();
+        match shas.as_slice() {
+            [sha] => Ok((*sha).to_owned()),
+            [] => Err(fail(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no review environment for commit {commit}: {git}, and no image in {repository} is tagged with a commit starting with {wanted} ({} tags read); nothing was deployed",
+                    tags.len()
+                ),
+            )),
+            several => Err(fail(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no review environment for commit {commit}: it is ambiguous, images in {repository} are tagged with {} commits starting with {wanted} ({}); use more digits of the SHA. Nothing was deployed",
+                    several.len(),
+                    several.join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+impl Provisioner for ReviewProvisioner {
+    fn resolve(&self, commit: &str) -> Result<String, ColdFailure> {
+        // The git repository around deploy.toml when it knows the commit (a full SHA
+        // needs none); else the registry's tags (serve in a cluster has no checkout, and
+        // a laptop's may be behind).
+        let by_git = crate::vars::resolve_commit(commit, &self.repo_dir);
+        let (sha, image_seen) = match by_git {
+            Ok(sha) => (sha, false),
+            Err(e @ (VarsError::UnknownSha { .. } | VarsError::ShortShaWithoutRepo { .. })) => {
+                let git = match e {
+                    VarsError::UnknownSha { repo, .. } => {
+                        format!("it is not a commit of the git repository at {repo}")
+                    }
+                    _ => format!("there is no git repository at {}", self.repo_dir.display()),
+                };
+                (self.resolve_by_tags(commit, &git)?, true)
+            }
+            Err(e) => {
+                return Err(ColdFailure {
+                    status: StatusCode::NOT_FOUND,
+                    message: format!("no review environment for commit {commit}: {}", chain(&e)),
+                });
+            }
+        };
+        if !image_seen {
+            let (settings, name) = self.for_commit(&sha)?;
+            check_image(&settings, &name)?;
+        }
+        Ok(sha)
+    }
+
+    fn bring_up(&self, sha: &str, wait: Duration) -> Result<String, ColdFailure> {
+        let fail = |status: StatusCode, message: String| ColdFailure { status, message };
+        let (settings, name) = self.for_commit(sha)?;
         let options = BringUp {
             ttl: settings.review.ttl,
             pin: None,

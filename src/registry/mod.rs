@@ -131,6 +131,20 @@ pub enum RegistryError {
         path: std::path::PathBuf,
         reason: String,
     },
+    #[error("registry {registry} sent an unreadable tag list ({url}): {reason}")]
+    TagList {
+        registry: String,
+        url: String,
+        reason: String,
+    },
+    #[error(
+        "registry {registry} lists more than {max} pages of tags for {repository}; lookctl stops there"
+    )]
+    TooManyTags {
+        registry: String,
+        repository: String,
+        max: usize,
+    },
     #[error("cannot set up the HTTP client for registry checks")]
     Client(#[source] reqwest::Error),
 }
@@ -414,6 +428,105 @@ impl RegistryClient {
         }
     }
 
+    /// Every tag of the repository of `image` (its tag or digest is ignored), through
+    /// the distribution API's tag list, page by page (`n`, `Link: rel="next"`), at most
+    /// [`MAX_TAG_PAGES`] pages. A repository the registry does not know has no tags.
+    pub fn list_tags(
+        &self,
+        image: &ImageRef,
+        credentials: &Credentials,
+    ) -> Result<Vec<String>, RegistryError> {
+        let base = self.base_url(image);
+        let mut url = format!("{base}/v2/{}/tags/list?n={TAGS_PER_PAGE}", image.repository);
+        let mut auth: Option<Auth> = None;
+        let mut tags = Vec::new();
+        let mut pages = 0;
+        loop {
+            let response = self.send(&image.registry, &url, || {
+                with_auth(self.http.get(&url), auth.as_ref())
+            })?;
+            let status = response.status();
+            match (status, &auth) {
+                (StatusCode::UNAUTHORIZED, None) => {
+                    auth = Some(self.authorize(image, credentials, response.headers())?);
+                    continue;
+                }
+                (StatusCode::NOT_FOUND, _) => return Ok(tags),
+                (s, _) if s.is_success() => {}
+                (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Some(a)) => {
+                    return Err(match a.method(image.is_google()) {
+                        None => RegistryError::AuthRequired {
+                            registry: image.registry.clone(),
+                            image: image.to_string(),
+                            hint: auth_hint(image),
+                        },
+                        Some(method) => RegistryError::Denied {
+                            registry: image.registry.clone(),
+                            image: image.to_string(),
+                            status: status.as_u16(),
+                            method,
+                        },
+                    });
+                }
+                (StatusCode::FORBIDDEN, None) => {
+                    return Err(RegistryError::Denied {
+                        registry: image.registry.clone(),
+                        image: image.to_string(),
+                        status: status.as_u16(),
+                        method: "no credentials",
+                    });
+                }
+                _ => {
+                    return Err(RegistryError::Unexpected {
+                        registry: image.registry.clone(),
+                        image: image.to_string(),
+                        status: status.as_u16(),
+                    });
+                }
+            }
+            let next = response
+                .headers()
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+            #[derive(serde::Deserialize)]
+            struct TagList {
+                tags: Option<Vec<String>>,
+            }
+            let page: TagList = response.json().map_err(|e| RegistryError::TagList {
+                registry: image.registry.clone(),
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+            pages += 1;
+            let Some(next) = next else {
+                return Ok(tags);
+            };
+            if pages >= MAX_TAG_PAGES {
+                return Err(RegistryError::TooManyTags {
+                    registry: image.registry.clone(),
+                    repository: image.repository.clone(),
+                    max: MAX_TAG_PAGES,
+                });
+            }
+            // The registry's next page is on the same registry, never elsewhere: the
+            // request may carry credentials.
+            url = if let Some(path) = next.strip_prefix('/') {
+                format!("{base}/{path}")
+            } else if next.starts_with(&format!("{base}/")) {
+                next
+            } else {
+                return Err(RegistryError::TagList {
+                    registry: image.registry.clone(),
+                    url,
+                    reason: format!("the next page `{next}` is not on this registry"),
+                });
+            };
+        }
+    }
+
     fn base_url(&self, image: &ImageRef) -> String {
         if let Some(url) = self.options.endpoint_overrides.get(&image.registry) {
             return url.trim_end_matches('/').to_owned();
@@ -588,6 +701,25 @@ impl RegistryClient {
     }
 }
 
+/// How many tags one page of a tag list asks for.
+const TAGS_PER_PAGE: usize = 1000;
+/// At most this many pages of tags are read (a million tags).
+pub const MAX_TAG_PAGES: usize = 1000;
+
+/// The target of a `Link` header's `rel="next"` entry: `</v2/a/tags/list?last=x>; rel="next"`.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|entry| {
+        let (target, params) = entry.trim().split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            p.trim()
+                .strip_prefix("rel=")
+                .is_some_and(|r| r.trim_matches('"') == "next")
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
+}
+
 fn with_auth(request: RequestBuilder, auth: Option<&Auth>) -> RequestBuilder {
     match auth {
         None => request,
@@ -658,6 +790,21 @@ mod tests {
             "https://registry.local:5000"
         );
         assert_eq!(url("nginx"), "https://registry-1.docker.io");
+    }
+
+    #[test]
+    fn the_next_page_comes_from_the_link_header() {
+        assert_eq!(
+            next_link("</v2/shop/tags/list?last=b&n=2>; rel=\"next\"").as_deref(),
+            Some("/v2/shop/tags/list?last=b&n=2")
+        );
+        assert_eq!(
+            next_link("<https://r.example/a>; rel=\"prev\", <https://r.example/b>; rel=next")
+                .as_deref(),
+            Some("https://r.example/b")
+        );
+        assert_eq!(next_link("</v2/x>; rel=\"prev\""), None);
+        assert_eq!(next_link("garbage"), None);
     }
 
     #[test]

@@ -89,6 +89,15 @@ pub struct Deploy<'a> {
     pub pin: Option<bool>,
 }
 
+/// When `review serve` last proxied a request to the environment of namespace `ns` (its
+/// [`ANNOTATION_LAST_REQUEST`]); `None` when never, or unreadable.
+pub fn last_request(ns: &Value) -> Option<SystemTime> {
+    ns.pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_LAST_REQUEST))
+        .and_then(Value::as_str)
+        .and_then(parse_time)
+}
+
 impl ReviewEnv {
     /// The bookkeeping after deploying `name` now: a fresh environment, or `previous`
     /// (the one being updated) with its namespace, creation time and pin kept and its

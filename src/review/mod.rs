@@ -26,7 +26,8 @@ use std::path::PathBuf;
 pub use env::{
     ANNOTATION_COMMIT_SHA, ANNOTATION_CREATED, ANNOTATION_DEPLOYED_BY, ANNOTATION_EXPIRES,
     ANNOTATION_LAST_DEPLOYED, ANNOTATION_LAST_REQUEST, ANNOTATION_URL, Deploy, LABEL_PINNED,
-    LABEL_PROJECT, LABEL_REVIEW, LABEL_SHA, ReviewEnv, format_time, label_selector, parse_time,
+    LABEL_PROJECT, LABEL_REVIEW, LABEL_SHA, ReviewEnv, format_time, label_selector, last_request,
+    parse_time,
 };
 pub use naming::{
     NameProblem, ReviewName, validate_dns1123_label, validate_label_value, validate_sha,

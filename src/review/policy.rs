@@ -96,10 +96,9 @@ pub fn plan_up(
     }
 }
 
-/// Whether `gc` may delete `env` now: unpinned, expired (or expiry unknown), and not
-/// active within `grace`. Check again on a fresh read right before deleting.
-/// Whether `review serve` may delete an environment for idleness: unpinned, and neither
-/// deployed nor requested (`last_request`, from the namespace's annotation) for `idle_ttl`.
+/// Whether an environment may be deleted for idleness (`review serve`'s reaper, and
+/// `review gc` with `idle_ttl`): unpinned, and neither deployed nor requested
+/// (`last_request`, from the namespace's annotation) for `idle_ttl`.
 pub fn is_idle(
     env: &ReviewEnv,
     last_request: Option<SystemTime>,
@@ -114,6 +113,8 @@ pub fn is_idle(
     !env.pinned && last.is_some_and(|t| t + idle_ttl <= now)
 }
 
+/// Whether `gc` may delete `env` now: unpinned, expired (or expiry unknown), and not
+/// active within `grace`. Check again on a fresh read right before deleting.
 pub fn is_collectable(env: &ReviewEnv, now: SystemTime, grace: Duration) -> bool {
     let recently_active = env.last_activity().is_some_and(|t| t + grace > now);
     !env.pinned && env.is_expired(now) && !recently_active

@@ -88,20 +88,42 @@ pub struct ColdFailure {
     pub message: String,
 }
 
-/// Brings one commit's environment up: the `review up` path (full SHA, image check,
-/// cap, eviction, pins, the per-project Lease, apply, and a rollout wait of at most
-/// `wait`). Blocking; called on a blocking thread.
+/// Brings one commit's environment up: the `review up` path (cap, eviction, pins, the per-project Lease, apply, and a rollout wait of at most `wait`).
+/// Blocking; called on a blocking thread.
 pub trait Provisioner: Send + Sync + 'static {
-    /// Returns the environment's namespace.
-    fn bring_up(&self, commit: &str, wait: Duration) -> Result<String, ColdFailure>;
+    /// The full SHA of the commit a Host names (7 to 40 hex digits), once its image is
+    /// known to exist. Writes nothing to the cluster. A commit that does not exist, a
+    /// prefix that names several, or a missing image is a 404 naming it.
+    fn resolve(&self, commit: &str) -> Result<String, ColdFailure>;
+    /// Brings the environment of `sha` (a full SHA from [`resolve`](Self::resolve)) up;
+    /// returns its namespace.
+    fn bring_up(&self, sha: &str, wait: Duration) -> Result<String, ColdFailure>;
 }
 
 /// Where a running environment is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub namespace: String,
-    /// `host:port` to connect to.
-    pub authority: String,
+    pub upstream: Upstream,
+}
+
+/// How a running environment is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// `host:port`, dialled.
+    Direct(String),
+    /// Through the API server's service proxy:
+    /// `/api/v1/namespaces/NS/services/NAME:PORT/proxy`.
+    ApiServer(String),
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::Direct(authority) => f.write_str(authority),
+            Upstream::ApiServer(path) => write!(f, "the API server's {path}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -156,12 +178,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The Lease that makes one replica bring a commit's environment up while the others
+/// wait: `<project lock>-<12 hex digits of the sha>` (a name stays short enough for the
+/// API servers that hold each dot-separated part of a name to 63 characters; two commits
+/// sharing 12 digits would only wait for each other).
+fn commit_lock_target(project_lock: &str, sha: &str) -> String {
+    format!("{project_lock}-{}", &sha[..sha.len().min(12)])
+}
+
 /// The server: shared by every connection.
 pub struct Server {
     config: ServeConfig,
     cluster: ClusterClient,
     provisioner: Arc<dyn Provisioner>,
     upstream: UpstreamClient,
+    /// The client that proxies through the API server (`route = "apiserver"`).
+    apiserver: Option<ClusterClient>,
     metrics: Arc<Metrics>,
     commits: Mutex<HashMap<String, Arc<Commit>>>,
     activity: Mutex<HashMap<String, Instant>>,
@@ -181,16 +213,21 @@ enum Busy {
 
 impl Server {
     /// A server; its log lines go to `log` (dropped when the channel is full).
+    /// `apiserver` proxies through the API server with `route = "apiserver"` (a client
+    /// whose read timeout allows long streams).
     pub fn new(
         config: ServeConfig,
         cluster: ClusterClient,
+        apiserver: Option<ClusterClient>,
         provisioner: Arc<dyn Provisioner>,
         log: mpsc::Sender<String>,
     ) -> Arc<Server> {
+        let apiserver = apiserver.filter(|_| config.route == ServeRoute::ApiServer);
         Arc::new(Server {
             config,
             cluster,
             provisioner,
+            apiserver,
             upstream: proxy::client(),
             metrics: Arc::new(Metrics::default()),
             commits: Mutex::new(HashMap::new()),
@@ -266,19 +303,31 @@ impl Server {
             Err(response) => return response,
         };
         self.touch(&target.namespace);
-        match proxy::forward(
-            &self.upstream,
-            &self.metrics,
-            req,
-            &target.authority,
-            peer,
-            &host,
-        )
-        .await
-        {
+        let forwarded = match (&target.upstream, &self.apiserver) {
+            (Upstream::ApiServer(prefix), Some(apiserver)) => {
+                proxy::forward_via_apiserver(apiserver, &self.metrics, req, prefix, peer, &host)
+                    .await
+            }
+            (Upstream::ApiServer(_), None) => Err(proxy::ProxyError::Request {
+                authority: "the API server".to_owned(),
+                reason: "no client for the API server's service proxy".to_owned(),
+            }),
+            (Upstream::Direct(authority), _) => {
+                proxy::forward(&self.upstream, &self.metrics, req, authority, peer, &host).await
+            }
+        };
+        match forwarded {
             Ok(response) => {
                 self.metrics.proxied.fetch_add(1, Relaxed);
                 response
+            }
+            Err(e) if !e.upstream_failed() => {
+                self.metrics.failed.fetch_add(1, Relaxed);
+                let message = format!(
+                    "the request to the review environment of commit {commit} (namespace {}) was not forwarded: {e}",
+                    target.namespace
+                );
+                self.page(e.status(), &message, wants_html)
             }
             Err(e) => {
                 self.metrics.upstream_errors.fetch_add(1, Relaxed);
@@ -289,7 +338,7 @@ impl Server {
                     target.namespace
                 );
                 self.log(message.clone());
-                self.page(StatusCode::BAD_GATEWAY, &message, wants_html)
+                self.page(e.status(), &message, wants_html)
             }
         }
     }
@@ -415,71 +464,151 @@ impl Server {
         Ok(entry)
     }
 
-    /// The bring-up task: the provisioner on a blocking thread, then the lookup of where
-    /// the environment answers. Detached from the requests: a client that goes away does
-    /// not cancel it.
+    /// The bring-up task: the commit resolved, the commit's Lease, then (unless another
+    /// replica brought the environment up meanwhile) the provisioner on a blocking thread
+    /// and the lookup of where the environment answers. Detached from the requests: a
+    /// client that goes away does not cancel it.
     async fn bring_up(self: Arc<Self>, commit: String, entry: Arc<Commit>) {
+        let state = self.cold_start(&commit).await;
+        if let State::Failed(failure) = &state {
+            self.log(format!("commit {commit}: {}", failure.message));
+        }
+        entry.set(state);
+    }
+
+    async fn cold_start(&self, commit: &str) -> State {
+        let failed = |status: StatusCode, message: String| {
+            State::Failed(Arc::new(ColdFailure { status, message }))
+        };
+        let provisioner = self.provisioner.clone();
+        let label = commit.to_owned();
+        let sha = match tokio::task::spawn_blocking(move || provisioner.resolve(&label)).await {
+            Ok(Ok(sha)) => sha,
+            Ok(Err(failure)) => return State::Failed(Arc::new(failure)),
+            Err(e) => {
+                return failed(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("resolving commit {commit} stopped: {e}"),
+                );
+            }
+        };
+        // One bring-up per commit across replicas: the commit's Lease is held from
+        // before looking again until the environment answers, so a second replica
+        // waits here and then finds it running. (The project's Lease, taken inside the
+        // bring-up, covers the cap only while deciding and applying.)
+        let lease = match cluster::acquire_lock_with(
+            &self.cluster,
+            &commit_lock_target(&self.config.lock_name, &sha),
+            self.cluster.default_namespace(),
+            &self.config.identity,
+            self.config.ready_timeout,
+            cluster::LockOptions::default(),
+            &cluster::NoProgress,
+        )
+        .await
+        {
+            Ok(lease) => lease,
+            Err(e) => {
+                self.metrics.cluster_errors.fetch_add(1, Relaxed);
+                return failed(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "the review environment of commit {sha} was not brought up: taking the commit's Lease failed: {e}"
+                    ),
+                );
+            }
+        };
+        let state = self.bring_up_locked(&sha).await;
+        if let Err(e) = lease.release().await {
+            self.log(format!(
+                "commit {sha}: releasing the commit's Lease failed: {e}; another replica waits until it expires"
+            ));
+        }
+        state
+    }
+
+    /// Under the commit's Lease: the environment as another replica may have left it,
+    /// else brought up here.
+    async fn bring_up_locked(&self, sha: &str) -> State {
+        let failed = |status: StatusCode, message: String| {
+            State::Failed(Arc::new(ColdFailure { status, message }))
+        };
+        let lookup = |namespace: Option<&str>| {
+            let namespace = namespace
+                .map(|ns| format!(" was deployed to namespace {ns}, but"))
+                .unwrap_or_else(|| ":".to_owned());
+            async move {
+                match tokio::time::timeout(CLUSTER_TIMEOUT, self.lookup(sha)).await {
+                    Ok(Ok(found)) => Ok(found),
+                    Ok(Err(e)) => Err(failed(
+                        StatusCode::BAD_GATEWAY,
+                        format!(
+                            "the review environment of commit {sha}{namespace} looking it up failed: {e}"
+                        ),
+                    )),
+                    Err(_) => Err(failed(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "the review environment of commit {sha}{namespace} looking it up took longer than {}s",
+                            CLUSTER_TIMEOUT.as_secs()
+                        ),
+                    )),
+                }
+            }
+        };
+        match lookup(None).await {
+            Ok(Some(target)) => {
+                self.log(format!(
+                    "commit {sha}: already running in namespace {} (brought up by another replica)",
+                    target.namespace
+                ));
+                return State::Ready(Arc::new(target));
+            }
+            Ok(None) => {}
+            Err(state) => return state,
+        }
         self.metrics.bring_ups.fetch_add(1, Relaxed);
-        self.log(format!(
-            "commit {commit}: bringing its review environment up"
-        ));
+        self.log(format!("commit {sha}: bringing its review environment up"));
         let started = Instant::now();
         let provisioner = self.provisioner.clone();
         let wait = self.config.ready_timeout;
-        let for_task = commit.clone();
+        let for_task = sha.to_owned();
         let outcome =
             tokio::task::spawn_blocking(move || provisioner.bring_up(&for_task, wait)).await;
         let state = match outcome {
-            Err(e) => State::Failed(Arc::new(ColdFailure {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: format!(
-                    "bringing up the review environment of commit {commit} stopped: {e}"
-                ),
-            })),
+            Err(e) => failed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("bringing up the review environment of commit {sha} stopped: {e}"),
+            ),
             Ok(Err(failure)) => State::Failed(Arc::new(failure)),
-            Ok(Ok(namespace)) => {
-                match tokio::time::timeout(CLUSTER_TIMEOUT, self.lookup(&commit)).await {
-                    Ok(Ok(Some(target))) => State::Ready(Arc::new(target)),
-                    Ok(Ok(None)) => State::Failed(Arc::new(ColdFailure {
-                        status: StatusCode::BAD_GATEWAY,
-                        message: format!(
-                            "the review environment of commit {commit} was deployed to namespace {namespace}, but it is not ready or its Service `{}` has no ready address",
-                            self.config.service
-                        ),
-                    })),
-                    Ok(Err(e)) => State::Failed(Arc::new(ColdFailure {
-                        status: StatusCode::BAD_GATEWAY,
-                        message: format!(
-                            "the review environment of commit {commit} was deployed to namespace {namespace}, but looking it up failed: {e}"
-                        ),
-                    })),
-                    Err(_) => State::Failed(Arc::new(ColdFailure {
-                        status: StatusCode::GATEWAY_TIMEOUT,
-                        message: format!(
-                            "the review environment of commit {commit} was deployed to namespace {namespace}, but looking it up took longer than {}s",
-                            CLUSTER_TIMEOUT.as_secs()
-                        ),
-                    })),
-                }
-            }
+            Ok(Ok(namespace)) => match lookup(Some(&namespace)).await {
+                Ok(Some(target)) => State::Ready(Arc::new(target)),
+                Ok(None) => failed(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "the review environment of commit {sha} was deployed to namespace {namespace}, but it is not ready or its Service `{}` has no ready address",
+                        self.config.service
+                    ),
+                ),
+                Err(state) => state,
+            },
         };
         match &state {
             State::Ready(target) => {
                 let took = started.elapsed();
                 self.metrics.cold_start(took);
                 self.log(format!(
-                    "commit {commit}: ready in namespace {} after {:.1}s",
+                    "commit {sha}: ready in namespace {} after {:.1}s",
                     target.namespace,
                     took.as_secs_f64()
                 ));
             }
-            State::Failed(failure) => {
+            State::Failed(_) => {
                 self.metrics.bring_up_failures.fetch_add(1, Relaxed);
-                self.log(format!("commit {commit}: {}", failure.message));
             }
             State::Starting => {}
         }
-        entry.set(state);
+        state
     }
 
     /// Follows a commit's state to an answer: its address, a starting page for a
@@ -578,11 +707,23 @@ impl Server {
         if status.inventory.is_none() || !status.healthy() {
             return Ok(None);
         }
-        let authority = match self.config.route {
-            ServeRoute::Direct => Some(format!(
+        let upstream = match self.config.route {
+            ServeRoute::Direct => Some(Upstream::Direct(format!(
                 "{}.{namespace}.svc:{}",
                 self.config.service, self.config.port
-            )),
+            ))),
+            // The API server proxies to a ready address of the Service: there must be one.
+            ServeRoute::ApiServer => {
+                cluster::endpoint_addresses(&self.cluster, &namespace, &self.config.service)
+                    .await?
+                    .first()
+                    .map(|_| {
+                        Upstream::ApiServer(format!(
+                            "/api/v1/namespaces/{namespace}/services/{}:{}/proxy",
+                            self.config.service, self.config.port
+                        ))
+                    })
+            }
             ServeRoute::Endpoints => {
                 let addresses =
                     cluster::endpoint_addresses(&self.cluster, &namespace, &self.config.service)
@@ -592,17 +733,17 @@ impl Server {
                     .find(|a| a.port == self.config.port)
                     .or_else(|| addresses.first())
                     .map(|a| {
-                        if a.ip.contains(':') {
+                        Upstream::Direct(if a.ip.contains(':') {
                             format!("[{}]:{}", a.ip, a.port)
                         } else {
                             format!("{}:{}", a.ip, a.port)
-                        }
+                        })
                     })
             }
         };
-        Ok(authority.map(|authority| Target {
+        Ok(upstream.map(|upstream| Target {
             namespace,
-            authority,
+            upstream,
         }))
     }
 
@@ -631,11 +772,7 @@ impl Server {
             let Ok(env) = ReviewEnv::from_namespace(ns) else {
                 return None;
             };
-            let last_request = ns
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(review::ANNOTATION_LAST_REQUEST))
-                .and_then(|v| v.as_str())
-                .and_then(review::parse_time);
+            let last_request = review::last_request(ns);
             let starting = lock(&self.commits)
                 .iter()
                 .any(|(commit, c)| c.starting() && env.matches_sha(commit));

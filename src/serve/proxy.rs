@@ -1,6 +1,9 @@
 //! Forwarding one request to an environment and its answer back: bodies streamed in both
 //! directions (nothing is buffered, so server-sent events flow), hop-by-hop headers
 //! removed, `X-Forwarded-*` set, and connection upgrades (WebSockets) joined end to end.
+//! Through the API server's service proxy (`route = "apiserver"`) the response streams
+//! likewise, but the request body is taken whole (kube's client sends no streamed
+//! request body) and upgrades are not carried.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,8 +25,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::metrics::Metrics;
 
+/// The error of a response body: the environment's connection, or the API server's.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The body of every response serve sends.
-pub type ServeBody = UnsyncBoxBody<Bytes, hyper::Error>;
+pub type ServeBody = UnsyncBoxBody<Bytes, BodyError>;
+
+/// The largest request body carried through the API server's service proxy.
+pub const APISERVER_MAX_BODY: usize = 16 << 20;
 
 /// How long an environment may take to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,6 +138,44 @@ pub enum ProxyError {
     },
     #[error("{authority} sent no response head within {}s", RESPONSE_HEAD_TIMEOUT.as_secs())]
     Timeout { authority: String },
+    #[error(
+        "connection upgrades (WebSockets) are not carried through the API server's service proxy (`route = \"apiserver\"`); use route = \"direct\" or \"endpoints\" for them"
+    )]
+    UpgradeViaApiServer,
+    #[error(
+        "the request body is larger than {} MiB, the most carried through the API server's service proxy",
+        APISERVER_MAX_BODY >> 20
+    )]
+    BodyTooLarge,
+    #[error("reading the request body failed: {reason}")]
+    Body { reason: String },
+    #[error("the API server's service proxy at {path} failed: {source}")]
+    ApiServer {
+        path: String,
+        #[source]
+        source: crate::cluster::RelayError,
+    },
+}
+
+impl ProxyError {
+    /// The status to answer with: the client's fault, or the environment's.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::UpgradeViaApiServer => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Body { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Whether the environment (not the client) failed: its address is looked up again.
+    pub fn upstream_failed(&self) -> bool {
+        !matches!(
+            self,
+            ProxyError::UpgradeViaApiServer | ProxyError::BodyTooLarge | ProxyError::Body { .. }
+        )
+    }
 }
 
 /// Whether the request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
@@ -266,8 +313,94 @@ pub async fn forward(
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    let body = Counted::new(body, metrics.clone(), Direction::Out)
+        .map_err(|e| -> BodyError { e.into() })
+        .boxed_unsync();
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Forwards `req` through the API server's service proxy, `prefix` being
+/// `/api/v1/namespaces/NS/services/NAME:PORT/proxy`, with the kubeconfig's credentials
+/// (`client`). The response streams; the request body is read whole, up to
+/// [`APISERVER_MAX_BODY`].
+pub async fn forward_via_apiserver(
+    client: &crate::cluster::ClusterClient,
+    metrics: &Arc<Metrics>,
+    req: Request<Incoming>,
+    prefix: &str,
+    peer: SocketAddr,
+    host: &str,
+) -> Result<Response<ServeBody>, ProxyError> {
+    if is_upgrade(req.headers()) {
+        return Err(ProxyError::UpgradeViaApiServer);
+    }
+    let (mut parts, body) = req.into_parts();
+    let path = format!(
+        "{prefix}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    parts.uri = path
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ProxyError::Request {
+            authority: "the API server".to_owned(),
+            reason: e.to_string(),
+        })?;
+    parts.version = http::Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    strip_apiserver_credentials(&mut parts.headers);
+    set_forwarded(&mut parts.headers, peer, host);
+    // The API server's client sets its own Host.
+    parts.headers.remove(header::HOST);
+    let body = http_body_util::Limited::new(
+        Counted::new(body, metrics.clone(), Direction::In),
+        APISERVER_MAX_BODY,
+    )
+    .collect()
+    .await
+    .map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            ProxyError::BodyTooLarge
+        } else {
+            ProxyError::Body {
+                reason: e.to_string(),
+            }
+        }
+    })?
+    .to_bytes();
+    let outgoing = Request::from_parts(parts, body);
+    let response = tokio::time::timeout(
+        RESPONSE_HEAD_TIMEOUT,
+        crate::cluster::send_through_apiserver(client, outgoing),
+    )
+    .await
+    .map_err(|_| ProxyError::Timeout {
+        authority: "the API server".to_owned(),
+    })?
+    .map_err(|source| ProxyError::ApiServer {
+        path: prefix.to_owned(),
+        source,
+    })?;
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
     let body = Counted::new(body, metrics.clone(), Direction::Out).boxed_unsync();
     Ok(Response::from_parts(parts, body))
+}
+
+/// Headers a visitor must not get to the API server: its own credentials (the API server
+/// would authenticate the visitor by them instead of serve) and impersonation requests
+/// (which serve's own credentials might be allowed to make).
+fn strip_apiserver_credentials(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            name == "authorization" || name.starts_with("impersonate-")
+        })
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 pub fn empty() -> ServeBody {
@@ -316,6 +449,22 @@ mod tests {
         set_forwarded(&mut h, peer, "db139cf.review.example.com");
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.7");
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn a_visitors_credentials_and_impersonation_never_reach_the_apiserver() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer visitor"));
+        h.insert("impersonate-user", HeaderValue::from_static("admin"));
+        h.insert(
+            "impersonate-group",
+            HeaderValue::from_static("system:masters"),
+        );
+        h.insert("impersonate-extra-scopes", HeaderValue::from_static("x"));
+        h.insert("cookie", HeaderValue::from_static("session=1"));
+        strip_apiserver_credentials(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["cookie"]);
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod replace_rules;
 mod review;
 mod review_policy_props;
 mod review_serve;
+mod review_serve_real;
 mod rollout;
 mod schema;
 mod secrets_cli;

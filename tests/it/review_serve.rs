@@ -2,7 +2,8 @@
 //! `docker-registry` holding the commits' images, a real HTTP/WebSocket upstream on
 //! 127.0.0.1 that each environment's Service points at (a selector-less Service with a
 //! manual Endpoints object, `route = "endpoints"`), and real HTTP and WebSocket clients.
-//! Commits are real: a git repository around deploy.toml resolves the short SHAs.
+//! Commits are real: a git repository around deploy.toml resolves the short SHAs (or,
+//! without one, the registry's tags).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -178,7 +179,12 @@ UPSTREAM_PORT = "{}"
         "overlays/review/service.yaml",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - name: http\n    port: 80\n    targetPort: {{ UPSTREAM_PORT | int }}\n---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: web\nsubsets:\n- addresses:\n  - ip: 127.0.0.1\n  ports:\n  - name: http\n    port: {{ UPSTREAM_PORT | int }}\n",
     );
-    let commits = git_commits(dir.path(), commits);
+    // No commits: no git repository either (serve as it runs in a cluster).
+    let commits = if commits == 0 {
+        Vec::new()
+    } else {
+        git_commits(dir.path(), commits)
+    };
     Env {
         dir,
         server,
@@ -191,7 +197,7 @@ UPSTREAM_PORT = "{}"
 }
 
 /// `n` commits in a new repository at `dir`, oldest first.
-fn git_commits(dir: &std::path::Path, n: usize) -> Vec<String> {
+pub(crate) fn git_commits(dir: &std::path::Path, n: usize) -> Vec<String> {
     let repo = git2::Repository::init(dir).unwrap();
     let sig = git2::Signature::now("Test", "test@example.com").unwrap();
     let tree = repo
@@ -255,46 +261,51 @@ impl Env {
     }
 
     fn serve(&self) -> Serve {
-        let mut child = support::lookctl_std()
-            .current_dir(self.dir.path())
-            .args(["review", "serve", "--listen", "127.0.0.1:0", "--kubeconfig"])
-            .arg(&self.kubeconfig)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut serve = Serve {
-            child,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            log,
-        };
-        loop {
-            let line = rx
-                .recv_timeout(HANG_GUARD)
-                .unwrap_or_else(|_| panic!("serve did not start:\n{}", serve.log()));
-            if let Some(rest) = line.split("on http://").nth(1) {
-                serve.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                return serve;
-            }
+        spawn_serve(self.dir.path(), &self.kubeconfig)
+    }
+}
+
+/// `lookctl review serve --listen 127.0.0.1:0` in `dir`, once it says where it listens.
+pub(crate) fn spawn_serve(dir: &std::path::Path, kubeconfig: &std::path::Path) -> Serve {
+    let mut child = support::lookctl_std()
+        .current_dir(dir)
+        .args(["review", "serve", "--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let mut serve = Serve {
+        child,
+        addr: "127.0.0.1:1".parse().unwrap(),
+        log,
+    };
+    loop {
+        let line = rx
+            .recv_timeout(HANG_GUARD)
+            .unwrap_or_else(|_| panic!("serve did not start:\n{}", serve.log()));
+        if let Some(rest) = line.split("on http://").nth(1) {
+            serve.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            return serve;
         }
     }
 }
 
 /// A running `lookctl review serve`, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -306,7 +317,7 @@ impl Drop for Serve {
 }
 
 impl Serve {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
@@ -661,4 +672,224 @@ fn idle_environments_are_deleted_and_pinned_ones_kept() {
         serve.log()
     );
     assert!(env.namespace(&pinned).is_some(), "{}", serve.log());
+}
+
+/// Two `review serve` replicas against one cluster, 20 cold requests for one commit
+/// spread over both: one bring-up in all (the commit's Lease makes the second replica
+/// wait and then find the environment running), and every request answered.
+#[test]
+fn two_replicas_racing_bring_the_environment_up_once() {
+    let env = setup(3, 1);
+    let sha = env.commits[0].clone();
+    env.push(&sha);
+    let replicas = [env.serve(), env.serve()];
+    env.rt.block_on(async {
+        let http = client();
+        let requests = (0..20).map(|i| {
+            let request = replicas[i % 2].get(&http, short(&sha), &format!("/req/{i}"));
+            async move {
+                let response = request.send().await.unwrap();
+                (
+                    response.status(),
+                    response.json::<serde_json::Value>().await,
+                )
+            }
+        });
+        let logs = || {
+            replicas
+                .iter()
+                .map(Serve::log)
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        };
+        for (i, (status, body)) in futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(status, 200, "request {i}: {body:?}\n{}", logs());
+            assert_eq!(body.unwrap()["uri"], format!("/req/{i}"));
+        }
+        let mut bring_ups = 0.0;
+        for replica in &replicas {
+            bring_ups += replica.metric(&http, "lookctl_serve_bring_ups_total").await;
+        }
+        assert_eq!(bring_ups, 1.0, "{}", logs());
+        // Both replicas took part: each had a request before the environment ran.
+        assert!(
+            replicas
+                .iter()
+                .any(|r| r.log().contains("brought up by another replica")),
+            "{}",
+            logs()
+        );
+    });
+    let stamps = env
+        .server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.path == format!("/api/v1/namespaces/review-{}", short(&sha))
+                && r.query.split('&').any(|kv| kv == "fieldManager=lookctl")
+        })
+        .count();
+    assert_eq!(
+        stamps, 1,
+        "the namespace was stamped by more than one bring-up"
+    );
+}
+
+/// Without a git checkout (serve in a cluster), a short SHA is resolved through the
+/// registry: the one tag of the image's repository that is a full SHA starting with it.
+/// A prefix that two tagged commits share is refused, and nothing is created for it.
+#[test]
+fn without_a_checkout_short_shas_resolve_through_the_registrys_tags() {
+    let env = setup(3, 0);
+    assert!(!env.dir.path().join(".git").exists());
+    let unique = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
+    let twin_a = "abcdef0111111111111111111111111111111111";
+    let twin_b = "abcdef0222222222222222222222222222222222";
+    for sha in [unique, twin_a, twin_b] {
+        env.push(sha);
+    }
+    // Tags that are not full SHAs do not count.
+    Pusher {
+        http: reqwest::blocking::Client::new(),
+        base: env.registry.url(),
+        auth: None,
+    }
+    .image("shop", "abcdef0-latest", true);
+    let serve = env.serve();
+    env.rt.block_on(async {
+        let http = client();
+        let response = serve
+            .get(&http, &unique[..7], "/hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", serve.log());
+        assert_eq!(
+            response.json::<serde_json::Value>().await.unwrap()["uri"],
+            "/hello"
+        );
+
+        let response = serve.get(&http, "abcdef0", "/").send().await.unwrap();
+        assert_eq!(response.status(), 404);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("ambiguous"), "{body}");
+        assert!(body.contains(twin_a) && body.contains(twin_b), "{body}");
+        insta::assert_snapshot!(
+            "serve_ambiguous_short_sha",
+            body.replace(&env.registry.addr.to_string(), "REGISTRY")
+        );
+        assert!(
+            env.server
+                .get_object("v1", "Namespace", None, "review-abcdef0")
+                .is_none(),
+            "an ambiguous prefix creates nothing"
+        );
+        // One more digit tells them apart.
+        let response = serve.get(&http, "abcdef01", "/").send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", serve.log());
+        let ns = env.namespace(twin_a).expect("the environment was created");
+        assert_eq!(
+            ns["metadata"]["annotations"]["lookctl.dev/commit-sha"],
+            twin_a
+        );
+
+        let response = serve.get(&http, "fedcba9", "/").send().await.unwrap();
+        assert_eq!(response.status(), 404);
+        let body = response.text().await.unwrap();
+        insta::assert_snapshot!(
+            "serve_unknown_short_sha_without_checkout",
+            body.replace(&env.registry.addr.to_string(), "REGISTRY")
+                .replace(&env.dir.path().display().to_string(), "DIR")
+        );
+    });
+    // The environment records the full SHA the registry gave.
+    let ns = env.namespace(unique).expect("the environment was created");
+    assert_eq!(
+        ns["metadata"]["annotations"]["lookctl.dev/commit-sha"],
+        unique
+    );
+}
+
+/// `review gc` with `[review.serve] idle_ttl` deletes an environment nobody deployed or
+/// requested for that long, and keeps one that serve recorded a request for.
+#[test]
+fn gc_deletes_idle_environments_and_keeps_requested_ones() {
+    let env = setup_with(3, 2, "idle_ttl = \"1h\"\n");
+    let (idle, active) = (env.commits[0].clone(), env.commits[1].clone());
+    env.push(&idle);
+    env.push(&active);
+    // Both deployed long ago (by the clock gc reads), neither expired (ttl 3650d).
+    env.review_up(&idle, "2026-01-01T00:00:00Z");
+    env.review_up(&active, "2026-01-01T00:00:00Z");
+    {
+        let serve = env.serve();
+        env.rt.block_on(async {
+            let response = serve
+                .get(&client(), short(&active), "/")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{}", serve.log());
+        });
+        assert!(wait_for_annotation(&env, &active), "{}", serve.log());
+        // Stopped before its own reaper's first round (a minute after start).
+    }
+    let gc = |extra: &[&str]| {
+        let out = support::lookctl()
+            .current_dir(env.dir.path())
+            .args(["review", "gc", "--kubeconfig"])
+            .arg(&env.kubeconfig)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", support::text(&out.stderr));
+        support::text(&out.stdout)
+    };
+    let dry = gc(&["--dry-run"]);
+    assert_eq!(
+        dry,
+        format!(
+            "would delete review-{} ({}; idle: no deploy or request for 1h)\n",
+            short(&idle),
+            short(&idle)
+        )
+    );
+    assert!(env.namespace(&idle).is_some(), "a dry run deletes nothing");
+    let out = gc(&[]);
+    assert!(
+        out.contains(&format!("deleted review-{}", short(&idle))),
+        "{out}"
+    );
+    assert!(
+        env.namespace(&idle).is_none(),
+        "the idle environment is deleted"
+    );
+    assert!(
+        env.namespace(&active).is_some(),
+        "the requested one is kept"
+    );
+}
+
+/// `lookctl review --help` names serve beside the other review commands.
+#[test]
+fn review_help_lists_serve() {
+    let out = support::lookctl()
+        .args(["review", "--help"])
+        .output()
+        .unwrap();
+    let help = support::text(&out.stdout);
+    assert!(out.status.success());
+    for command in ["up", "down", "list", "gc", "serve"] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command}: {help}"
+        );
+    }
+    insta::assert_snapshot!("review_help", help);
 }

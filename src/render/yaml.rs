@@ -672,8 +672,59 @@ fn indent(out: &mut String, n: usize) {
 
 fn sorted(m: &Mapping) -> Vec<(&Value, &Value)> {
     let mut entries: Vec<_> = m.iter().collect();
-    entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(&key_text(a), &key_text(b)));
+    sort_tolerant(&mut entries, |(a, _), (b, _)| {
+        go_yaml_key_order(&key_text(a), &key_text(b))
+    });
     entries
+}
+
+/// Sorts stably by `cmp`, as `sort_by` does when `cmp` is a total order, but never panics
+/// when it is not. go-yaml's key order is not one (runs of digits past 19 wrap around, as
+/// Go's int64 does, so `0` < `1` < `10000000000000000000` < `0`), and Rust's sort may
+/// panic on an order it finds inconsistent. Then the result is some permutation, the
+/// same for the same input.
+fn sort_tolerant<T>(v: &mut Vec<T>, mut cmp: impl FnMut(&T, &T) -> std::cmp::Ordering) {
+    /// Below this, insertion sort (also the fast path for what is already in order).
+    const SMALL: usize = 16;
+    fn merge_sort<T>(
+        mut items: Vec<T>,
+        cmp: &mut impl FnMut(&T, &T) -> std::cmp::Ordering,
+    ) -> Vec<T> {
+        if items.len() <= SMALL {
+            insertion_sort(&mut items, cmp);
+            return items;
+        }
+        let right = merge_sort(items.split_off(items.len() / 2), cmp);
+        let left = merge_sort(items, cmp);
+        let mut out = Vec::with_capacity(left.len() + right.len());
+        let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+        while let (Some(a), Some(b)) = (left.peek(), right.peek()) {
+            // Stable: the left one first unless the right one is strictly less.
+            let next = if cmp(b, a) == std::cmp::Ordering::Less {
+                right.next()
+            } else {
+                left.next()
+            };
+            out.extend(next);
+        }
+        out.extend(left);
+        out.extend(right);
+        out
+    }
+    fn insertion_sort<T>(v: &mut [T], cmp: &mut impl FnMut(&T, &T) -> std::cmp::Ordering) {
+        for i in 1..v.len() {
+            let mut j = i;
+            while j > 0 && cmp(&v[j], &v[j - 1]) == std::cmp::Ordering::Less {
+                v.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+    }
+    if v.len() <= SMALL {
+        insertion_sort(v, &mut cmp);
+    } else {
+        *v = merge_sort(std::mem::take(v), &mut cmp);
+    }
 }
 
 /// The order go-yaml v2 writes mapping keys in (its `keyList.Less`), which kustomize's
@@ -1114,6 +1165,37 @@ mod tests {
         assert_eq!(go_float(0.0001), "0.0001");
         assert_eq!(go_float(-2.5e-7), "-2.5e-07");
         assert_eq!(go_float(123456.25), "123456.25");
+    }
+
+    #[test]
+    fn keys_in_no_consistent_order_are_written_without_panicking() {
+        // `0` < `1` (by value), `1` < `1000…` (a prefix), and `1000…` (20 digits, which
+        // wraps around as in Go) < `0`: a cycle, which Rust's own sort may panic on.
+        let big = "10000000000000000000";
+        assert_eq!(go_yaml_key_order("0", "1"), std::cmp::Ordering::Less);
+        assert_eq!(go_yaml_key_order("1", big), std::cmp::Ordering::Less);
+        assert_eq!(go_yaml_key_order(big, "0"), std::cmp::Ordering::Less);
+        for n in [3, 40] {
+            let mut map = Mapping::new();
+            for i in 0..n {
+                for key in ["0", "1", big] {
+                    map.insert(
+                        Value::String(format!("{key}{}", "9".repeat(i))),
+                        Value::Null,
+                    );
+                }
+            }
+            let text = to_string(&Value::Mapping(map.clone()));
+            let again = parse_stream(&text).expect("written YAML parses");
+            assert_eq!(again, [Value::Mapping(map)]);
+        }
+        // A total order sorts as the standard sort does, stably.
+        let mut pairs: Vec<(u32, usize)> =
+            (0..100).map(|i| ((i * 7919) % 13, i as usize)).collect();
+        let mut expected = pairs.clone();
+        expected.sort_by_key(|p| p.0);
+        sort_tolerant(&mut pairs, |a, b| a.0.cmp(&b.0));
+        assert_eq!(pairs, expected);
     }
 
     #[test]

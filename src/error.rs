@@ -170,7 +170,10 @@ fn kind_of(e: &(dyn StdError + 'static)) -> Option<(ErrorKind, Vec<String>)> {
 /// the kind, once.
 fn add_cause_hints(hints: &mut Vec<String>, error: &(dyn StdError + 'static)) {
     for hint in cause_hints(error) {
-        if !hints.contains(&hint) {
+        // Google credentials serve Cloud KMS and GKE clusters: a GKE lookup already gave
+        // its own hint, and the KMS one (the emulator) would mislead.
+        let gke = hints.iter().any(|h| h == NO_GOOGLE_CREDENTIALS_GKE_HINT);
+        if !hints.contains(&hint) && !(gke && hint == NO_GOOGLE_CREDENTIALS_HINT) {
             hints.push(hint);
         }
     }
@@ -179,19 +182,9 @@ fn add_cause_hints(hints: &mut Vec<String>, error: &(dyn StdError + 'static)) {
 fn cause_hints(error: &(dyn StdError + 'static)) -> Vec<String> {
     let mut hints = Vec::new();
     let mut next = Some(error);
-    // Google credentials serve Cloud KMS and GKE clusters named in deploy.toml: the hint
-    // names what needed them.
-    let mut for_gke = false;
     while let Some(e) = next {
-        if let Some(GkeError::Credentials { .. }) = e.downcast_ref::<GkeError>() {
-            for_gke = true;
-        }
         if let Some(KmsError::NoCredentials { .. }) = e.downcast_ref::<KmsError>() {
-            hints.push(if for_gke {
-                NO_GOOGLE_CREDENTIALS_GKE_HINT.into()
-            } else {
-                NO_GOOGLE_CREDENTIALS_HINT.into()
-            });
+            hints.push(NO_GOOGLE_CREDENTIALS_HINT.into());
         }
         next = e.source();
     }
@@ -247,9 +240,13 @@ fn cluster_kind(e: &ClusterError) -> Option<(ErrorKind, Vec<String>)> {
         }
         // Like Cloud KMS without credentials, and like a context missing from the
         // kubeconfig: something to set up, not a failed deploy.
-        ClusterError::Gke(
-            GkeError::Credentials { .. } | GkeError::InvalidName { .. } | GkeError::NotFound { .. },
-        ) => Some((ErrorKind::Usage, Vec::new())),
+        ClusterError::Gke(GkeError::Credentials { .. }) => Some((
+            ErrorKind::Usage,
+            vec![NO_GOOGLE_CREDENTIALS_GKE_HINT.into()],
+        )),
+        ClusterError::Gke(GkeError::InvalidName { .. } | GkeError::NotFound { .. }) => {
+            Some((ErrorKind::Usage, Vec::new()))
+        }
         ClusterError::LockRenewing { .. } => Some((
             ErrorKind::Failure,
             vec!["if that deploy is really gone (its machine died), run `lookctl unlock TARGET --force`; otherwise wait for it".into()],

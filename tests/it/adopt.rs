@@ -915,10 +915,12 @@ fn script_repository_deploys_like_its_deploy_script_on_a_real_cluster() {
     let gcloud = Gcloud::new();
     let repo = tempfile::tempdir().expect("tempdir");
     script_repository(repo.path(), &gcloud);
-    let env = "staging";
+    // production: its namespace, shop-production, is used by no other test on the shared
+    // control plane (the example app deploys to shop-staging).
+    let env = "production";
     prepare_cluster_for_the_script(c, &format!("shop-{env}"));
     let manifests = tempfile::tempdir().expect("tempdir");
-    let script_output = manifests.path().join("staging.yaml");
+    let script_output = manifests.path().join(format!("{env}.yaml"));
     std::fs::write(&script_output, run_script(repo.path(), env, &gcloud)).expect("write");
 
     let project = tempfile::tempdir().expect("tempdir");

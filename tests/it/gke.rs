@@ -291,9 +291,11 @@ fn gke_lookup_errors_name_the_cluster_and_say_what_to_do() {
     };
     let gke = Gke::new("t0ken", endpoint);
     let mut transcript = String::new();
-    let mut run = |label: &str, project: &tempfile::TempDir, gke: &Gke| {
+    // A cluster that does not exist is configuration to fix (2); a refused lookup is a
+    // failed operation (1), like a Kubernetes RBAC refusal.
+    let mut run = |label: &str, code: i32, project: &tempfile::TempDir, gke: &Gke| {
         let out = gke.deploy(project.path());
-        assert_eq!(out.status.code(), Some(1), "{label}: {}", explain(&out));
+        assert_eq!(out.status.code(), Some(code), "{label}: {}", explain(&out));
         assert!(text(&out.stderr).contains("projects/acme/locations/us-east1-d/clusters/"));
         transcript.push_str(&format!(
             "--- {label} (exit {:?})\n{}",
@@ -310,14 +312,14 @@ fn gke_lookup_errors_name_the_cluster_and_say_what_to_do() {
             .expect("toml")
             .replace("clusters/prod", "clusters/prdo"),
     );
-    run("not found", &missing, &gke);
+    run("not found", 2, &missing, &gke);
     // 403: the identity lacks container.clusters.get.
     gke.emulator.deny(CLUSTER);
-    run("permission denied", &gke.project("x", ""), &gke);
+    run("permission denied", 1, &gke.project("x", ""), &gke);
     insta::assert_snapshot!(transcript);
 }
 
-/// Without any Google credentials: the same hint as Cloud KMS gives, before any request.
+/// Without any Google credentials: a hint about what GKE needs, before any request.
 #[test]
 fn gke_without_credentials_gets_the_adc_hint() {
     let endpoint = EmulatedCluster {

@@ -152,7 +152,7 @@ fn man_pages_cover_every_command_and_render_without_warnings() {
     // says what `lookctl deploy --help` says.
     for page in &written {
         let out = Command::new("groff")
-            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
             .arg(out_dir.join(page))
             .output()
             .expect("groff runs (Debian package groff-base; scripts/test installs it)");
@@ -163,7 +163,7 @@ fn man_pages_cover_every_command_and_render_without_warnings() {
         );
     }
     let out = Command::new("groff")
-        .args(["-man", "-Tutf8", "-P-cbou"])
+        .args(["-k", "-man", "-Tutf8", "-P-cbou"])
         .arg(out_dir.join("lookctl-deploy.1"))
         .output()
         .unwrap();

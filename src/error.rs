@@ -172,8 +172,9 @@ fn add_cause_hints(hints: &mut Vec<String>, error: &(dyn StdError + 'static)) {
     for hint in cause_hints(error) {
         // Google credentials serve Cloud KMS and GKE clusters: a GKE lookup already gave
         // its own hint, and the KMS one (the emulator) would mislead.
-        let gke = hints.iter().any(|h| h == NO_GOOGLE_CREDENTIALS_GKE_HINT);
-        if !hints.contains(&hint) && !(gke && hint == NO_GOOGLE_CREDENTIALS_HINT) {
+        let misleading = hint == NO_GOOGLE_CREDENTIALS_HINT
+            && hints.iter().any(|h| h == NO_GOOGLE_CREDENTIALS_GKE_HINT);
+        if !misleading && !hints.contains(&hint) {
             hints.push(hint);
         }
     }

@@ -679,11 +679,12 @@ fn sorted(m: &Mapping) -> Vec<(&Value, &Value)> {
 }
 
 /// Sorts stably by `cmp`, as `sort_by` does when `cmp` is a total order, but never panics
-/// when it is not. go-yaml's key order is not one (runs of digits past 19 wrap around, as
+/// when it is not. go-yaml's key order is not one, nor is kustomize's legacy object order
+/// (`kustomize::sort`) (runs of digits past 19 wrap around, as
 /// Go's int64 does, so `0` < `1` < `10000000000000000000` < `0`), and Rust's sort may
 /// panic on an order it finds inconsistent. Then the result is some permutation, the
 /// same for the same input.
-fn sort_tolerant<T>(v: &mut Vec<T>, mut cmp: impl FnMut(&T, &T) -> std::cmp::Ordering) {
+pub(crate) fn sort_tolerant<T>(v: &mut Vec<T>, mut cmp: impl FnMut(&T, &T) -> std::cmp::Ordering) {
     /// Below this, insertion sort (also the fast path for what is already in order).
     const SMALL: usize = 16;
     fn merge_sort<T>(

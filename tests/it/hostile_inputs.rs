@@ -309,3 +309,30 @@ fn inputs_found_by_fuzzing_parse_and_round_trip() {
     }
     assert!(seen > 0, "no fuzz regressions in {}", dir.display());
 }
+
+/// Namespace kinds of a core and several other groups make kustomize's legacy order a
+/// cycle (a core Namespace compares reversed against the others). Rust's sort may panic
+/// on such an order (this tree made `lookctl render` exit 101); rendering must not.
+#[test]
+fn namespace_kinds_whose_order_is_a_cycle_render_without_a_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sort-cycle");
+    let run = || {
+        let out = crate::support::lookctl()
+            .arg("render")
+            .arg(&dir)
+            .arg("--no-template")
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            crate::support::text(&out.stderr)
+        );
+        crate::support::text(&out.stdout)
+    };
+    let first = run();
+    assert_eq!(first.matches("kind: Namespace").count(), 44, "{first}");
+    // The same order every time.
+    assert_eq!(run(), first);
+}

@@ -87,7 +87,10 @@ pub fn legacy(resources: &mut Vec<Resource>, first: &[String], last: &[String]) 
             )
         })
         .collect();
-    keyed.sort_by(|a, b| {
+    // kustomize's comparison is not a total order: a core Namespace compares reversed
+    // against other groups' Namespace kinds, so three groups can form a cycle, on which
+    // Rust's sort_by may panic (Go's sort just returns some order).
+    crate::render::yaml::sort_tolerant(&mut keyed, |a, b| {
         if a.1 != b.1 {
             if a.0 != b.0 {
                 return a.0.cmp(&b.0);

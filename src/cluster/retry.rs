@@ -209,7 +209,7 @@ pub(crate) fn classify_status(
             connection: false,
         },
         409 if causes.iter().any(|c| c.reason == "FieldManagerConflict") => {
-            Failure::Permanent(ObjectError::Conflict(
+            Failure::Permanent(ObjectError::Conflict(by_field(
                 causes
                     .iter()
                     .filter(|c| c.reason == "FieldManagerConflict")
@@ -218,11 +218,11 @@ pub(crate) fn classify_status(
                         field: c.field.clone(),
                     })
                     .collect(),
-            ))
+            )))
         }
-        409 if message.contains("conflict with \"") => {
-            Failure::Permanent(ObjectError::Conflict(conflicts_from_message(message)))
-        }
+        409 if message.contains("conflict with \"") => Failure::Permanent(ObjectError::Conflict(
+            by_field(conflicts_from_message(message)),
+        )),
         422 if immutable_text(message) || causes.iter().any(|c| immutable_text(&c.message)) => {
             let mut fields: Vec<String> = causes
                 .iter()
@@ -277,6 +277,13 @@ fn manager_of(message: &str) -> String {
 }
 
 /// Fallback when the server gives no causes: parse the Apply failure message
+/// Conflicts in field order: the API server lists them in no fixed order (a Go map's),
+/// and the same conflict should read the same every time.
+fn by_field(mut conflicts: Vec<FieldConflict>) -> Vec<FieldConflict> {
+    conflicts.sort_by(|a, b| (&a.field, &a.manager).cmp(&(&b.field, &b.manager)));
+    conflicts
+}
+
 /// (`Apply failed with 1 conflict: conflict with "other" using v1: .data.a`).
 fn conflicts_from_message(message: &str) -> Vec<FieldConflict> {
     let mut out = Vec::new();

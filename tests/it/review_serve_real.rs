@@ -403,3 +403,106 @@ fn the_in_cluster_installation_renders_and_the_apiserver_accepts_it() {
         assert!(applied.contains(kind), "{kind} not in {applied}");
     }
 }
+
+/// The shipped RBAC is enough, used for real: applied to the real control plane, then
+/// `review up`, `list`, `down` and `gc` (serve's own cluster calls: bring-up through the
+/// same `bring_up`, the Leases, the environments' namespaces) run as the installation's
+/// ServiceAccount, with a kubeconfig holding its token. A verb the code needs and the
+/// ClusterRole lacks fails them with 403.
+#[test]
+fn the_shipped_rbac_lets_the_service_account_bring_environments_up_and_down() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cluster = real_cluster::cluster();
+    let out = support::lookctl()
+        .current_dir(repo)
+        .args(["render", "deploy/review-serve"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    let installation = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(installation.path(), &out.stdout).unwrap();
+    let _ = cluster.kubectl_as(ADMIN, &["create", "namespace", "lookctl-review"]);
+    cluster.kubectl(&["apply", "-f", installation.path().to_str().unwrap()]);
+    let token = cluster.kubectl(&[
+        "create",
+        "token",
+        "review-serve",
+        "-n",
+        "lookctl-review",
+        "--duration=1h",
+    ]);
+    // It may not do what the installation does not grant.
+    let can = |args: &[&str]| {
+        let out = cluster.kubectl_as(
+            ADMIN,
+            &[
+                &["auth", "can-i"],
+                args,
+                &["--as=system:serviceaccount:lookctl-review:review-serve"],
+            ]
+            .concat(),
+        );
+        support::text(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(can(&["delete", "nodes"]), "no");
+    assert_eq!(can(&["create", "clusterroles"]), "no");
+    assert_eq!(can(&["create", "leases", "-n", "default"]), "no");
+    assert_eq!(can(&["create", "leases", "-n", "lookctl-review"]), "yes");
+
+    // A kubeconfig as the pod has it: the API server, its CA, the token, and serve's
+    // namespace (where its Leases live).
+    let admin: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&cluster.kubeconfig).unwrap()).unwrap();
+    let ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let kubeconfig = project.path().join("serve-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: serve\n  context:\n    cluster: c\n    user: sa\n    namespace: lookctl-review\ncurrent-context: serve\n",
+            cluster.server,
+            token.trim()
+        ),
+    )
+    .unwrap();
+    for dir in ["base", "overlays"] {
+        support::copy_tree(&repo.join(dir), &project.path().join(dir));
+    }
+    std::fs::copy(repo.join("deploy.toml"), project.path().join("deploy.toml")).unwrap();
+
+    let sha = "5e4e0c1d2b3a49587766554433221100ffeeddcc";
+    let run = |args: &[&str]| {
+        let out = support::lookctl()
+            .current_dir(project.path())
+            .env("HOME", project.path())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", "serve"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lookctl {args:?} as the ServiceAccount: {}",
+            support::text(&out.stderr)
+        );
+        support::text(&out.stdout)
+    };
+    run(&["review", "up", "--sha", sha, "--skip-image-check"]);
+    assert!(
+        cluster
+            .kubectl(&["get", "deployments", "-n", "review-5e4e0c1", "-o", "name"])
+            .contains("deployment.apps/shop")
+    );
+    assert!(run(&["review", "list"]).contains("5e4e0c1"));
+    run(&["review", "gc"]);
+    run(&["review", "down", "--sha", sha]);
+    let gone = cluster.kubectl_as(ADMIN, &["get", "namespace", "review-5e4e0c1"]);
+    assert!(
+        !gone.status.success() || support::text(&gone.stdout).contains("Terminating"),
+        "{}",
+        support::text(&gone.stdout)
+    );
+}

@@ -309,6 +309,41 @@ impl Auth {
     }
 }
 
+/// The error for an answer that is neither success, a 404 nor the first 401's challenge:
+/// a refusal (with or without our credentials) or something unexpected.
+fn refused(image: &ImageRef, status: StatusCode, auth: Option<&Auth>) -> RegistryError {
+    let registry = image.registry.clone();
+    let name = image.to_string();
+    match (status, auth) {
+        (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Some(a)) => {
+            match a.method(image.is_google()) {
+                None => RegistryError::AuthRequired {
+                    registry,
+                    image: name,
+                    hint: auth_hint(image),
+                },
+                Some(method) => RegistryError::Denied {
+                    registry,
+                    image: name,
+                    status: status.as_u16(),
+                    method,
+                },
+            }
+        }
+        (StatusCode::FORBIDDEN, None) => RegistryError::Denied {
+            registry,
+            image: name,
+            status: status.as_u16(),
+            method: "no credentials",
+        },
+        _ => RegistryError::Unexpected {
+            registry,
+            image: name,
+            status: status.as_u16(),
+        },
+    }
+}
+
 fn auth_hint(image: &ImageRef) -> &'static str {
     if image.is_google() {
         " (Google registries need a Google access token: Application Default Credentials with read access)"
@@ -377,36 +412,7 @@ impl RegistryClient {
                 (StatusCode::UNAUTHORIZED, None) => {
                     auth = Some(self.authorize(image, credentials, response.headers())?);
                 }
-                (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Some(a)) => {
-                    return Err(match a.method(image.is_google()) {
-                        None => RegistryError::AuthRequired {
-                            registry: image.registry.clone(),
-                            image: image.to_string(),
-                            hint: auth_hint(image),
-                        },
-                        Some(method) => RegistryError::Denied {
-                            registry: image.registry.clone(),
-                            image: image.to_string(),
-                            status: status.as_u16(),
-                            method,
-                        },
-                    });
-                }
-                (StatusCode::FORBIDDEN, None) => {
-                    return Err(RegistryError::Denied {
-                        registry: image.registry.clone(),
-                        image: image.to_string(),
-                        status: status.as_u16(),
-                        method: "no credentials",
-                    });
-                }
-                _ => {
-                    return Err(RegistryError::Unexpected {
-                        registry: image.registry.clone(),
-                        image: image.to_string(),
-                        status: status.as_u16(),
-                    });
-                }
+                (_, auth) => return Err(refused(image, status, auth.as_ref())),
             }
         }
     }
@@ -453,36 +459,7 @@ impl RegistryClient {
                 }
                 (StatusCode::NOT_FOUND, _) => return Ok(tags),
                 (s, _) if s.is_success() => {}
-                (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Some(a)) => {
-                    return Err(match a.method(image.is_google()) {
-                        None => RegistryError::AuthRequired {
-                            registry: image.registry.clone(),
-                            image: image.to_string(),
-                            hint: auth_hint(image),
-                        },
-                        Some(method) => RegistryError::Denied {
-                            registry: image.registry.clone(),
-                            image: image.to_string(),
-                            status: status.as_u16(),
-                            method,
-                        },
-                    });
-                }
-                (StatusCode::FORBIDDEN, None) => {
-                    return Err(RegistryError::Denied {
-                        registry: image.registry.clone(),
-                        image: image.to_string(),
-                        status: status.as_u16(),
-                        method: "no credentials",
-                    });
-                }
-                _ => {
-                    return Err(RegistryError::Unexpected {
-                        registry: image.registry.clone(),
-                        image: image.to_string(),
-                        status: status.as_u16(),
-                    });
-                }
+                (_, auth) => return Err(refused(image, status, auth.as_ref())),
             }
             let next = response
                 .headers()

@@ -23,6 +23,7 @@ use crate::secrets::gcp_kms::KmsError;
 use crate::secrets::gcp_kms::credentials::{
     CLOUD_PLATFORM_SCOPE, CredentialSources, TokenProvider,
 };
+use crate::secrets::gcp_kms::transport_reason;
 
 const GOOGLE_ENDPOINT: &str = "https://container.googleapis.com";
 /// gcloud's name for the GKE API endpoint override, so that one environment points
@@ -376,17 +377,6 @@ fn pem_certificates(pem: &[u8]) -> Option<Vec<Vec<u8>>> {
         rest = &after[end + END.len()..];
     }
     (!certs.is_empty()).then_some(certs)
-}
-
-fn transport_reason(e: &reqwest::Error) -> String {
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        reason.push_str(": ");
-        reason.push_str(&s.to_string());
-        source = s.source();
-    }
-    reason
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

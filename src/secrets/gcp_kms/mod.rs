@@ -498,7 +498,8 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-fn transport_reason(e: &reqwest::Error) -> String {
+/// reqwest's error with its causes, for messages: the chain holds the useful part.
+pub(crate) fn transport_reason(e: &reqwest::Error) -> String {
     // The chain holds the useful part ("connection refused"); reqwest's top line does not.
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);

@@ -50,6 +50,19 @@ impl Project {
         self.dir.path()
     }
 
+    /// The overlay: namespace `ns` and, in it, Deployment `name` of `replicas` × `image`.
+    fn deployment_in(&self, ns: &str, name: &str, image: &str, replicas: u32) {
+        self.write(
+            "overlay/kustomization.yaml",
+            &format!("namespace: {ns}\nresources:\n- namespace.yaml\n- deployment.yaml\n"),
+        );
+        self.write("overlay/namespace.yaml", &namespace(ns));
+        self.write(
+            "overlay/deployment.yaml",
+            &deployment(name, image, replicas),
+        );
+    }
+
     fn write(&self, rel: &str, body: &str) {
         write(self.root(), rel, body);
     }
@@ -198,14 +211,11 @@ fn the_example_app_deploys_to_staging_and_its_pods_become_ready() {
 fn a_fix_forward_after_image_pull_backoff_reports_success() {
     let p = Project::new();
     let c = p.cluster;
-    p.write(
-        "overlay/kustomization.yaml",
-        "namespace: fixfwd\nresources:\n- namespace.yaml\n- deployment.yaml\n",
-    );
-    p.write("overlay/namespace.yaml", &namespace("fixfwd"));
-    p.write(
-        "overlay/deployment.yaml",
-        &deployment("web", "registry.example.com/web:imagepullbackoff", 2),
+    p.deployment_in(
+        "fixfwd",
+        "web",
+        "registry.example.com/web:imagepullbackoff",
+        2,
     );
     let bad = p.deploy(SHA, &[]);
     assert_eq!(bad.status.code(), Some(1), "{}", p.explain(&bad));
@@ -240,14 +250,11 @@ fn a_fix_forward_after_image_pull_backoff_reports_success() {
 #[test]
 fn an_image_pull_backoff_fails_the_deploy_and_names_the_reason() {
     let p = Project::new();
-    p.write(
-        "overlay/kustomization.yaml",
-        "namespace: pullfail\nresources:\n- namespace.yaml\n- deployment.yaml\n",
-    );
-    p.write("overlay/namespace.yaml", &namespace("pullfail"));
-    p.write(
-        "overlay/deployment.yaml",
-        &deployment("web", "registry.example.com/web:imagepullbackoff", 1),
+    p.deployment_in(
+        "pullfail",
+        "web",
+        "registry.example.com/web:imagepullbackoff",
+        1,
     );
     let out = p.deploy(SHA, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", p.explain(&out));
@@ -259,15 +266,7 @@ fn an_image_pull_backoff_fails_the_deploy_and_names_the_reason() {
 #[test]
 fn a_crash_looping_container_fails_the_deploy_and_names_the_reason() {
     let p = Project::new();
-    p.write(
-        "overlay/kustomization.yaml",
-        "namespace: crashing\nresources:\n- namespace.yaml\n- deployment.yaml\n",
-    );
-    p.write("overlay/namespace.yaml", &namespace("crashing"));
-    p.write(
-        "overlay/deployment.yaml",
-        &deployment("web", "registry.example.com/web:crashloop", 1),
-    );
+    p.deployment_in("crashing", "web", "registry.example.com/web:crashloop", 1);
     let out = p.deploy(SHA, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", p.explain(&out));
     assert!(
@@ -763,15 +762,7 @@ fn review_down_waits_for_a_finalizer_and_returns_once_the_namespace_is_gone() {
 fn a_field_changed_by_another_manager_conflicts_until_force_conflicts() {
     let p = Project::new();
     let c = p.cluster;
-    p.write(
-        "overlay/kustomization.yaml",
-        "namespace: conflicts\nresources:\n- namespace.yaml\n- deployment.yaml\n",
-    );
-    p.write("overlay/namespace.yaml", &namespace("conflicts"));
-    p.write(
-        "overlay/deployment.yaml",
-        &deployment("web", "registry.example.com/web:v1", 1),
-    );
+    p.deployment_in("conflicts", "web", "registry.example.com/web:v1", 1);
     let first = p.deploy(SHA, &["--no-wait"]);
     assert_eq!(first.status.code(), Some(0), "{}", p.explain(&first));
 

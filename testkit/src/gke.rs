@@ -73,29 +73,8 @@ pub struct GkeEmulator {
 impl GkeEmulator {
     /// Starts the emulator on its own thread and runtime.
     pub fn start_blocking() -> io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
         let state: Shared = Arc::default();
-        let (tx, rx) = oneshot::channel::<()>();
-        let app = app(state.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("gke-emulator-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = rx.await;
-                        })
-                        .await;
-                });
-            })?;
+        let (addr, tx, thread) = crate::serve_on_thread("gke-emulator", app(state.clone()))?;
         Ok(Self {
             addr,
             state,

@@ -134,14 +134,8 @@ struct Fake {
 
 impl Fake {
     async fn start() -> Fake {
-        let server = FakeApiServer::start(Config::default())
-            .await
-            .expect("fake API server starts");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server
-            .write_kubeconfig(&kubeconfig, "fake")
-            .expect("kubeconfig written");
+        let (server, dir, kubeconfig) =
+            crate::support::fake_server(Config::default(), "fake").await;
         Fake {
             server,
             _dir: dir,

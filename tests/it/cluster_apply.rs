@@ -32,14 +32,7 @@ impl Env {
     }
 
     async fn with(config: Config) -> Env {
-        let server = FakeApiServer::start(config)
-            .await
-            .expect("fake API server starts");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server
-            .write_kubeconfig(&kubeconfig, "fake")
-            .expect("kubeconfig written");
+        let (server, dir, kubeconfig) = crate::support::fake_server(config, "fake").await;
         Env {
             server,
             dir,

@@ -4,23 +4,11 @@
 //! kubelet). kwok keeps images containing `imagepullbackoff` in ImagePullBackOff and
 //! makes `crashloop` containers restart every 5s in CrashLoopBackOff.
 
-use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::support::real_cluster::{RealCluster, cluster};
-
-const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn write(root: &Path, rel: &str, body: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, body).expect("write");
-}
+use crate::support::{SHA, text, write};
 
 /// A project deploying one Deployment into namespace `ns` of the real cluster.
 struct Project {

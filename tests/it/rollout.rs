@@ -3,24 +3,17 @@
 //! budget annotations, and the per-object timing in `deploy --output json`. The same
 //! behaviour on the real control plane is in `real_cluster_rollout.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use testkit::apiserver::{Config, FakeApiServer};
 
-const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
-const CONTEXT: &str = "fake-staging";
+use crate::support::{CONTEXT, SHA, write};
 
 struct Project {
     dir: tempfile::TempDir,
     _server: FakeApiServer,
     kubeconfig: PathBuf,
-}
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -75,6 +75,23 @@ pub fn transcript(root: &Path, out: &Output) -> String {
 pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 pub const CONTEXT: &str = "fake-staging";
 
+/// An in-process fake API server (async start), and a kubeconfig in a temporary directory
+/// whose context `context` points at it.
+pub async fn fake_server(
+    config: Config,
+    context: &str,
+) -> (FakeApiServer, tempfile::TempDir, PathBuf) {
+    let server = FakeApiServer::start(config)
+        .await
+        .expect("fake API server starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig, context)
+        .expect("kubeconfig written");
+    (server, dir, kubeconfig)
+}
+
 /// A temporary project (deploy.toml with a `staging` target whose overlay renders a
 /// ConfigMap into namespace `shop`) next to an in-process fake API server, with a
 /// kubeconfig whose context `fake-staging` points at it.

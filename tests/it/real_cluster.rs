@@ -13,6 +13,7 @@ use std::process::Output;
 use assert_cmd::Command;
 
 use crate::support::real_cluster::{ADMIN, DEV, DEV_NAMESPACE, RealCluster, cluster};
+use crate::support::{deployment, namespace};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const SHA2: &str = "89abcdef0123456789abcdef0123456789abcdef";
@@ -112,31 +113,6 @@ impl Project {
             text(&out.stderr)
         )
     }
-}
-
-fn deployment(name: &str, image: &str, replicas: u32) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: {name}
-        image: {image}
-"
-    )
-}
-
-fn namespace(name: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
 }
 
 /// Pods of `app` in `ns` as "name phase ready" lines.

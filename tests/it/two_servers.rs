@@ -11,6 +11,7 @@
 
 use crate::support::server::{Cluster, on_both};
 use crate::support::{SHA, text};
+use crate::support::{deployment, namespace};
 
 const SHA2: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -27,33 +28,8 @@ fn diff(c: &Cluster, sha: &str) -> std::process::Output {
     c.lookctl(&["diff", "--target", "staging", "--sha", sha])
 }
 
-fn namespace(name: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
-}
-
 fn configmap(name: &str, data: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n{data}")
-}
-
-fn deployment(name: &str, image: &str, replicas: u32) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: {name}
-        image: {image}
-"
-    )
 }
 
 fn service(name: &str) -> String {

@@ -229,3 +229,30 @@ pub fn object_ident(v: &serde_yaml::Value) -> String {
         s(&["metadata", "name"])
     )
 }
+
+/// A Deployment `name` of `replicas` pods running `image`, selected by `app: NAME`.
+pub fn deployment(name: &str, image: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: {name}
+        image: {image}
+"
+    )
+}
+
+/// A Namespace object named `name`.
+pub fn namespace(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+}

@@ -370,3 +370,30 @@ fn no_string_errors_in_src() {
         offenders.join("\n")
     );
 }
+
+/// `unsafe` is denied in the workspace and allowed in one place: registering the git HTTP
+/// transport with libgit2 (src/git/http.rs). A second use is a decision to review.
+#[test]
+fn unsafe_code_stays_in_the_git_transport() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("testkit/src"),
+        &mut files,
+    );
+    let users: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            code(f)
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|w| w == "unsafe")
+        })
+        .map(|f| {
+            f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(users, ["src/git/http.rs"], "files with unsafe code");
+}

@@ -52,7 +52,7 @@ pub enum Command {
     /// Holds a per-target lock (a Lease) while it runs. Targets with `confirm = true`
     /// ask first; pass --yes when not interactive.
     #[command(
-        after_help = "Examples:\n  lookctl deploy --sha abc1234\n  lookctl deploy --target production --yes    # CI: no prompt\n  lookctl deploy --dry-run                    # the diff only (exit 1 when it differs)\n  lookctl deploy -o json                      # a report for machines\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
+        after_help = "Examples:\n  lookctl deploy --sha abc1234\n  lookctl deploy --target production --yes    # CI: no prompt\n  lookctl deploy --latest --branch main --yes # a CronJob: the branch's newest commit\n  lookctl deploy --dry-run                    # the diff only (exit 1 when it differs)\n  lookctl deploy -o json                      # a report for machines\n\nEnvironment variables: `lookctl --help` lists every one lookctl reads."
     )]
     Deploy(DeployArgs),
     /// Show what a deploy would change (server-side dry run) as a diff per object.
@@ -169,7 +169,7 @@ pub struct ClusterArgs {
     pub context: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct DeployArgs {
     #[command(flatten)]
     pub select: SelectArgs,
@@ -204,6 +204,17 @@ pub struct DeployArgs {
     /// Output format (`-o json`, as with kubectl).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
+    /// Deploy the newest commit of the branch (--branch, else the current one) on its
+    /// remote: fetch it, wait for its image, and do nothing when the target already runs it.
+    #[arg(long, conflicts_with_all = ["sha", "tag"])]
+    pub latest: bool,
+    /// With --latest: where to fetch from, a remote's name or a URL (default: the branch's
+    /// upstream remote, else `origin`).
+    #[arg(long, requires = "latest", value_name = "NAME|URL")]
+    pub remote: Option<String>,
+    /// With --latest: how long to wait for the commit's image (`[project] image`) to exist.
+    #[arg(long, requires = "latest", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub image_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

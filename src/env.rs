@@ -50,6 +50,15 @@ pub const VARS: &[EnvVar] = &[
         "LOOKCTL_REQUEST_TIMEOUT",
         "how long one API server request may take before it is retried (default 30s)",
     ),
+    // deploy --latest.
+    var_doc(
+        "LOOKCTL_GIT_TOKEN",
+        "deploy --latest: a token for an HTTPS git remote (sent over HTTPS only)",
+    ),
+    var_doc(
+        "LOOKCTL_GIT_USERNAME",
+        "deploy --latest: the user name sent with the token (default x-access-token)",
+    ),
     // Cloud KMS and Google credentials.
     var_doc(
         "KMS_EMULATOR_HOST",

@@ -18,6 +18,7 @@ use std::fmt;
 use crate::cluster::ClusterError;
 use crate::cluster::gke::GkeError;
 use crate::config::{ConfigError, SelectError};
+use crate::git::GitError;
 use crate::pipeline::{PipelineError, kms_is_outage};
 use crate::registry::RegistryError;
 use crate::render::{KustomizeError, SourceError, TemplateError};
@@ -141,6 +142,9 @@ fn kind_of(e: &(dyn StdError + 'static)) -> Option<(ErrorKind, Vec<String>)> {
             SecretsError::Write { .. } => plain(Failure),
             _ => plain(Usage),
         };
+    }
+    if let Some(e) = e.downcast_ref::<GitError>() {
+        return plain(if e.is_usage() { Usage } else { Failure });
     }
     if let Some(e) = e.downcast_ref::<RegistryError>() {
         return plain(match e {
@@ -329,6 +333,7 @@ from_domain!(
     KmsError,
     SecretsError,
     RegistryError,
+    GitError,
 );
 
 impl From<std::io::Error> for CliError {

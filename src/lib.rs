@@ -6,7 +6,8 @@
 //! environment variable read), `settings` (all of it merged and checked), `pipeline`
 //! (render → decrypt → plan or lock → apply → prune → wait → release), `commands` (one
 //! file per command), `ui` (all printing, human and JSON), `error` (exit codes).
-//! `notify` tells GitHub and webhooks about deploys and review environments.
+//! `notify` tells GitHub and webhooks about deploys and review environments; `git`
+//! fetches a branch's newest commit for `deploy --latest`.
 
 pub mod cli;
 pub mod cluster;
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod git;
 pub mod notify;
 pub mod pipeline;
 pub mod registry;

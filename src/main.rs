@@ -81,11 +81,20 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8, CliError> {
     let process = Process {
         cwd: std::env::current_dir()?,
         env: &env::var,
+        git: None,
     };
     match &cli.command {
         Command::Render(args) => {
             let settings = settings::render(cli, args, &process)?;
             commands::render::run(&settings, ui, &process.cwd)?;
+        }
+        Command::Deploy(args) if args.latest => {
+            let latest_args = settings::latest(cli, args);
+            let latest = commands::latest::prepare(&latest_args, &process, ui)?;
+            let outcome = commands::latest::run(&latest, latest_args.image_timeout, ui)?;
+            if outcome == commands::deploy::Outcome::Differences {
+                return Ok(DIFFERENCES);
+            }
         }
         Command::Deploy(args) => {
             let settings = settings::deploy(cli, args, &process)?;

@@ -181,8 +181,11 @@ pub fn secrets_file(
 /// Everything `deploy` and `diff` need.
 #[derive(Debug)]
 pub struct DeploySettings {
+    pub config_path: PathBuf,
     pub target: String,
     pub project: String,
+    /// `[project] image`: `deploy --latest` waits until it exists at the commit.
+    pub image: Option<String>,
     pub dir: PathBuf,
     pub template_vars: BTreeMap<String, String>,
     pub templates: Syntax,
@@ -223,17 +226,28 @@ pub fn deploy(
     args: &DeployArgs,
     process: &Process<'_>,
 ) -> Result<DeploySettings, SettingsError> {
-    let config = require_config(cli, &process.cwd)?;
-    let (target, build) = select_target(&config, &args.select, process)?;
+    deploy_with(&require_config(cli, &process.cwd)?, args, process)
+}
+
+/// [`deploy`] with deploy.toml already loaded (`deploy --latest` loads it from the
+/// commit it fetched).
+pub fn deploy_with(
+    config: &Config,
+    args: &DeployArgs,
+    process: &Process<'_>,
+) -> Result<DeploySettings, SettingsError> {
+    let (target, build) = select_target(config, &args.select, process)?;
     let context = target_context(&args.cluster, target)?;
     Ok(DeploySettings {
+        config_path: config.path.clone(),
         target: target.name.clone(),
         project: config.project.name.clone(),
+        image: config.project.image.clone(),
         dir: target.overlay.clone(),
         template_vars: build
             .template_vars(&config.vars_for(Some(&target.name)), Some(&target.name)),
         templates: syntax(config.templates(Some(&target.name))),
-        secrets: secrets(&args.kms, Some(&config), Some(&target.name)),
+        secrets: secrets(&args.kms, Some(config), Some(&target.name)),
         commit: build.commit_sha.clone().unwrap_or_else(|| "unknown".into()),
         identity: identity(process.env, &build),
         kubeconfig: args.cluster.kubeconfig.clone(),
@@ -249,10 +263,52 @@ pub fn deploy(
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
         output: format(args.output),
-        replace: replace_rules(&config, target)?,
-        notify: notify(&config, process.env),
-        health: health_rules(&config),
+        replace: replace_rules(config, target)?,
+        notify: notify(config, process.env),
+        health: health_rules(config),
     })
+}
+
+/// What `deploy --latest` was given; the deploy's settings follow once the commit is
+/// fetched and its deploy.toml loaded ([`LatestArgs::settings`]).
+#[derive(Debug, Clone)]
+pub struct LatestArgs {
+    /// `--config`, as given.
+    pub config: Option<PathBuf>,
+    /// `--branch`; else the current branch.
+    pub branch: Option<String>,
+    /// `--remote`; else the branch's upstream remote, else `origin`.
+    pub remote: Option<String>,
+    /// `--image-timeout`.
+    pub image_timeout: std::time::Duration,
+    args: DeployArgs,
+}
+
+pub fn latest(cli: &Cli, args: &DeployArgs) -> LatestArgs {
+    LatestArgs {
+        config: cli.config.clone(),
+        branch: args.select.branch.clone(),
+        remote: args.remote.clone(),
+        image_timeout: args.image_timeout,
+        args: args.clone(),
+    }
+}
+
+impl LatestArgs {
+    /// The deploy of `commit` on `branch`, with the fetched commit's deploy.toml.
+    pub fn settings(
+        &self,
+        config: &Config,
+        commit: &str,
+        branch: &str,
+        process: &Process<'_>,
+    ) -> Result<DeploySettings, SettingsError> {
+        let mut args = self.args.clone();
+        args.select.sha = Some(commit.to_owned());
+        args.select.branch = Some(branch.to_owned());
+        args.select.tag = None;
+        deploy_with(config, &args, process)
+    }
 }
 
 /// `diff` is a deploy that only plans.
@@ -274,6 +330,9 @@ pub fn diff(
         concurrency: 32,
         yes: true,
         output: args.output,
+        latest: false,
+        remote: None,
+        image_timeout: std::time::Duration::ZERO,
     };
     deploy(cli, &as_deploy, process)
 }
@@ -315,6 +374,9 @@ fn identity(env: Env<'_>, build: &BuildVars) -> String {
 pub struct Process<'a> {
     pub cwd: PathBuf,
     pub env: Env<'a>,
+    /// Where git lookups (tags, REPO_NAME, short SHAs) start when not at deploy.toml's
+    /// directory: `deploy --latest` renders a checkout outside the repository.
+    pub git: Option<PathBuf>,
 }
 
 /// Everything `render` needs.
@@ -391,7 +453,8 @@ pub fn select_target<'c>(
     select: &SelectArgs,
     process: &Process<'_>,
 ) -> Result<(&'c crate::config::Target, BuildVars), SettingsError> {
-    let build = vars::resolve(&var_flags(select), process.env, &config.root)?;
+    let git = process.git.as_deref().unwrap_or(&config.root);
+    let build = vars::resolve(&var_flags(select), process.env, git)?;
     let target = config.select(&Selection {
         target: select.target.as_deref(),
         branch: build.branch.as_deref(),

@@ -65,6 +65,7 @@ pub use error::{
 };
 pub use events::{Diagnostics, EventLine, LogExcerpt};
 pub use health::{HealthRule, HealthRules, object_health};
+pub(crate) use inventory::read as read_inventory;
 pub use inventory::{Inventory, inventory_name};
 pub use lock::{DeployLock, LockOptions, Unlocked, acquire_lock, acquire_lock_with, unlock};
 pub use namespace::{

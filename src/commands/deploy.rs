@@ -22,6 +22,16 @@ pub enum Outcome {
 }
 
 pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
+    run_with(settings, ui, None)
+}
+
+/// [`run`], with the objects already rendered when `rendered` is given (`deploy --latest`
+/// renders first, to find where the target's inventory is).
+pub(crate) fn run_with(
+    settings: &DeploySettings,
+    ui: &Ui,
+    rendered: Option<&[crate::render::Document]>,
+) -> Result<Outcome> {
     confirm(settings, ui)?;
     let request = request(settings, settings.dry_run);
     let progress = ProgressPrinter::new(ui);
@@ -40,7 +50,10 @@ pub fn run(settings: &DeploySettings, ui: &Ui) -> Result<Outcome> {
         .as_mut()
         .map(|n| n.started(&event))
         .unwrap_or_default();
-    let result = pipeline::run(&request, &NoStep, &progress);
+    let result = match rendered {
+        Some(objects) => pipeline::run_rendered(&request, objects, &NoStep, &progress),
+        None => pipeline::run(&request, &NoStep, &progress),
+    };
     let warnings = notifier
         .map(|mut n| {
             n.finished(&event, &started, &finish(&result));
@@ -82,7 +95,7 @@ pub(crate) fn finish(
     }
 }
 
-fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
+pub(crate) fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
     Request {
         render: RenderRequest {
             dir: &settings.dir,

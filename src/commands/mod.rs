@@ -2,6 +2,8 @@
 
 pub mod completions;
 pub mod deploy;
+mod image;
+pub mod latest;
 pub mod man;
 pub mod render;
 pub mod review;

@@ -195,51 +195,23 @@ fn check_image(settings: &ReviewSettings, name: &ReviewName, ui: &Ui) -> Result<
 /// The image `[project] image` names at this commit (its tag defaults to COMMIT_SHA);
 /// `None` when the project names no image.
 pub(crate) fn image_ref(settings: &ReviewSettings, name: &ReviewName) -> Result<Option<ImageRef>> {
-    let Some(template) = &settings.image else {
-        return Ok(None);
-    };
-    let templater = crate::render::Templater::new(settings.template_vars.clone());
-    let rendered = templater
-        .render(&settings.config_path, template)
-        .map(|s| crate::render::template::substitute(&s).into_owned())?;
-    let has_tag = rendered.contains('@')
-        || rendered
-            .rsplit_once('/')
-            .map_or(rendered.as_str(), |(_, last)| last)
-            .contains(':');
-    let image = if has_tag {
-        ImageRef::parse(&rendered)?
-    } else {
-        ImageRef::with_tag(&rendered, &name.sha)?
-    };
-    Ok(Some(image))
+    settings
+        .image
+        .as_deref()
+        .map(|template| {
+            super::image::at_commit(
+                template,
+                &settings.config_path,
+                &settings.template_vars,
+                &name.sha,
+            )
+        })
+        .transpose()
 }
 
-/// Credentials for the registry: `~/.docker/config.json` when it has some for it, and a
-/// Google access token (Application Default Credentials) for Google's registries.
+/// Credentials for the registry of `image`; see [`super::image::credentials`].
 pub(crate) fn registry_credentials(settings: &ReviewSettings, image: &ImageRef) -> Credentials {
-    let docker = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
-        .map(|d| d.join("config.json"));
-    let mut credentials = docker
-        .and_then(|path| {
-            let text = std::fs::read_to_string(&path).ok()?;
-            Credentials::from_docker_config(&text, &path, image)
-                .ok()
-                .flatten()
-        })
-        .unwrap_or_else(Credentials::anonymous);
-    if image.is_google() {
-        let sources = settings.secrets.kms_config().credentials;
-        credentials = credentials.with_google(move || -> Result<String, registry::TokenError> {
-            let http = reqwest::blocking::Client::new();
-            crate::secrets::gcp_kms::credentials::TokenProvider::new(sources.clone(), http)
-                .token()
-                .map_err(|e| Box::new(e) as registry::TokenError)
-        });
-    }
-    credentials
+    super::image::credentials(&settings.secrets, image)
 }
 
 async fn connect(settings: &ReviewSettings) -> Result<ClusterClient> {

@@ -307,8 +307,18 @@ pub fn run(
 ) -> Result<DeployReport, PipelineError> {
     // Render and decrypt first: a failure here must stop before any request.
     let objects = render(&request.render)?;
+    run_rendered(request, &objects, step, observer)
+}
+
+/// [`run`] of objects the caller rendered (with secrets) from `request.render`.
+pub fn run_rendered(
+    request: &Request<'_>,
+    objects: &[Document],
+    step: &impl UnderLock,
+    observer: &dyn Observer,
+) -> Result<DeployReport, PipelineError> {
     observer.rendered(objects.len());
-    let result = runtime()?.block_on(run_cluster(request, &objects, step, observer));
+    let result = runtime()?.block_on(run_cluster(request, objects, step, observer));
     observer.finished();
     result
 }

@@ -24,6 +24,7 @@ mod gke;
 mod hostile_inputs;
 mod hostile_secrets;
 mod krusty;
+mod latest;
 mod leaks;
 mod notify;
 mod output;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod git_http;
 pub mod real_cluster;
 pub mod registry;
 pub mod server;

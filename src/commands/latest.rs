@@ -19,6 +19,7 @@ use crate::vars::Env;
 
 /// The fetched commit, checked out in a private directory that lives as long as this.
 pub struct Latest {
+    _scratch: Option<tempfile::TempDir>,
     checkout: tempfile::TempDir,
     pub fetched: Fetched,
     pub branch: String,
@@ -33,9 +34,23 @@ pub fn prepare(args: &LatestArgs, process: &Process<'_>, ui: &Ui) -> Result<Late
         .as_deref()
         .and_then(Path::parent)
         .unwrap_or(&process.cwd);
-    let repo = git::open(start)?;
+    // Outside a clone (a CronJob's pod), a remote URL is fetched into a scratch
+    // repository that lives as long as the run.
+    let (repo, scratch) = match (git::open(start), &args.remote) {
+        (Ok(repo), _) => (repo, None),
+        (Err(_), Some(url)) if git::is_url(url) => {
+            let dir = tempfile::Builder::new()
+                .prefix("lookctl-git-")
+                .tempdir()
+                .context("creating a scratch git repository")?;
+            let repo = git::init_scratch(dir.path())?;
+            (repo, Some(dir))
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     let branch = match &args.branch {
         Some(b) => b.clone(),
+        None if scratch.is_some() => return Err(git::GitError::BranchNeeded.into()),
         None => git::current_branch(&repo)?,
     };
     let remote = args
@@ -112,6 +127,7 @@ pub fn prepare(args: &LatestArgs, process: &Process<'_>, ui: &Ui) -> Result<Late
         settings.secrets.age_key_file = Some(work.join(rel));
     }
     Ok(Latest {
+        _scratch: scratch,
         checkout,
         fetched,
         branch,

@@ -20,9 +20,13 @@ pub const MAX_CHECKOUT_BYTES: u64 = 1 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error(
-        "{path} is not inside a git repository (deploy --latest fetches into the clone it runs in)"
+        "{path} is not inside a git repository: run deploy --latest in a clone, or give --remote URL and --branch NAME"
     )]
     NotARepository { path: PathBuf },
+    #[error("outside a clone, deploy --latest needs --branch NAME")]
+    BranchNeeded,
+    #[error("creating a scratch repository in {path}: {message}")]
+    Init { path: PathBuf, message: String },
     #[error(
         "no branch to follow: HEAD is detached and --branch was not given (pass --branch NAME)"
     )]
@@ -70,7 +74,10 @@ impl GitError {
     /// Whether the repository or the flags must be fixed (as opposed to a network or
     /// server failure, which may pass).
     pub fn is_usage(&self) -> bool {
-        !matches!(self, GitError::Fetch { .. } | GitError::Write { .. })
+        !matches!(
+            self,
+            GitError::Fetch { .. } | GitError::Write { .. } | GitError::Init { .. }
+        )
     }
 }
 
@@ -92,6 +99,19 @@ pub fn open(dir: &Path) -> Result<git2::Repository, GitError> {
     git2::Repository::discover(dir).map_err(|_| GitError::NotARepository {
         path: dir.to_owned(),
     })
+}
+
+/// An empty bare repository in `dir`, for a fetch outside any clone.
+pub fn init_scratch(dir: &Path) -> Result<git2::Repository, GitError> {
+    git2::Repository::init_bare(dir).map_err(|e| GitError::Init {
+        path: dir.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Whether `remote` is a URL or path rather than a remote's name.
+pub fn is_url(remote: &str) -> bool {
+    looks_like_url(remote)
 }
 
 /// The branch HEAD is on.
@@ -174,8 +194,13 @@ pub fn fetch_branch(
     }
     let mut options = git2::FetchOptions::new();
     options.download_tags(git2::AutotagOption::Auto);
-    // A shallow clone (a CronJob's `git clone --depth 1`) stays shallow.
-    if repo.is_shallow() {
+    // Only the commit is needed: a scratch repository (empty) and a shallow clone fetch
+    // no history; a full clone stays full. libgit2's local transport (paths, file://)
+    // cannot fetch shallow, and needs no network anyway.
+    let network = ["http://", "https://", "git://"]
+        .iter()
+        .any(|s| url.starts_with(s));
+    if network && (repo.is_shallow() || repo.is_empty().unwrap_or(false)) {
         options.depth(1);
     }
     handle

@@ -118,8 +118,12 @@ impl Fixture {
     }
 
     fn latest(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        self.latest_in(&self.work(), extra, env)
+    }
+
+    fn latest_in(&self, dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = support::lookctl();
-        cmd.current_dir(self.work())
+        cmd.current_dir(dir)
             .env("HOME", self.dir.path().join("home"))
             .env("USER", "cron")
             .env("HOSTNAME", "deployer")
@@ -237,6 +241,33 @@ fn fetches_over_http_with_a_token_and_never_shows_it() {
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(!all.contains(TOKEN), "the token is never printed: {all}");
 
+    // From outside any clone (a CronJob's pod): a shallow fetch into a scratch
+    // repository, over the same HTTP, with the same result and no write (the target
+    // already runs the commit).
+    let pod = f.dir.path().join("pod");
+    std::fs::create_dir(&pod).unwrap();
+    let before = f.writes();
+    let out = f.latest_in(
+        &pod,
+        &["--remote", &url, "--branch", "main"],
+        &[
+            ("LOOKCTL_GIT_TOKEN", TOKEN),
+            ("TMPDIR", pod.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("already runs"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(f.writes(), before);
+    assert_eq!(
+        std::fs::read_dir(&pod).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+
     let out = f.latest(&["--remote", &url], &[("LOOKCTL_GIT_TOKEN", "wrong")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -273,4 +304,153 @@ fn bad_remotes_and_branches_are_named_before_anything_is_sent() {
     let out = f.latest(&[], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("pass --branch NAME"));
+}
+
+/// The shipped CronJob's RBAC is enough, used for real: `deploy/latest-cronjob` applied to
+/// the real control plane, then `deploy --latest` run as its ServiceAccount (a kubeconfig
+/// with the account's token, as the pod has it), from outside any clone (a scratch
+/// repository, as in the pod): the Deployment rolls out through kwok, and a second run
+/// finds the commit in the inventory. A verb the code needs and the Role lacks fails with
+/// 403.
+#[test]
+fn the_shipped_cronjob_rbac_deploys_the_newest_commit_on_a_real_cluster() {
+    use crate::support::real_cluster::{self, ADMIN};
+    let ns = "latest-rbac";
+    let repo_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cluster = real_cluster::cluster();
+    let out = support::lookctl()
+        .current_dir(repo_dir)
+        .args(["render", "deploy/latest-cronjob"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The Role and RoleBinding go to this test's namespace instead of `shop`.
+    let installation =
+        text(&out.stdout).replace("namespace: shop\n", &format!("namespace: {ns}\n"));
+    let dir = tempfile::tempdir().unwrap();
+    support::write(dir.path(), "installation.yaml", &installation);
+    let _ = cluster.kubectl_as(ADMIN, &["create", "namespace", ns]);
+    cluster.kubectl(&[
+        "apply",
+        "-f",
+        dir.path().join("installation.yaml").to_str().unwrap(),
+    ]);
+    let token = cluster.kubectl(&[
+        "create",
+        "token",
+        "lookctl-latest",
+        "-n",
+        "lookctl-latest",
+        "--duration=1h",
+    ]);
+    let admin: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&cluster.kubeconfig).unwrap()).unwrap();
+    let ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: in-cluster\n  context:\n    cluster: c\n    user: sa\n    namespace: {ns}\ncurrent-context: in-cluster\n",
+            cluster.server,
+            token.trim()
+        ),
+    )
+    .unwrap();
+
+    // The repository: deploy.toml and an overlay with a ConfigMap and a Deployment in the
+    // target's namespace (which exists: the Role grants no Namespace).
+    let registry = Registry::start(None);
+    let root = dir.path();
+    git(root, &["init", "--bare", "-q", "remote.git"]);
+    git(root, &["clone", "-q", "remote.git", "upstream"]);
+    let upstream = root.join("upstream");
+    support::write(
+        &upstream,
+        "deploy.toml",
+        "[project]\nname = \"shop\"\nimage = \"{{ REGISTRY }}/shop\"\n\n[[target]]\nname = \"production\"\nbranches = [\"main\"]\noverlay = \"overlay\"\ncontext = \"gke_acme_prod\"\n",
+    );
+    support::write(
+        &upstream,
+        "overlay/kustomization.yaml",
+        &format!("namespace: {ns}\nresources:\n- cm.yaml\n- deployment.yaml\n"),
+    );
+    support::write(
+        &upstream,
+        "overlay/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: \"{{ SHORT_SHA }}\"\n",
+    );
+    support::write(
+        &upstream,
+        "overlay/deployment.yaml",
+        &support::deployment("web", "registry.example.com/web:{{ SHORT_SHA }}", 1),
+    );
+    git(&upstream, &["add", "."]);
+    git(&upstream, &["commit", "-q", "-m", "Web"]);
+    git(&upstream, &["push", "-q", "origin", "main"]);
+    let commit = git(&upstream, &["rev-parse", "HEAD"]);
+    Pusher {
+        http: reqwest::blocking::Client::new(),
+        base: registry.url(),
+        auth: None,
+    }
+    .image("shop", &commit, true);
+
+    let outside = root.join("pod");
+    std::fs::create_dir(&outside).unwrap();
+    let remote = root.join("remote.git");
+    let run = || {
+        support::lookctl()
+            .current_dir(&outside)
+            .env("HOME", &outside)
+            .env("TMPDIR", &outside)
+            .args([
+                "deploy",
+                "--latest",
+                "--branch=main",
+                "--yes",
+                "--timeout=60s",
+            ])
+            .arg(format!("--remote={}", remote.display()))
+            .arg(format!("--var=REGISTRY={}", registry.addr))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", "in-cluster"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "deploy --latest as the CronJob's ServiceAccount: {}",
+        text(&out.stderr)
+    );
+    let ready = cluster.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.status.readyReplicas} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(
+        ready,
+        format!("1 registry.example.com/web:{}", &commit[..7])
+    );
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("already runs"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nothing of the checkout or the scratch repository is left behind.
+    let left: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 }

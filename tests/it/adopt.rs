@@ -956,6 +956,22 @@ fn script_repository_deploys_like_its_deploy_script_on_a_real_cluster() {
         text(&out.stderr)
     );
 
+    // kubectl diff reads the live object, then dry-runs the apply: a rollout still under
+    // way changes its status between the two, which the diff shows. Let it settle.
+    let settled = Command::new(&c.kubectl)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args([
+            "rollout",
+            "status",
+            "deployment/shop",
+            "-n",
+            &format!("shop-{env}"),
+            "--timeout=90s",
+        ])
+        .output()
+        .expect("kubectl rollout status runs");
+    assert!(settled.status.success(), "{}", text(&settled.stderr));
     let diff = Command::new(&c.kubectl)
         .arg("--kubeconfig")
         .arg(&c.kubeconfig)

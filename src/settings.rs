@@ -770,7 +770,7 @@ pub fn review(
         },
         gc_dry_run: matches!(command, R::Gc(a) if a.dry_run),
         notify: match command {
-            R::Up(_) | R::Down(_) => notify(&config, process.env),
+            R::Up(_) | R::Down(_) | R::Serve(_) => notify(&config, process.env),
             _ => crate::notify::Settings::default(),
         },
     })

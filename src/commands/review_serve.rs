@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::review::{BringUp, bring_up, cap_lock_target, image_ref, registry_credentials};
 use crate::cluster::{ClientSettings, ClusterClient, NoProgress};
 use crate::config::ServeRoute;
+use crate::notify;
 use crate::registry::{self, RegistryClient, RegistryError};
 use crate::review::ReviewName;
 use crate::serve::{ColdFailure, HostPattern, Provisioner, ServeConfig, Server};
@@ -292,13 +293,56 @@ impl Provisioner for ReviewProvisioner {
                 ),
             )
         };
-        let report =
-            bring_up(&settings, &name, &options, &note, &NoProgress).map_err(|e| deployed(&e))?;
+        // Told like a `review up`: a GitHub Deployment with the environment's URL, the
+        // commit status, the webhook. Failures to tell are lines in serve's log.
+        let event = notify::Event {
+            project: &settings.project,
+            commit: sha,
+            identity: &settings.identity,
+            kind: notify::Kind::Review {
+                namespace: &name.namespace,
+                url: name.url.as_deref(),
+            },
+        };
+        let mut notifier =
+            (!settings.notify.is_empty()).then(|| notify::Notifier::new(settings.notify.clone()));
+        let started = notifier
+            .as_mut()
+            .map(|n| n.started(&event))
+            .unwrap_or_default();
+        let result = bring_up(&settings, &name, &options, &note, &NoProgress);
+        if let Some(mut n) = notifier {
+            n.finished(&event, &started, &super::deploy::finish(&result));
+            n.into_warnings().iter().for_each(|w| note(w));
+        }
+        let report = result.map_err(|e| deployed(&e))?;
         for warning in &report.warnings {
             note(warning);
         }
         report.check().map_err(|e| deployed(&e))?;
         Ok(name.namespace)
+    }
+
+    fn reaped(&self, sha: &str, namespace: &str) {
+        if self.settings.notify.is_empty() || sha.len() != 40 {
+            return;
+        }
+        let event = notify::Event {
+            project: &self.settings.project,
+            commit: sha,
+            identity: &self.settings.identity,
+            kind: notify::Kind::Review {
+                namespace,
+                url: None,
+            },
+        };
+        let mut notifier = notify::Notifier::new(self.settings.notify.clone());
+        notifier.review_down(&event);
+        for warning in notifier.into_warnings() {
+            let _ = self
+                .log
+                .try_send(format!("commit {}: {warning}", &sha[..7]));
+        }
     }
 }
 

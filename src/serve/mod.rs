@@ -98,6 +98,9 @@ pub trait Provisioner: Send + Sync + 'static {
     /// Brings the environment of `sha` (a full SHA from [`resolve`](Self::resolve)) up;
     /// returns its namespace.
     fn bring_up(&self, sha: &str, wait: Duration) -> Result<String, ColdFailure>;
+    /// The reaper deleted the idle environment of `sha` in `namespace` (to tell whoever
+    /// was told it came up). Blocking; called on a blocking thread.
+    fn reaped(&self, _sha: &str, _namespace: &str) {}
 }
 
 /// Where a running environment is reached.
@@ -821,6 +824,9 @@ impl Server {
                 break;
             }
             lock(&self.commits).retain(|commit, _| !env.matches_sha(commit));
+            let provisioner = self.provisioner.clone();
+            let (sha, gone) = (env.sha.clone(), namespace.clone());
+            let _ = tokio::task::spawn_blocking(move || provisioner.reaped(&sha, &gone)).await;
             self.log(format!(
                 "deleted idle review environment {namespace} ({}; no request for {})",
                 env.short_sha(),

@@ -477,6 +477,61 @@ fn a_review_environment_is_a_transient_deployment_with_its_url_and_inactive_when
     assert_no_secrets(&api, &[&up, &down]);
 }
 
+/// Environments `review serve` brings up on a visit are told like `review up`'s, and the
+/// ones its reaper deletes like `review down`'s: a GitHub Deployment with the
+/// environment's URL, then inactive.
+#[test]
+fn review_serve_tells_github_of_what_it_brings_up_and_reaps() {
+    let api = GithubApi::start();
+    api.configure(json!({"pulls": [12]}));
+    let env = project(&api, "5s", "");
+    let toml = std::fs::read_to_string(env.root().join("deploy.toml")).expect("deploy.toml");
+    env.write(
+        "deploy.toml",
+        &format!("{toml}\n[review.serve]\nservice = \"web\"\nport = 80\nidle_ttl = \"2s\"\n"),
+    );
+    let serve = crate::review_serve::spawn_serve_with(
+        env.root(),
+        &env.kubeconfig,
+        &[
+            ("GITHUB_TOKEN", TOKEN.to_owned()),
+            ("SHOP_SLACK_URL", format!("{}/hooks/{HOOK_SECRET}", api.url)),
+        ],
+    );
+    // The visit brings the environment up; what it proxies to (nothing here) is not
+    // this test's business.
+    let visit = reqwest::blocking::Client::new()
+        .get(serve.url("/"))
+        .header("host", format!("{SHA}.review.example.com"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("serve answers");
+    let deployments = api.calls("repos/create-deployment");
+    assert_eq!(deployments.len(), 1, "{}; {}", visit.status(), serve.log());
+    assert_eq!(deployments[0]["body"]["environment"], "review-0123456");
+    assert_eq!(deployments[0]["body"]["ref"], SHA);
+    let statuses = api.calls("repos/create-deployment-status");
+    assert_eq!(states(&statuses), ["in_progress", "success"]);
+    assert_eq!(
+        statuses[1]["body"]["environment_url"],
+        "https://0123456.review.example.com"
+    );
+
+    // No visit for idle_ttl: the reaper deletes it, and GitHub hears so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while states(&api.calls("repos/create-deployment-status")).len() < 3 {
+        assert!(Instant::now() < deadline, "never reaped: {}", serve.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        states(&api.calls("repos/create-deployment-status")),
+        ["in_progress", "success", "inactive"]
+    );
+    api.assert_all_valid();
+    let log = serve.log();
+    assert!(!log.contains(TOKEN) && !log.contains(HOOK_SECRET), "{log}");
+}
+
 #[test]
 fn without_a_token_the_deploy_warns_once_and_notifies_the_webhook() {
     let api = GithubApi::start();

@@ -267,10 +267,20 @@ impl Env {
 
 /// `lookctl review serve --listen 127.0.0.1:0` in `dir`, once it says where it listens.
 pub(crate) fn spawn_serve(dir: &std::path::Path, kubeconfig: &std::path::Path) -> Serve {
+    spawn_serve_with(dir, kubeconfig, &[])
+}
+
+/// [`spawn_serve`] with more environment variables.
+pub(crate) fn spawn_serve_with(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    envs: &[(&str, String)],
+) -> Serve {
     let mut child = support::lookctl_std()
         .current_dir(dir)
         .args(["review", "serve", "--listen", "127.0.0.1:0", "--kubeconfig"])
         .arg(kubeconfig)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -321,7 +331,7 @@ impl Serve {
         self.log.lock().unwrap().join("\n")
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 

@@ -305,6 +305,7 @@ pub enum WhenBothExist {
 pub struct Review {
     pub overlay: PathBuf,
     pub overlay_rel: String,
+    /// A kubeconfig context, or a GKE cluster by name (`cluster = "projects/…"`).
     pub context: Option<String>,
     pub namespace: String,
     pub url: Option<String>,
@@ -575,6 +576,7 @@ struct RawTarget {
 struct RawReview {
     overlay: String,
     context: Option<String>,
+    cluster: Option<String>,
     namespace: String,
     url: Option<String>,
     #[serde(default = "default_ttl")]
@@ -791,6 +793,14 @@ impl Config {
                 if r.max_envs == 0 {
                     return Err(invalid(scope, "max_envs", KeyProblem::Zero));
                 }
+                if let Some(cluster) = &r.cluster {
+                    if r.context.is_some() {
+                        return Err(invalid(scope, "cluster", KeyProblem::ContextAndCluster));
+                    }
+                    crate::cluster::gke::GkeCluster::parse(cluster).map_err(|e| {
+                        invalid(scope.clone(), "cluster", KeyProblem::ClusterName(e))
+                    })?;
+                }
                 let serve = r
                     .serve
                     .map(|s| raw_serve(s, &invalid))
@@ -799,7 +809,8 @@ impl Config {
                 Ok(Review {
                     overlay,
                     overlay_rel: r.overlay,
-                    context: r.context,
+                    // A GKE cluster by name connects wherever a context does.
+                    context: r.context.or(r.cluster),
                     namespace: r.namespace,
                     url: r.url,
                     ttl,

@@ -282,6 +282,75 @@ fn deploys_to_a_gke_cluster_by_name_without_kubeconfig() {
     assert_eq!(gke.emulator.requests().len(), 2, "one clusters.get per run");
 }
 
+/// `[review] cluster` reaches review environments on a GKE cluster by name, as a
+/// target's `cluster` does: `review up` and `review down` with no kubeconfig.
+#[test]
+fn review_environments_on_a_gke_cluster_by_name() {
+    let c = cluster();
+    let token = deployer_token(c);
+    let gke = Gke::new(&token, described(c));
+    let project = gke.project("gke-review-unused", "");
+    let toml = std::fs::read_to_string(project.path().join("deploy.toml")).unwrap();
+    write(
+        project.path(),
+        "deploy.toml",
+        &format!(
+            "{toml}\n[review]\noverlay = \"review\"\ncluster = \"{CLUSTER}\"\nnamespace = \"gke-review-{{{{ SHORT_SHA }}}}\"\n"
+        ),
+    );
+    write(
+        project.path(),
+        "review/kustomization.yaml",
+        "namespace: gke-review-{{ SHORT_SHA }}\nresources:\n- cm.yaml\n",
+    );
+    write(
+        project.path(),
+        "review/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: \"{{ SHORT_SHA }}\"\n",
+    );
+    let ns = format!("gke-review-{}", &SHA[..7]);
+    let up = gke.lookctl(
+        project.path(),
+        &[
+            "review",
+            "up",
+            "--sha",
+            SHA,
+            "--skip-image-check",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert!(up.status.success(), "{}", explain(&up));
+    assert_eq!(
+        c.kubectl(&[
+            "-n",
+            &ns,
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.commit}"
+        ]),
+        &SHA[..7]
+    );
+    let down = gke.lookctl(project.path(), &["review", "down", "--sha", SHA]);
+    assert!(down.status.success(), "{}", explain(&down));
+    assert!(
+        !c.kubectl(&["get", "namespaces", "-o", "name"])
+            .lines()
+            .any(|l| l == format!("namespace/{ns}")),
+        "review down deleted {ns}"
+    );
+    assert!(
+        gke.emulator
+            .requests()
+            .iter()
+            .all(|r| r.path == format!("/v1/{CLUSTER}")),
+        "only clusters.get was asked"
+    );
+}
+
 /// What a user reads when the lookup fails: the cluster named, and what to do.
 #[test]
 fn gke_lookup_errors_name_the_cluster_and_say_what_to_do() {

@@ -5,8 +5,8 @@
 //!
 //! The rows a cluster answers run on both API servers (tests/it/support/server.rs). The
 //! rest fail before any request (input, configuration, an unreachable cluster or
-//! registry, Cloud KMS); they use the fake server only to count that lookctl sent it
-//! nothing, which the shared real server cannot tell.
+//! registry, Cloud KMS); those that start a fake server use it only to count that lookctl
+//! sent it nothing, which the shared real server cannot tell.
 
 use std::path::Path;
 

@@ -2,11 +2,17 @@
 //! 0 success, 1 the operation failed (cluster, rollout, network, Cloud KMS outage),
 //! 2 fix your input or configuration; `diff` and `deploy --dry-run`: 0 no differences,
 //! 1 differences, 3 failed, 4 fix your input.
+//!
+//! The rows a cluster answers run on both API servers (tests/it/support/server.rs). The
+//! rest fail before any request (input, configuration, an unreachable cluster or
+//! registry, Cloud KMS); those that start a fake server use it only to count that lookctl
+//! sent it nothing, which the shared real server cannot tell.
 
 use std::path::Path;
 
 use testkit::kms::KmsEmulator;
 
+use crate::support::server::{Cluster, on_both};
 use crate::support::{CONTEXT, SHA, TestEnv, text};
 
 fn code(out: &std::process::Output) -> Option<i32> {
@@ -46,57 +52,59 @@ fn unreachable_kubeconfig(env: &TestEnv) {
     );
 }
 
-#[test]
-fn row_0_a_successful_deploy_exits_0() {
-    let env = TestEnv::new();
-    let out = deploy(&env, &[]);
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
-    assert!(
-        env.server
-            .get_object("v1", "ConfigMap", Some("shop"), "settings")
-            .is_some()
+/// A project on `c` deploying Namespace `ns` and ConfigMap `settings`, plus `extra` files
+/// (name, YAML).
+fn project(c: &Cluster, ns: &str, extra: &[(&str, &str)]) {
+    let names: String = extra.iter().map(|(n, _)| format!("- {n}\n")).collect();
+    c.write(
+        "overlay/kustomization.yaml",
+        &format!("namespace: {ns}\nresources:\n- ns.yaml\n- cm.yaml\n{names}"),
     );
+    c.write("overlay/ns.yaml", &crate::support::namespace(ns));
+    c.write(
+        "overlay/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: \"{{ SHORT_SHA }}\"\n",
+    );
+    for (name, body) in extra {
+        c.write(&format!("overlay/{name}"), body);
+    }
 }
 
-#[test]
-fn row_1_objects_the_cluster_refuses_exit_1() {
-    let env = TestEnv::new();
-    env.write(
-        "overlay/widget.yaml",
-        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
-    );
-    env.write(
-        "overlay/kustomization.yaml",
-        "namespace: shop\nresources:\n- ns.yaml\n- cm.yaml\n- widget.yaml\n",
-    );
-    let out = deploy(&env, &[]);
-    assert_eq!(code(&out), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("Widget shop/w"),
-        "{}",
-        text(&out.stderr)
-    );
+fn deploy_on(c: &Cluster, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "deploy",
+        "--target",
+        "staging",
+        "--sha",
+        SHA,
+        "--timeout",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    c.lookctl(&args)
 }
 
-#[test]
-fn row_1_a_rollout_that_fails_exits_1() {
-    let env = TestEnv::new();
-    env.write(
-        "overlay/deployment.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: registry.example.com/web:missing\n",
-    );
-    env.write(
-        "overlay/kustomization.yaml",
-        "namespace: shop\nresources:\n- ns.yaml\n- cm.yaml\n- deployment.yaml\n",
-    );
-    let out = deploy(&env, &[]);
-    assert_eq!(code(&out), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("ImagePullBackOff"),
-        "{}",
-        text(&out.stderr)
-    );
+on_both! {
+    fn row_0_a_successful_deploy_exits_0(c) {
+        project(c, "exit-0", &[]);
+        let out = deploy_on(c, &[]);
+        assert_eq!(code(&out), Some(0), "{}", c.explain(&out));
+        assert!(c.exists(&["configmap", "settings", "-n", "exit-0"]));
+    }
 }
+
+on_both! {
+    /// A kind the server does not serve.
+    fn row_1_objects_the_cluster_refuses_exit_1(c) {
+        project(c, "exit-1", &[("widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n")]);
+        let out = deploy_on(c, &[]);
+        assert_eq!(code(&out), Some(1), "{}", c.explain(&out));
+        assert!(text(&out.stderr).contains("Widget exit-1/w"), "{}", c.explain(&out));
+    }
+}
+
+// Row 1's failing rollout (ImagePullBackOff, exit 1) is
+// `two_servers::a_failing_rollout_then_a_fix_forward`.
 
 #[test]
 fn row_1_an_unreachable_cluster_exits_1() {
@@ -165,26 +173,20 @@ fn status_exits_1_when_no_target_could_be_read() {
     );
 }
 
-#[test]
-fn compare_rows_no_differences_0_differences_1() {
-    let env = TestEnv::new();
-    for command in [
-        diff as fn(&TestEnv, &[&str]) -> _,
-        |e: &TestEnv, x: &[&str]| {
-            let mut args = vec!["--dry-run"];
-            args.extend_from_slice(x);
-            deploy(e, &args)
-        },
-    ] {
-        let out = command(&env, &[]);
-        assert_eq!(code(&out), Some(1), "{}", text(&out.stderr));
+on_both! {
+    fn compare_rows_no_differences_0_differences_1(c) {
+        project(c, "exit-compare", &[]);
+        let diff = || c.lookctl(&["diff", "--target", "staging", "--sha", SHA]);
+        for out in [diff(), deploy_on(c, &["--dry-run"])] {
+            assert_eq!(code(&out), Some(1), "{}", c.explain(&out));
+        }
+        assert!(!c.exists(&["namespace", "exit-compare"]), "a dry run creates nothing");
+        let out = deploy_on(c, &[]);
+        assert_eq!(code(&out), Some(0), "{}", c.explain(&out));
+        for out in [diff(), deploy_on(c, &["--dry-run"])] {
+            assert_eq!(code(&out), Some(0), "{}", c.explain(&out));
+        }
     }
-    let out = deploy(&env, &[]);
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
-    let out = diff(&env, &[]);
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
-    let out = deploy(&env, &["--dry-run"]);
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
 }
 
 #[test]

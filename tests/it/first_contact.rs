@@ -1,6 +1,8 @@
 //! A new user's first contact (issue #16): each mistake, habit or misleading message a
 //! newcomer met, and what lookctl now shows. stdout and stderr are snapshots
-//! (tests/it/snapshots/), with temporary paths, ports and times redacted.
+//! (tests/it/snapshots/), with temporary paths, ports and times redacted. The points a
+//! cluster answers run on both API servers (tests/it/support/server.rs) against one
+//! snapshot; the others never reach one.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -8,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine as _;
 use testkit::kms::KmsEmulator;
 
+use crate::support::server::{self, on_both};
 use crate::support::{self, SHA, TestEnv, redact, text, transcript, write};
 
 const KEY: &str = "projects/acme/locations/global/keyRings/deploy/cryptoKeys/k8s";
@@ -222,42 +225,24 @@ fn an_undefined_builtin_variable_points_to_its_flag() {
     assert_eq!(render(&["--sha", SHA]).status.code(), Some(0));
 }
 
-/// Point 7: A rollout that fails is a failed deploy in its summary line.
-#[test]
-fn a_failed_rollout_says_failed_in_the_summary() {
-    let env = TestEnv::new();
-    env.write(
-        "overlay/kustomization.yaml",
-        "namespace: shop\nresources:\n- ns.yaml\n- deployment.yaml\n",
-    );
-    env.write(
-        "overlay/deployment.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: registry.example.com/web:missing\n",
-    );
-    let out = run(
-        &env,
-        &[
-            "deploy",
-            "--target",
-            "staging",
-            "--sha",
-            SHA,
-            "--timeout",
-            "3s",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
-    let summary = stderr
-        .lines()
-        .find(|l| l.contains("to `staging`:"))
-        .expect("a summary line");
-    insta::assert_snapshot!("failed_rollout_summary", env.redact(summary));
-    // Point 11: The wait message does not say "waiting" twice.
-    assert!(
-        !stderr.lines().any(|l| l.matches("waiting").count() > 1),
-        "{stderr}"
-    );
+on_both! {
+    /// Point 7: A rollout that fails is a failed deploy in its summary line.
+    fn a_failed_rollout_says_failed_in_the_summary(c) {
+        c.write("overlay/kustomization.yaml", "namespace: fc-rollout\nresources:\n- ns.yaml\n- deployment.yaml\n");
+        c.write("overlay/ns.yaml", &support::namespace("fc-rollout"));
+        c.write("overlay/deployment.yaml", &support::deployment("web", "registry.example.com/web:imagepullbackoff", 1));
+        let out = c.lookctl(&["deploy", "--target", "staging", "--sha", SHA, "--timeout", "30s"]);
+        assert_eq!(out.status.code(), Some(1), "{}", c.explain(&out));
+        let stderr = text(&out.stderr);
+        let summary = stderr
+            .lines()
+            .find(|l| l.contains("to `staging`:"))
+            .expect("a summary line");
+        insta::assert_snapshot!("failed_rollout_summary", redact(summary, Some(c.root())));
+        // Point 11: The wait message does not say "waiting" twice.
+        assert!(!stderr.lines().any(|l| l.matches("waiting").count() > 1), "{stderr}");
+        assert!(c.exists(&["deployment", "web", "-n", "fc-rollout"]), "applied, then failed");
+    }
 }
 
 /// Point 10: `review up` checks the kubeconfig context (local, instant) before the registry,
@@ -348,72 +333,75 @@ fn render_says_what_it_decided_and_where_from() {
     assert!(text(&out.stderr).contains("dev\\u{1b}]0;owned\\u{7}"));
 }
 
-/// Point 14: The question of a `confirm = true` target shows the plan first; answered on a
-/// real terminal (a pty from `script`).
-#[test]
-fn the_confirmation_shows_the_plan_first() {
-    let env = TestEnv::new();
-    let config = std::fs::read_to_string(env.root().join("deploy.toml")).unwrap();
-    env.write("deploy.toml", &format!("{config}confirm = true\n"));
-    // Something to prune: an object deployed before that has left the overlay.
-    env.write(
-        "overlay/kustomization.yaml",
-        "namespace: shop\nresources:\n- ns.yaml\n- cm.yaml\n- old.yaml\n",
-    );
-    env.write(
-        "overlay/old.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n",
-    );
-    let first = run(
-        &env,
-        &["deploy", "--target", "staging", "--sha", SHA, "--yes"],
-    );
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    env.write(
-        "overlay/kustomization.yaml",
-        "namespace: shop\nresources:\n- ns.yaml\n- cm.yaml\n",
-    );
+on_both! {
+    /// Point 14: The question of a `confirm = true` target shows the plan first; answered on a
+    /// real terminal (a pty from `script`).
+    fn the_confirmation_shows_the_plan_first(c) {
+        let config = std::fs::read_to_string(c.root().join("deploy.toml")).unwrap();
+        c.write("deploy.toml", &format!("{config}confirm = true\n"));
+        c.write("overlay/ns.yaml", &support::namespace("fc-confirm"));
+        c.write(
+            "overlay/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: \"{{ SHORT_SHA }}\"\n",
+        );
+        // Something to prune: an object deployed before that has left the overlay.
+        c.write("overlay/kustomization.yaml", "namespace: fc-confirm\nresources:\n- ns.yaml\n- cm.yaml\n- old.yaml\n");
+        c.write("overlay/old.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n");
+        let first = c.lookctl(&["deploy", "--target", "staging", "--sha", SHA, "--yes"]);
+        assert_eq!(first.status.code(), Some(0), "{}", c.explain(&first));
+        c.write("overlay/kustomization.yaml", "namespace: fc-confirm\nresources:\n- ns.yaml\n- cm.yaml\n");
 
-    let lookctl = assert_cmd::cargo::cargo_bin("lookctl");
-    let command = format!(
-        "{} deploy --color never --target staging --sha {SHA} --kubeconfig {}",
-        lookctl.display(),
-        env.kubeconfig.display()
-    );
-    let mut script = Command::new("script");
-    script
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(env.root())
-        .env("HOME", env.root().join("home"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for name in lookctl::env::names() {
-        if name != "HOME" {
-            script.env_remove(name);
+        let lookctl = assert_cmd::cargo::cargo_bin("lookctl");
+        let command = format!(
+            "{} deploy --color never --target staging --sha {SHA} --kubeconfig {}",
+            lookctl.display(),
+            c.kubeconfig.display()
+        );
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(c.root())
+            .env("HOME", c.root().join("home"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for name in lookctl::env::names() {
+            if name != "HOME" {
+                script.env_remove(name);
+            }
         }
+        let mut child = script.spawn().expect("`script` (util-linux) runs");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"n\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let screen = text(&out.stdout).replace("\r\n", "\n");
+        // The terminal echoes the typed answer wherever it lands; the rest is lookctl's.
+        let screen = screen.trim_start_matches("n\n").replace("\nn\n", "\n");
+        insta::assert_snapshot!("confirm_plan", redact(&screen, Some(c.root())));
+        // Answered no: nothing was applied or pruned, so the diff still shows the prune.
+        assert!(c.exists(&["configmap", "old", "-n", "fc-confirm"]), "not pruned");
+        let diff = c.lookctl(&["diff", "--target", "staging", "--sha", SHA]);
+        assert_eq!(diff.status.code(), Some(1), "{}", c.explain(&diff));
     }
-    let mut child = script.spawn().expect("`script` (util-linux) runs");
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"n\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let screen = text(&out.stdout).replace("\r\n", "\n");
-    // The terminal echoes the typed answer wherever it lands; the rest is lookctl's.
-    let screen = screen.trim_start_matches("n\n").replace("\nn\n", "\n");
-    insta::assert_snapshot!("confirm_plan", env.redact(&screen));
-    // Answered no: nothing was applied or pruned, so the diff still shows the prune.
-    let diff = run(&env, &["diff", "--target", "staging", "--sha", SHA]);
-    assert_eq!(diff.status.code(), Some(1), "{}", text(&diff.stderr));
 }
 
-/// Point 15: `review down` of an environment that is already gone succeeds with a note, for
-/// the jobs that run when a pull request closes.
-#[test]
-fn review_down_of_a_missing_environment_succeeds() {
-    let env = TestEnv::new();
-    add_review_section(&env);
-    let out = run(&env, &["review", "down", "--sha", SHA]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    insta::assert_snapshot!("review_down_missing", transcript(env.root(), &out));
+on_both! {
+    /// Point 15: `review down` of an environment that is already gone succeeds with a note, for
+    /// the jobs that run when a pull request closes.
+    fn review_down_of_a_missing_environment_succeeds(c) {
+        let config = std::fs::read_to_string(c.root().join("deploy.toml")).unwrap();
+        c.write(
+            "deploy.toml",
+            &format!(
+                "{}\n[review]\noverlay = \"overlay\"\ncontext = \"{}\"\nnamespace = \"fc-review-{{{{ SHORT_SHA }}}}\"\n",
+                config.replace("name = \"demo\"", "name = \"shop\""),
+                server::CONTEXT
+            ),
+        );
+        c.write("overlay/kustomization.yaml", "resources: []\n");
+        let out = c.lookctl(&["review", "down", "--sha", SHA]);
+        assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
+        insta::assert_snapshot!("review_down_missing", c.transcript(&out));
+    }
 }
 
 /// Point 16: Completions: `--target <TAB>` offers deploy.toml's targets, in a real bash.

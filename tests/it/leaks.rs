@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use base64::Engine as _;
-use testkit::apiserver::{Config, FakeApiServer};
 use testkit::kms::KmsEmulator;
+
+use crate::support::server::{CONTEXT, Cluster, on_both};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const SOPS_MARKER: &str = "sops-plaintext-marker-5d1f0c";
 const KMS_MARKER: &str = "kms-plaintext-marker-93be77";
 const KEY: &str = "projects/acme/locations/global/keyRings/deploy/cryptoKeys/k8s";
-const CONTEXT: &str = "fake";
 
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
@@ -32,22 +32,16 @@ fn run(cmd: &mut std::process::Command) -> Output {
     out
 }
 
-struct Project {
-    dir: tempfile::TempDir,
+struct Project<'a> {
+    c: &'a Cluster,
     kms: KmsEmulator,
-    _server: FakeApiServer,
-    kubeconfig: PathBuf,
     age_key: PathBuf,
 }
 
-fn project() -> Project {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let server = FakeApiServer::start_blocking(Config::default()).expect("fake apiserver");
-    let kubeconfig = root.join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig, CONTEXT)
-        .expect("kubeconfig");
+/// The project in `c`'s directory: target `leaky` deploying to namespace `leaky`, review
+/// environments `leaky-review-<short sha>` (names of their own on the shared real server).
+fn project(c: &Cluster) -> Project<'_> {
+    let root = c.root();
     let kms = KmsEmulator::start_blocking().expect("kms emulator");
 
     // A SOPS-encrypted Secret, made by the real sops with a fresh age key.
@@ -95,7 +89,7 @@ fn project() -> Project {
         root,
         "deploy.toml",
         &format!(
-            "[project]\nname = \"leaky\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"{CONTEXT}\"\n\n[secrets]\nkms_key = \"{KEY}\"\n\n[review]\noverlay = \"overlay\"\ncontext = \"{CONTEXT}\"\nnamespace = \"review-{{{{ SHORT_SHA }}}}\"\nttl = \"1h\"\n"
+            "[project]\nname = \"leaky\"\n\n[[target]]\nname = \"leaky\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"{CONTEXT}\"\n\n[secrets]\nkms_key = \"{KEY}\"\n\n[review]\noverlay = \"overlay\"\ncontext = \"{CONTEXT}\"\nnamespace = \"leaky-review-{{{{ SHORT_SHA }}}}\"\nttl = \"1h\"\n"
         ),
     );
     write(
@@ -113,24 +107,21 @@ fn project() -> Project {
         "overlay/deployment.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  selector:\n    matchLabels: {app: x}\n  template:\n    metadata:\n      labels: {app: x}\n    spec:\n      containers:\n      - name: app\n        image: app:{{ SHORT_SHA }}\n        envFrom:\n        - secretRef: {name: db}\n        - secretRef: {name: api}\n",
     );
-    Project {
-        dir,
-        kms,
-        _server: server,
-        kubeconfig,
-        age_key,
-    }
+    Project { c, kms, age_key }
 }
 
-impl Project {
+impl Project<'_> {
     fn lookctl(&self, args: &[&str]) -> Output {
-        let mut cmd = crate::support::lookctl();
-        cmd.current_dir(self.dir.path())
+        // KUBECONFIG rather than `--kubeconfig`, which `render` does not take.
+        crate::support::lookctl_std()
+            .current_dir(self.c.root())
+            .env("HOME", self.c.root().join("home"))
             .args(args)
+            .env("KUBECONFIG", &self.c.kubeconfig)
             .env("KMS_EMULATOR_HOST", self.kms.host())
             .env("SOPS_AGE_KEY_FILE", &self.age_key)
-            .env("KUBECONFIG", &self.kubeconfig);
-        cmd.output().expect("runs")
+            .output()
+            .expect("runs")
     }
 }
 
@@ -162,36 +153,38 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
-fn no_command_prints_or_writes_plaintext() {
-    let p = project();
+on_both! {
+    /// Every command, including what the server answers (a real server's messages
+    /// echo what it was sent).
+    fn no_command_prints_or_writes_plaintext(c) {
+    let p = project(c);
     let commands: Vec<Vec<&str>> = vec![
-        vec!["render", "--target", "staging", "--sha", SHA],
+        vec!["render", "--target", "leaky", "--sha", SHA],
         vec![
             "render",
             "--target",
-            "staging",
+            "leaky",
             "--sha",
             SHA,
             "-o",
             "rendered.yaml",
         ],
         vec!["render", "overlay", "--sha", SHA, "-o", "out-dir"],
-        vec!["diff", "--target", "staging", "--sha", SHA],
-        vec!["deploy", "--target", "staging", "--sha", SHA, "--dry-run"],
+        vec!["diff", "--target", "leaky", "--sha", SHA],
+        vec!["deploy", "--target", "leaky", "--sha", SHA, "--dry-run"],
         vec![
             "deploy",
             "--target",
-            "staging",
+            "leaky",
             "--sha",
             SHA,
             "--timeout",
-            "20s",
+            "60s",
         ],
         vec![
             "deploy",
             "--target",
-            "staging",
+            "leaky",
             "--sha",
             SHA,
             "--output",
@@ -199,7 +192,7 @@ fn no_command_prints_or_writes_plaintext() {
             "--no-wait",
         ],
         vec![
-            "diff", "--target", "staging", "--sha", SHA, "--output", "json",
+            "diff", "--target", "leaky", "--sha", SHA, "--output", "json",
         ],
         vec!["status"],
         vec!["status", "--output", "json"],
@@ -213,7 +206,7 @@ fn no_command_prints_or_writes_plaintext() {
         ],
         vec!["review", "list", "--output", "json"],
     ];
-    std::fs::create_dir(p.dir.path().join("out-dir")).expect("mkdir");
+    std::fs::create_dir(c.root().join("out-dir")).expect("mkdir");
     for args in &commands {
         let out = p.lookctl(args);
         let what = args.join(" ");
@@ -230,14 +223,14 @@ fn no_command_prints_or_writes_plaintext() {
 
     // A failing decryption names the file and key but not the plaintext it protects.
     p.kms.deny_key(KEY);
-    let denied = p.lookctl(&["render", "--target", "staging", "--sha", SHA]);
+    let denied = p.lookctl(&["render", "--target", "leaky", "--sha", SHA]);
     assert_eq!(denied.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&denied.stderr).contains(KEY));
     assert_clean("denied render stderr", &denied.stderr);
 
     // No file anywhere in the project holds plaintext.
     let mut files = Vec::new();
-    files_under(p.dir.path(), &mut files);
+    files_under(c.root(), &mut files);
     assert!(files.iter().any(|f| f.ends_with("rendered.yaml")));
     for file in files {
         assert_clean(
@@ -245,15 +238,21 @@ fn no_command_prints_or_writes_plaintext() {
             &std::fs::read(&file).expect("read"),
         );
     }
+    // What was deployed holds the plaintext (the cluster's copy is the one place it goes).
+    let api = c.get_json(&["secret", "api", "-n", "leaky"]).expect("Secret api deployed");
+    assert_eq!(api["data"]["token"], base64::engine::general_purpose::STANDARD.encode(SOPS_MARKER));
+    }
 }
 
+/// `render` only: no server is involved (the fake one is never asked).
 #[test]
 fn show_secrets_is_the_one_way_to_see_them() {
-    let p = project();
+    let c = Cluster::fake();
+    let p = project(&c);
     let out = p.lookctl(&[
         "render",
         "--target",
-        "staging",
+        "leaky",
         "--sha",
         SHA,
         "--show-secrets",
@@ -270,17 +269,18 @@ fn show_secrets_is_the_one_way_to_see_them() {
     assert_clean("show-secrets stderr", &out.stderr);
 }
 
-#[test]
-fn a_decryption_failure_stops_a_deploy_before_any_request() {
-    let p = project();
-    p.kms.deny_key(KEY);
-    let server_requests_before = p._server.request_count();
-    let out = p.lookctl(&["deploy", "--target", "staging", "--sha", SHA]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("db-password.enc"));
-    assert_eq!(
-        p._server.request_count(),
-        server_requests_before,
-        "nothing sent"
-    );
+on_both! {
+    fn a_decryption_failure_stops_a_deploy_before_any_request(c) {
+        let p = project(c);
+        // A namespace of its own on the shared real server.
+        let kustomization = std::fs::read_to_string(c.root().join("overlay/kustomization.yaml")).expect("read");
+        c.write("overlay/kustomization.yaml", &kustomization.replace("namespace: leaky\n", "namespace: leaky-denied\n"));
+        c.write("overlay/namespace.yaml", &crate::support::namespace("leaky-denied"));
+        p.kms.deny_key(KEY);
+        let out = p.lookctl(&["deploy", "--target", "leaky", "--sha", SHA]);
+        assert_eq!(out.status.code(), Some(2), "{}", c.explain(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("db-password.enc"));
+        c.assert_no_request_on_the_fake();
+        assert!(!c.exists(&["namespace", "leaky-denied"]), "nothing created");
+    }
 }

@@ -2,8 +2,10 @@
 //! hints, the dry-run diff and its summary, the deploy summary, tables and JSON
 //! reports. Temporary paths, ports and times are redacted. A changed message shows up
 //! as a snapshot diff to review (`cargo insta review`), not as a silently passing
-//! `contains`.
+//! `contains`. The cluster-facing transcripts run on both API servers
+//! (tests/it/support/server.rs) against one snapshot; the rest never reach a server.
 
+use crate::support::server::{self, on_both};
 use crate::support::{SHA, TestEnv, text, transcript};
 
 /// A run with a fixed identity, so `BY` columns and inventories do not name the
@@ -65,58 +67,56 @@ fn a_context_missing_from_the_kubeconfig_names_the_available_ones() {
     insta::assert_snapshot!("error_unknown_context", transcript(env.root(), &out));
 }
 
-#[test]
-fn the_plan_the_deploy_summary_and_the_redeploy_plan() {
-    let env = TestEnv::new();
-    let out = run(&env, &["diff", "--target", "staging", "--sha", SHA]);
-    assert_eq!(out.status.code(), Some(1));
-    insta::assert_snapshot!("diff_first", transcript(env.root(), &out));
+on_both! {
+    /// The plan, the deploy summary, the redeploy plan, the JSON reports and `status`:
+    /// one snapshot each, the same on both servers. A target of its own, as `status`
+    /// lists every namespace holding an inventory of a target and the real cluster is
+    /// shared by all the tests.
+    fn the_plan_the_deploy_summary_and_the_redeploy_plan(c) {
+        c.write(
+            "deploy.toml",
+            &format!("[project]\nname = \"shop\"\n\n[[target]]\nname = \"out-plan\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"{}\"\n", server::CONTEXT),
+        );
+        c.write("overlay/kustomization.yaml", "namespace: out-plan\nresources:\n- ns.yaml\n- cm.yaml\n");
+        c.write("overlay/ns.yaml", &crate::support::namespace("out-plan"));
+        c.write(
+            "overlay/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  commit: \"{{ SHORT_SHA }}\"\n",
+        );
+        let run = |args: &[&str]| c.lookctl(args);
+        let out = run(&["diff", "--target", "out-plan", "--sha", SHA]);
+        assert_eq!(out.status.code(), Some(1), "{}", c.explain(&out));
+        insta::assert_snapshot!("diff_first", c.transcript(&out));
 
-    let out = run(
-        &env,
-        &[
-            "deploy",
-            "--target",
-            "staging",
-            "--sha",
-            SHA,
-            "--timeout",
-            "20s",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("deploy_first", transcript(env.root(), &out));
+        let out = run(&["deploy", "--target", "out-plan", "--sha", SHA, "--timeout", "60s"]);
+        assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
+        insta::assert_snapshot!("deploy_first", c.transcript(&out));
+        assert_eq!(
+            c.kubectl(&["get", "configmap", "settings", "-n", "out-plan", "-o", "jsonpath={.data.commit}"]),
+            "0123456"
+        );
 
-    let out = run(&env, &["diff", "--target", "staging", "--sha", SHA]);
-    assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("diff_unchanged", transcript(env.root(), &out));
+        let out = run(&["diff", "--target", "out-plan", "--sha", SHA]);
+        assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
+        insta::assert_snapshot!("diff_unchanged", c.transcript(&out));
 
-    let out = run(
-        &env,
-        &[
-            "deploy", "--target", "staging", "--sha", SHA, "--output", "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["dryRun"], false);
-    // Per-object timings are measured: their presence is snapshotted, not their value.
-    insta::assert_snapshot!("deploy_json", redact_millis(&transcript(env.root(), &out)));
+        let out = run(&["deploy", "--target", "out-plan", "--sha", SHA, "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["dryRun"], false);
+        // Per-object timings are measured: their presence is snapshotted, not their value.
+        insta::assert_snapshot!("deploy_json", redact_millis(&c.transcript(&out)));
 
-    let out = run(
-        &env,
-        &[
-            "diff", "--target", "staging", "--sha", SHA, "--output", "json",
-        ],
-    );
-    insta::assert_snapshot!("diff_json", transcript(env.root(), &out));
+        let out = run(&["diff", "--target", "out-plan", "--sha", SHA, "--output", "json"]);
+        insta::assert_snapshot!("diff_json", c.transcript(&out));
 
-    let out = run(&env, &["status"]);
-    assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("status_table", transcript(env.root(), &out));
+        let out = run(&["status"]);
+        assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
+        insta::assert_snapshot!("status_table", c.transcript(&out));
 
-    let out = run(&env, &["status", "--output", "json"]);
-    insta::assert_snapshot!("status_json", transcript(env.root(), &out));
+        let out = run(&["status", "--output", "json"]);
+        insta::assert_snapshot!("status_json", c.transcript(&out));
+    }
 }
 
 #[test]

@@ -545,67 +545,7 @@ fn sigint_while_waiting_for_a_rollout_releases_the_lease() {
     assert_eq!(next.status.code(), Some(0), "{}", p.explain(&next));
 }
 
-/// `[[target.replace]]` on the real API server: a changed Job the rule selects is deleted
-/// and re-created (the real server refuses the template change as immutable), an
-/// unchanged one keeps its uid.
-#[test]
-fn a_replace_rule_recreates_a_changed_job_and_leaves_an_unchanged_one() {
-    let p = Project::new();
-    let c = p.cluster;
-    p.write(
-        "deploy.toml",
-        "[project]\nname = \"demo\"\n\n[[target]]\nname = \"staging\"\nbranches = [\"develop\"]\noverlay = \"overlay\"\ncontext = \"admin\"\n\n[[target.replace]]\nkind = \"Job\"\ngroup = \"batch\"\nselector = \"app=shop\"\n",
-    );
-    p.write(
-        "overlay/kustomization.yaml",
-        "namespace: jobs\nresources:\n- namespace.yaml\n- jobs.yaml\n",
-    );
-    p.write("overlay/namespace.yaml", &namespace("jobs"));
-    let job = |name: &str, image: &str| {
-        format!(
-            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  labels: {{app: shop}}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: {image}\n"
-        )
-    };
-    let jobs = |migrate: &str| {
-        format!(
-            "{}---\n{}",
-            job("migrate", migrate),
-            job("warm-cache", "registry.example/warm:v1")
-        )
-    };
-    let uid = |name: &str| {
-        c.kubectl(&[
-            "get",
-            "job",
-            name,
-            "-n",
-            "jobs",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ])
-    };
-    p.write("overlay/jobs.yaml", &jobs("registry.example/migrate:v1"));
-    let out = p.deploy(SHA, &["--no-wait"]);
-    assert_eq!(out.status.code(), Some(0), "{}", p.explain(&out));
-    let (migrate, warm) = (uid("migrate"), uid("warm-cache"));
-    assert!(!migrate.is_empty() && !warm.is_empty());
-
-    p.write("overlay/jobs.yaml", &jobs("registry.example/migrate:v2"));
-    let out = p.deploy(SHA, &["--no-wait"]);
-    assert_eq!(out.status.code(), Some(0), "{}", p.explain(&out));
-    assert_ne!(uid("migrate"), migrate, "migrate re-created");
-    assert_eq!(uid("warm-cache"), warm, "warm-cache untouched");
-    let image = c.kubectl(&[
-        "get",
-        "job",
-        "migrate",
-        "-n",
-        "jobs",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
-    assert_eq!(image, "registry.example/migrate:v2");
-}
+// `[[target.replace]]` on Jobs: the `::real` variants in tests/it/replace_rules.rs.
 
 // ---------------------------------------------------------------------------- f
 

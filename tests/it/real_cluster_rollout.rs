@@ -168,23 +168,8 @@ fn an_image_pull_failure_in_json_carries_events_and_why_there_is_no_log() {
     assert!(web["waitedMs"].as_u64().is_some_and(|ms| ms < 120_000));
 }
 
-#[test]
-fn a_reported_failure_lets_the_deploy_succeed_on_the_real_cluster() {
-    let p = Project::new(
-        "rollout-report",
-        &deployment(
-            "registry.example.com/web:imagepullbackoff",
-            "lookctl.dev/on-failure: report",
-        ),
-    );
-    let out = p.deploy(&["--timeout", "300s"]);
-    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-    assert!(
-        text(&out.stderr).contains("(1 failed and reported: lookctl.dev/on-failure: report)"),
-        "{}",
-        explain(&out)
-    );
-}
+// `on-failure: report` on the real control plane: the `::real` variant of
+// `rollout::on_failure_report_lets_the_deploy_succeed_and_says_what_failed`.
 
 /// A CRD `Widget` in `group` whose status subresource the test sets (the test is the
 /// controller), and one Widget `w`, deployed to `ns` with a `[[health]]` rule.

@@ -36,10 +36,16 @@ impl Cluster {
     /// A fake API server of its own. Images containing `imagepullbackoff` never become
     /// ready, as with kwok's Stages on the real control plane.
     pub fn fake() -> Cluster {
+        Cluster::fake_with(Config::default())
+    }
+
+    /// A fake API server of its own with `config` (its failing image pattern replaced by
+    /// `imagepullbackoff`, kwok's).
+    pub fn fake_with(config: Config) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let server = FakeApiServer::start_blocking(Config {
             failing_image_pattern: "imagepullbackoff".to_owned(),
-            ..Config::default()
+            ..config
         })
         .expect("fake apiserver");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -91,6 +97,49 @@ impl Cluster {
         matches!(self.server, Server::Real(_))
     }
 
+    /// The fake server, for what only it can tell: how many requests lookctl sent and
+    /// in which order. `None` on the real control plane.
+    pub fn fake_server(&self) -> Option<&FakeApiServer> {
+        match &self.server {
+            Server::Fake(s) => Some(s),
+            Server::Real(_) => None,
+        }
+    }
+
+    /// On the fake server, that lookctl sent it no request at all. (On the real one the
+    /// caller checks that nothing was created.)
+    pub fn assert_no_request_on_the_fake(&self) {
+        if let Some(s) = self.fake_server() {
+            assert_eq!(s.request_count(), 0, "nothing is sent to the server");
+        }
+    }
+
+    /// The object as JSON, read back with kubectl (`get <args> -o json`); `None` when
+    /// it does not exist.
+    pub fn get_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl_out(&all);
+        if !out.status.success() {
+            let stderr = super::text(&out.stderr);
+            assert!(
+                stderr.contains("NotFound") || stderr.contains("not found"),
+                "kubectl {} failed on the {} server: {stderr}",
+                all.join(" "),
+                self.name()
+            );
+            return None;
+        }
+        Some(serde_json::from_slice(&out.stdout).expect("kubectl -o json"))
+    }
+
+    /// Whether a Namespace exists and is not Terminating.
+    pub fn namespace_active(&self, name: &str) -> bool {
+        self.get_json(&["namespace", name])
+            .is_some_and(|ns| ns["status"]["phase"] != "Terminating")
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -101,16 +150,20 @@ impl Cluster {
 
     /// lookctl in the project against this server, with a fixed identity.
     pub fn lookctl(&self, args: &[&str]) -> Output {
-        super::lookctl()
-            .current_dir(self.root())
+        self.command(args).output().expect("lookctl runs")
+    }
+
+    /// The same, not started: to set more of its environment or to spawn it.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = super::lookctl_std();
+        cmd.current_dir(self.root())
             .env("HOME", self.root().join("home"))
             .env("USER", "tester")
             .env("HOSTNAME", "ci-host")
             .args(args)
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .output()
-            .expect("lookctl runs")
+            .arg(&self.kubeconfig);
+        cmd
     }
 
     /// kubectl as the admin.
@@ -174,8 +227,28 @@ impl Cluster {
 }
 
 /// `on_both!(fn name(c) { ... })`: a module `name` with tests `fake` and `real` running
-/// the body with `c: &Cluster` on each server.
+/// the body with `c: &Cluster` on each server. `on_both!(fake(config) fn ...)` starts the
+/// fake with that `testkit::apiserver::Config` (e.g. a latency).
 macro_rules! on_both {
+    (fake($config:expr) $(#[$meta:meta])* fn $name:ident($c:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn case($c: &$crate::support::server::Cluster) $body
+
+            #[test]
+            fn fake() {
+                case(&$crate::support::server::Cluster::fake_with($config));
+            }
+
+            #[test]
+            fn real() {
+                case(&$crate::support::server::Cluster::real());
+            }
+        }
+    };
     ($(#[$meta:meta])* fn $name:ident($c:ident) $body:block) => {
         $(#[$meta])*
         mod $name {

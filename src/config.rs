@@ -61,6 +61,10 @@ pub enum KeyProblem {
     #[error("two targets have this name")]
     DuplicateTargetName,
     #[error(
+        "`{0}` is not a namespace name (lower-case letters, digits and `-`, at most 63, starting and ending with a letter or digit)"
+    )]
+    NotANamespace(String),
+    #[error(
         "a target needs at least one branch or tag pattern (`branches = [...]` or `tags = [...]`)"
     )]
     NoPatterns,
@@ -311,6 +315,10 @@ pub struct Review {
     pub url: Option<String>,
     pub ttl: Duration,
     pub max_envs: usize,
+    /// `lock_namespace`: where the per-project and per-commit Leases live; `None` is the
+    /// context's namespace. `review up` on a laptop and `review serve` in a cluster must
+    /// agree on it to exclude each other.
+    pub lock_namespace: Option<String>,
     /// `[review.serve]`: how `lookctl review serve` routes requests.
     pub serve: ReviewServe,
 }
@@ -578,6 +586,7 @@ struct RawReview {
     context: Option<String>,
     cluster: Option<String>,
     namespace: String,
+    lock_namespace: Option<String>,
     url: Option<String>,
     #[serde(default = "default_ttl")]
     ttl: String,
@@ -793,6 +802,15 @@ impl Config {
                 if r.max_envs == 0 {
                     return Err(invalid(scope, "max_envs", KeyProblem::Zero));
                 }
+                if let Some(ns) = &r.lock_namespace
+                    && !is_dns_label(ns)
+                {
+                    return Err(invalid(
+                        scope,
+                        "lock_namespace",
+                        KeyProblem::NotANamespace(ns.clone()),
+                    ));
+                }
                 if let Some(cluster) = &r.cluster {
                     if r.context.is_some() {
                         return Err(invalid(scope, "cluster", KeyProblem::ContextAndCluster));
@@ -812,6 +830,7 @@ impl Config {
                     // A GKE cluster by name connects wherever a context does.
                     context: r.context.or(r.cluster),
                     namespace: r.namespace,
+                    lock_namespace: r.lock_namespace,
                     url: r.url,
                     ttl,
                     max_envs: r.max_envs,
@@ -1092,6 +1111,16 @@ fn enclosing_target(text: &str, offset: usize) -> Option<String> {
     })
 }
 
+/// A Kubernetes namespace name (an RFC 1123 label).
+fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1315,5 +1344,15 @@ overlay = "."
             "{GOOD}\n[[health]]\nkind = \"Certificate\"\nredy = \"Ready\"\n"
         ));
         assert!(unknown.contains("redy"), "{unknown}");
+    }
+
+    #[test]
+    fn namespace_names_are_rfc_1123_labels() {
+        for ok in ["lookctl-review", "a", "x1", &"a".repeat(63)] {
+            assert!(super::is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Review", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(!super::is_dns_label(bad), "{bad}");
+        }
     }
 }

@@ -125,6 +125,7 @@ pub(crate) fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
             timeout: settings.lock_timeout,
             report_waiting: true,
             through_wait: true,
+            namespace: None,
         },
         wait: settings.wait.then_some(settings.timeout),
         health: settings.health.clone(),

@@ -155,6 +155,7 @@ pub(crate) fn bring_up(
             timeout: CAP_LOCK_WAIT,
             report_waiting: false,
             through_wait: false,
+            namespace: settings.review.lock_namespace.clone(),
         },
         wait: options.wait,
         health: Default::default(),
@@ -452,7 +453,11 @@ pub fn gc(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
         let lock = cluster::acquire_lock_with(
             &client,
             &cap_lock_target(&settings.project),
-            client.default_namespace(),
+            settings
+                .review
+                .lock_namespace
+                .as_deref()
+                .unwrap_or(client.default_namespace()),
             &settings.identity,
             CAP_LOCK_WAIT,
             cluster::LockOptions::default(),

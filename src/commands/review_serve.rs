@@ -52,6 +52,7 @@ pub fn serve(settings: &ServeSettings, ui: &Ui) -> Result<()> {
         ready_timeout: serve.ready_timeout,
         idle_ttl: serve.idle_ttl,
         lock_name: cap_lock_target(&review.project),
+        lock_namespace: review.review.lock_namespace.clone(),
         identity: review.identity.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -158,6 +158,9 @@ pub struct LockSpec {
     /// Hold the lock until the rollout wait ends (a deploy). A review releases it after
     /// the apply: it only guards the cap decision and the objects being applied.
     pub through_wait: bool,
+    /// Where the Lease lives when the objects' shared namespace does not decide it (a
+    /// review's `[review] lock_namespace`); `None` is the context's namespace.
+    pub namespace: Option<String>,
 }
 
 /// One run of the pipeline.
@@ -424,7 +427,11 @@ async fn run_cluster(
             }
             ns.clone()
         }
-        _ => client.default_namespace().to_owned(),
+        _ => request
+            .lock
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned()),
     };
     let lock_progress: &dyn Progress = if request.lock.report_waiting {
         observer

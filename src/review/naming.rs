@@ -153,6 +153,7 @@ mod tests {
             url: url.map(str::to_owned),
             ttl: Duration::from_secs(72 * 3600),
             max_envs: 10,
+            lock_namespace: None,
             serve: config::ReviewServe::default(),
         }
     }

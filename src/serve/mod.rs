@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub idle_ttl: Option<Duration>,
     /// The per-project Lease that `review up` and `gc` take; the reaper takes it too.
     pub lock_name: String,
+    /// Where the Leases live (`[review] lock_namespace`); `None` is the context's.
+    pub lock_namespace: Option<String>,
     /// Who holds the Lease while reaping.
     pub identity: String,
 }
@@ -502,7 +504,7 @@ impl Server {
         let lease = match cluster::acquire_lock_with(
             &self.cluster,
             &commit_lock_target(&self.config.lock_name, &sha),
-            self.cluster.default_namespace(),
+            self.lock_namespace(),
             &self.config.identity,
             self.config.ready_timeout,
             cluster::LockOptions::default(),
@@ -770,6 +772,14 @@ impl Server {
     /// One round: find idle environments, then under the project's Lease re-read and
     /// delete each that is still idle (a concurrent `review up` stamps it first) and not
     /// being brought up here.
+    /// Where the per-project and per-commit Leases live.
+    fn lock_namespace(&self) -> &str {
+        self.config
+            .lock_namespace
+            .as_deref()
+            .unwrap_or(self.cluster.default_namespace())
+    }
+
     async fn reap_round(&self, idle_ttl: Duration) -> Result<(), ClusterError> {
         let idle = |ns: &serde_json::Value| {
             let Ok(env) = ReviewEnv::from_namespace(ns) else {
@@ -799,7 +809,7 @@ impl Server {
         let lease = cluster::acquire_lock_with(
             &self.cluster,
             &self.config.lock_name,
-            self.cluster.default_namespace(),
+            self.lock_namespace(),
             &self.config.identity,
             REAP_LOCK_WAIT,
             cluster::LockOptions::default(),

@@ -331,3 +331,44 @@ on_both! {
         assert!(env.deployment(&a).is_some());
     }
 }
+
+on_both! {
+    /// `[review] lock_namespace` moves the review Leases: a project whose context's
+    /// namespace holds someone else's cap Lease is not blocked by it once the Leases live
+    /// elsewhere (where `review serve` keeps them).
+    fn the_review_leases_live_in_lock_namespace(c) {
+        let env = setup(c, "rv-lockns", 3);
+        let toml = std::fs::read_to_string(c.root().join("deploy.toml")).expect("deploy.toml");
+        c.write(
+            "deploy.toml",
+            &toml.replace("max_envs = 3\n", "max_envs = 3\nlock_namespace = \"rv-locks\"\n"),
+        );
+        let _ = c.kubectl_out(&["create", "namespace", "rv-locks"]);
+        let now = lookctl::review::format_time(std::time::SystemTime::now());
+        let now = now.trim_end_matches('Z');
+        c.write("lease.yaml", &format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: lookctl-lock-review-rv-lockns\n  namespace: default\n  annotations: {{lookctl.dev/lock-token: someone-elses}}\nspec:\n  holderIdentity: alice@laptop\n  leaseDurationSeconds: 3600\n  acquireTime: \"{now}.000000Z\"\n  renewTime: \"{now}.000000Z\"\n"
+        ));
+        c.kubectl(&["apply", "-f", c.root().join("lease.yaml").to_str().expect("utf-8")]);
+        let a = sha(7);
+        env.push(&a);
+        let started = std::time::Instant::now();
+        let out = env.up(&at(0), &a, &["--no-wait"]);
+        assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "not held up by the Lease in the context's namespace"
+        );
+        assert!(env.namespace(&a).is_some());
+        if let Some(fake) = c.fake_server() {
+            assert!(
+                fake.requests().iter().any(|r| r.method == "POST"
+                    && r.path == "/apis/coordination.k8s.io/v1/namespaces/rv-locks/leases"),
+                "the cap Lease was taken in rv-locks"
+            );
+        }
+        let down = env.run(&at(1), &["review", "down", "--sha", &a]);
+        assert_eq!(down.status.code(), Some(0), "{}", c.explain(&down));
+        c.kubectl(&["delete", "lease", "lookctl-lock-review-rv-lockns", "-n", "default"]);
+    }
+}

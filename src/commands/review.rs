@@ -48,33 +48,17 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
         settings.kubeconfig.as_deref(),
         &settings.context,
     ))?;
-    let event = notify::Event {
-        project: &settings.project,
-        commit: &name.sha,
-        identity: &settings.identity,
-        kind: notify::Kind::Review {
-            namespace: &name.namespace,
-            url: name.url.as_deref(),
-        },
-    };
-    let mut notifier =
-        (!settings.notify.is_empty()).then(|| notify::Notifier::new(settings.notify.clone()));
-    let started = notifier
-        .as_mut()
-        .map(|n| n.started(&event))
-        .unwrap_or_default();
+    let notice = UpNotice::start(settings, &name);
     // A missing image fails the environment as much as a failed apply: GitHub hears of it.
     let checked = if args.check_image {
         check_image(settings, &name, ui).map_err(|e| e.context(SKIP_IMAGE_CHECK_HINT))
     } else {
         Ok(())
     };
-    let result = match checked {
+    let (result, warnings) = match checked {
         Err(e) => {
-            if let Some(n) = notifier.as_mut() {
-                n.finished(&event, &started, &notify::Finish::Error(format!("{e:#}")));
-            }
-            Err(e)
+            let warnings = notice.finished(&notify::Finish::Error(format!("{e:#}")));
+            (Err(e), warnings)
         }
         Ok(()) => {
             let options = BringUp {
@@ -84,15 +68,11 @@ pub fn up(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
             };
             let progress = ProgressPrinter::new(ui);
             let result = bring_up(settings, &name, &options, &|m| ui.note(m), &progress);
-            if let Some(n) = notifier.as_mut() {
-                n.finished(&event, &started, &super::deploy::finish(&result));
-            }
-            result.map_err(anyhow::Error::from)
+            let warnings = notice.finished(&super::deploy::finish(&result));
+            (result.map_err(anyhow::Error::from), warnings)
         }
     };
-    if let Some(n) = notifier {
-        n.into_warnings().iter().for_each(|w| ui.warn(w));
-    }
+    warnings.iter().for_each(|w| ui.warn(w));
     let report = result?;
     for warning in &report.warnings {
         ui.warn(warning);
@@ -329,6 +309,50 @@ pub fn down(settings: &ReviewSettings, ui: &Ui) -> Result<()> {
     })?;
     notify_down(settings, &sha, deleted, ui);
     Ok(())
+}
+
+/// The notifications of an environment coming up (`review up`, and `review serve`'s
+/// bring-ups): GitHub hears it started, then how it ended.
+pub(crate) struct UpNotice<'a> {
+    event: notify::Event<'a>,
+    notifier: Option<notify::Notifier>,
+    started: notify::Started,
+}
+
+impl<'a> UpNotice<'a> {
+    pub(crate) fn start(settings: &'a ReviewSettings, name: &'a ReviewName) -> Self {
+        let event = notify::Event {
+            project: &settings.project,
+            commit: &name.sha,
+            identity: &settings.identity,
+            kind: notify::Kind::Review {
+                namespace: &name.namespace,
+                url: name.url.as_deref(),
+            },
+        };
+        let mut notifier =
+            (!settings.notify.is_empty()).then(|| notify::Notifier::new(settings.notify.clone()));
+        let started = notifier
+            .as_mut()
+            .map(|n| n.started(&event))
+            .unwrap_or_default();
+        UpNotice {
+            event,
+            notifier,
+            started,
+        }
+    }
+
+    /// Tells how it ended; returns the warnings of notifying (never errors).
+    pub(crate) fn finished(self, finish: &notify::Finish) -> Vec<String> {
+        match self.notifier {
+            Some(mut n) => {
+                n.finished(&self.event, &self.started, finish);
+                n.into_warnings()
+            }
+            None => Vec::new(),
+        }
+    }
 }
 
 /// After `review down`: the environment's GitHub Deployments become inactive. An

@@ -10,7 +10,9 @@ use anyhow::{Context as _, Result};
 use http::StatusCode;
 use tokio::sync::mpsc;
 
-use super::review::{BringUp, bring_up, cap_lock_target, image_ref, registry_credentials};
+use super::review::{
+    BringUp, UpNotice, bring_up, cap_lock_target, image_ref, registry_credentials,
+};
 use crate::cluster::{ClientSettings, ClusterClient, NoProgress};
 use crate::config::ServeRoute;
 use crate::notify;
@@ -296,25 +298,10 @@ impl Provisioner for ReviewProvisioner {
         };
         // Told like a `review up`: a GitHub Deployment with the environment's URL, the
         // commit status, the webhook. Failures to tell are lines in serve's log.
-        let event = notify::Event {
-            project: &settings.project,
-            commit: sha,
-            identity: &settings.identity,
-            kind: notify::Kind::Review {
-                namespace: &name.namespace,
-                url: name.url.as_deref(),
-            },
-        };
-        let mut notifier =
-            (!settings.notify.is_empty()).then(|| notify::Notifier::new(settings.notify.clone()));
-        let started = notifier
-            .as_mut()
-            .map(|n| n.started(&event))
-            .unwrap_or_default();
+        let notice = UpNotice::start(&settings, &name);
         let result = bring_up(&settings, &name, &options, &note, &NoProgress);
-        if let Some(mut n) = notifier {
-            n.finished(&event, &started, &super::deploy::finish(&result));
-            n.into_warnings().iter().for_each(|w| note(w));
+        for warning in notice.finished(&super::deploy::finish(&result)) {
+            note(&warning);
         }
         let report = result.map_err(|e| deployed(&e))?;
         for warning in &report.warnings {

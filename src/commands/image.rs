@@ -59,3 +59,15 @@ pub(crate) fn credentials(secrets: &SecretsSettings, image: &ImageRef) -> Creden
     }
     credentials
 }
+
+/// `image X exists (sha256:…)`, what the commands say once the image is found.
+pub(crate) fn exists_note(image: &ImageRef, manifest: &registry::Manifest) -> String {
+    format!(
+        "image {image} exists{}",
+        manifest
+            .digest
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    )
+}

@@ -211,13 +211,7 @@ fn wait_for_image(settings: &DeploySettings, timeout: Duration, ui: &Ui) -> Resu
     loop {
         let last_error = match client.image_status(&image, &credentials) {
             Ok(ImageStatus::Present(manifest)) => {
-                ui.note(&format!(
-                    "image {image} exists{}",
-                    manifest
-                        .digest
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
-                ));
+                ui.note(&super::image::exists_note(&image, &manifest));
                 return Ok(());
             }
             Ok(ImageStatus::Missing) => None,

@@ -163,13 +163,7 @@ fn check_image(settings: &ReviewSettings, name: &ReviewName, ui: &Ui) -> Result<
     let credentials = registry_credentials(settings, &image);
     let client = RegistryClient::new(registry::Options::default())?;
     let manifest = client.require_image(&image, &credentials)?;
-    ui.note(&format!(
-        "image {image} exists{}",
-        manifest
-            .digest
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default()
-    ));
+    ui.note(&super::image::exists_note(&image, &manifest));
     Ok(())
 }
 

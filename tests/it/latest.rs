@@ -335,29 +335,14 @@ fn the_shipped_cronjob_rbac_deploys_the_newest_commit_on_a_real_cluster() {
         "-f",
         dir.path().join("installation.yaml").to_str().unwrap(),
     ]);
-    let token = cluster.kubectl(&[
-        "create",
-        "token",
-        "lookctl-latest",
-        "-n",
-        "lookctl-latest",
-        "--duration=1h",
-    ]);
-    let admin: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&cluster.kubeconfig).unwrap()).unwrap();
-    let ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
-        .as_str()
-        .unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
+    cluster.service_account_kubeconfig(
         &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: in-cluster\n  context:\n    cluster: c\n    user: sa\n    namespace: {ns}\ncurrent-context: in-cluster\n",
-            cluster.server,
-            token.trim()
-        ),
-    )
-    .unwrap();
+        "lookctl-latest",
+        "lookctl-latest",
+        "in-cluster",
+        ns,
+    );
 
     // The repository: deploy.toml and an overlay with a ConfigMap and a Deployment in the
     // target's namespace (which exists: the Role grants no Namespace).

@@ -423,14 +423,6 @@ fn the_shipped_rbac_lets_the_service_account_bring_environments_up_and_down() {
     std::fs::write(installation.path(), &out.stdout).unwrap();
     let _ = cluster.kubectl_as(ADMIN, &["create", "namespace", "lookctl-review"]);
     cluster.kubectl(&["apply", "-f", installation.path().to_str().unwrap()]);
-    let token = cluster.kubectl(&[
-        "create",
-        "token",
-        "review-serve",
-        "-n",
-        "lookctl-review",
-        "--duration=1h",
-    ]);
     // It may not do what the installation does not grant.
     let can = |args: &[&str]| {
         let out = cluster.kubectl_as(
@@ -451,22 +443,15 @@ fn the_shipped_rbac_lets_the_service_account_bring_environments_up_and_down() {
 
     // A kubeconfig as the pod has it: the API server, its CA, the token, and serve's
     // namespace (where its Leases live).
-    let admin: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&cluster.kubeconfig).unwrap()).unwrap();
-    let ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
-        .as_str()
-        .unwrap();
     let project = tempfile::tempdir().unwrap();
     let kubeconfig = project.path().join("serve-kubeconfig");
-    std::fs::write(
+    cluster.service_account_kubeconfig(
         &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: serve\n  context:\n    cluster: c\n    user: sa\n    namespace: lookctl-review\ncurrent-context: serve\n",
-            cluster.server,
-            token.trim()
-        ),
-    )
-    .unwrap();
+        "lookctl-review",
+        "review-serve",
+        "serve",
+        "lookctl-review",
+    );
     for dir in ["base", "overlays"] {
         support::copy_tree(&repo.join(dir), &project.path().join(dir));
     }

@@ -133,6 +133,42 @@ impl RealCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Writes to `path` a kubeconfig as a pod of ServiceAccount `account` (in namespace
+    /// `account_ns`) has it: this API server, its CA, a token of the account (1 h), and
+    /// context `context` whose namespace is `context_ns`.
+    pub fn service_account_kubeconfig(
+        &self,
+        path: &Path,
+        account_ns: &str,
+        account: &str,
+        context: &str,
+        context_ns: &str,
+    ) {
+        let token = self.kubectl(&[
+            "create",
+            "token",
+            account,
+            "-n",
+            account_ns,
+            "--duration=1h",
+        ]);
+        let admin: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig"))
+                .expect("yaml");
+        let ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
+            .as_str()
+            .expect("CA data");
+        std::fs::write(
+            path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: {context}\n  context:\n    cluster: c\n    user: sa\n    namespace: {context_ns}\ncurrent-context: {context}\n",
+                self.server,
+                token.trim()
+            ),
+        )
+        .expect("write kubeconfig");
+    }
+
     /// The last `n` lines of a component's log (etcd, kube-apiserver, kwok, ...), for
     /// failure messages.
     pub fn log_tail(&self, component: &str, n: usize) -> String {

@@ -62,17 +62,17 @@ pub fn manifests_from_yaml(objects: &[serde_yaml::Value]) -> Result<Vec<Manifest
             what: describe(yaml),
             problem: ManifestProblem::NoIdentity,
         })?;
-        explicit.push(
-            Phase::annotated(&body).map_err(|value| ClusterError::InvalidManifest {
+        explicit.push(Phase::annotated(&body).map_err(|unknown| {
+            ClusterError::InvalidManifest {
                 index,
                 what: describe(yaml),
                 problem: ManifestProblem::Phase {
                     annotation: ANNOTATION_PHASE,
-                    value,
+                    value: unknown.0,
                     expected: PHASE_VALUES,
                 },
-            })?,
-        );
+            }
+        })?);
         out.push(Manifest {
             id,
             body,

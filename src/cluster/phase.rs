@@ -40,6 +40,11 @@ pub enum Phase {
     PostDeploy,
 }
 
+/// A `lookctl.dev/phase` value that names no phase, as written (a string quoted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownPhase(pub String);
+
 /// The annotation's values, as a person reads them in an error.
 pub const PHASE_VALUES: &str = "pre-deploy, deploy or post-deploy";
 
@@ -61,7 +66,7 @@ impl Phase {
 
     /// The phase `body`'s annotation names: `Ok(None)` without the annotation, `Err`
     /// with the offending value when it names no phase (not a string, a typo).
-    pub fn annotated(body: &Value) -> Result<Option<Phase>, String> {
+    pub fn annotated(body: &Value) -> Result<Option<Phase>, UnknownPhase> {
         let Some(value) = body
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(ANNOTATION_PHASE))
@@ -71,8 +76,8 @@ impl Phase {
         match value.as_str() {
             Some(text) => Phase::parse(text)
                 .map(Some)
-                .ok_or_else(|| format!("{text:?}")),
-            None => Err(value.to_string()),
+                .ok_or_else(|| UnknownPhase(format!("{text:?}"))),
+            None => Err(UnknownPhase(value.to_string())),
         }
     }
 
@@ -153,13 +158,16 @@ mod tests {
         // Argo CD's and Helm's names are not silently taken for something else.
         assert_eq!(
             Phase::annotated(&with(json!("PreSync"))),
-            Err("\"PreSync\"".into())
+            Err(UnknownPhase("\"PreSync\"".into()))
         );
         assert_eq!(
             Phase::annotated(&with(json!("pre_deploy"))),
-            Err("\"pre_deploy\"".into())
+            Err(UnknownPhase("\"pre_deploy\"".into()))
         );
-        assert_eq!(Phase::annotated(&with(json!(1))), Err("1".into()));
+        assert_eq!(
+            Phase::annotated(&with(json!(1))),
+            Err(UnknownPhase("1".into()))
+        );
     }
 
     #[test]

@@ -687,3 +687,113 @@ pub fn is_namespace_named(object: &Document, name: &str) -> bool {
             .and_then(Document::as_str)
             == Some(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{PhaseReport, WaitDetail, WaitOutcome};
+
+    fn id(kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: if kind == "Job" { "batch/v1" } else { "apps/v1" }.into(),
+            kind: kind.into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
+    }
+
+    fn waited(object: &ObjectRef, elapsed_ms: u64, outcome: WaitOutcome) -> WaitReport {
+        WaitReport {
+            results: vec![(object.clone(), outcome)],
+            details: vec![WaitDetail {
+                object: object.clone(),
+                elapsed: Duration::from_millis(elapsed_ms),
+                diagnostics: None,
+            }],
+        }
+    }
+
+    fn phase(phase: Phase, objects: &[&ObjectRef], outcome: PhaseOutcome) -> PhaseReport {
+        PhaseReport {
+            phase,
+            objects: objects.iter().map(|o| (*o).clone()).collect(),
+            outcome,
+            wait: None,
+            waited: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_waits_of_a_phased_deploy_are_one_report_timed_from_the_first_wait() {
+        let (migrate, web) = (id("Job", "migrate"), id("Deployment", "web"));
+        let mut pre = phase(Phase::PreDeploy, &[&migrate], PhaseOutcome::Ready);
+        pre.wait = Some(waited(&migrate, 300, WaitOutcome::Ready));
+        let report = ApplyReport {
+            phases: vec![pre, phase(Phase::Deploy, &[&web], PhaseOutcome::Applied)],
+            ..ApplyReport::default()
+        };
+        // The pre-deploy wait started 100 ms into the apply, the rollout wait at 600 ms.
+        let starts = BTreeMap::from([(Phase::PreDeploy, Duration::from_millis(100))]);
+        let last = (
+            Duration::from_millis(600),
+            waited(&web, 200, WaitOutcome::Ready),
+        );
+        let (started, merged) = merge_waits(&report, &starts, Some(last));
+        let merged = merged.unwrap_or_default();
+        let timing = Timing {
+            applied: BTreeMap::new(),
+            wait_started: started,
+        };
+        assert_eq!(started, Some(Duration::from_millis(100)));
+        assert_eq!(merged.results.len(), 2);
+        // Ready times from the start of the apply: each wait's own start plus its elapsed.
+        assert_eq!(
+            timing.ready(&merged, &migrate),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(
+            timing.ready(&merged, &web),
+            Some(Duration::from_millis(800))
+        );
+        // Nothing waited: no report.
+        let (started, none) = merge_waits(&ApplyReport::default(), &BTreeMap::new(), None);
+        assert!(started.is_none() && none.is_none());
+    }
+
+    #[test]
+    fn phases_the_apply_did_not_wait_for_take_the_rollout_wait_outcome() {
+        let (migrate, web, smoke) = (
+            id("Job", "migrate"),
+            id("Deployment", "web"),
+            id("Job", "smoke"),
+        );
+        let mut report = ApplyReport {
+            phases: vec![
+                phase(Phase::PreDeploy, &[&migrate], PhaseOutcome::Ready),
+                phase(Phase::Deploy, &[&web], PhaseOutcome::Applied),
+                phase(Phase::PostDeploy, &[&smoke], PhaseOutcome::Applied),
+            ],
+            ..ApplyReport::default()
+        };
+        let wait = WaitReport {
+            results: vec![
+                (web.clone(), WaitOutcome::Ready),
+                (
+                    smoke.clone(),
+                    WaitOutcome::Failed("BackoffLimitExceeded".into()),
+                ),
+            ],
+            details: Vec::new(),
+        };
+        record_phase_outcomes(&mut report, &wait);
+        let outcomes: Vec<PhaseOutcome> = report.phases.iter().map(|p| p.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                PhaseOutcome::Ready,
+                PhaseOutcome::Ready,
+                PhaseOutcome::Failed
+            ]
+        );
+    }
+}

@@ -91,14 +91,28 @@ fn app(c: &Cluster, ns: &str, migrate_image: &str, web_image: &str, services: &[
     }
 }
 
-/// A transcript without what differs from run to run: Pod names, and the Events (the
-/// real server's depend on what its controllers did before).
+/// A transcript without what differs from run to run: Pod names, the Events (the real
+/// server's depend on what its controllers did before), and the order of the lines of
+/// objects applied at once (runs of `... created` / `... unchanged` lines are sorted).
 fn stable(transcript: &str) -> String {
     let pod = regex::Regex::new(r"\bmigrate-[a-z0-9]+(-[a-z0-9]+)?\b").expect("regex");
-    let kept: Vec<&str> = transcript
+    let applied = |l: &str| l.ends_with(" created") || l.ends_with(" unchanged");
+    let mut kept: Vec<&str> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    for line in transcript
         .lines()
         .filter(|l| !l.starts_with("    Normal") && !l.starts_with("    Warning"))
-        .collect();
+    {
+        if applied(line) {
+            run.push(line);
+            continue;
+        }
+        run.sort_unstable();
+        kept.append(&mut run);
+        kept.push(line);
+    }
+    run.sort_unstable();
+    kept.append(&mut run);
     pod.replace_all(&kept.join("\n"), "migrate-[POD]")
         .into_owned()
 }
@@ -184,6 +198,11 @@ on_both! {
         assert_eq!(out.status.code(), Some(0), "{}", c.explain(&out));
 
         app(c, ns, "registry.example/migrate-imagepullbackoff:v2", "registry.example/web:v2", &["new"]);
+        // A Secret only this broken commit has: applied with the pre-deploy phase, so
+        // the inventory must remember it for the fixed deploy to prune.
+        c.write("overlay/temp.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: temp\nstringData:\n  k: v\n");
+        let kustomization = std::fs::read_to_string(c.root().join("overlay/kustomization.yaml")).expect("kustomization");
+        c.write("overlay/kustomization.yaml", &format!("{kustomization}- temp.yaml\n"));
         let out = deploy(c, SHA2, &[]);
         assert_eq!(out.status.code(), Some(1), "{}", c.explain(&out));
         insta::assert_snapshot!(format!("failed_{}", c.name()), stable(&c.transcript(&out)));
@@ -202,6 +221,7 @@ on_both! {
             "the web Deployment is untouched"
         );
         assert!(c.exists(&["service", "old", "-n", ns]), "nothing pruned");
+        assert!(c.exists(&["secret", "temp", "-n", ns]), "the pre-deploy phase was applied");
         assert!(!c.exists(&["service", "new", "-n", ns]), "later phases not applied");
 
         // The same broken commit again: the failed Job runs again (re-created), and fails.
@@ -225,6 +245,10 @@ on_both! {
         );
         assert_eq!(get(c, ns, "job/migrate", "{.status.succeeded}"), "1");
         assert!(!c.exists(&["service", "old", "-n", ns]), "pruned by the fixed deploy");
+        assert!(
+            !c.exists(&["secret", "temp", "-n", ns]),
+            "what only the failed deploy applied is pruned by the fixed one"
+        );
         assert!(c.exists(&["service", "new", "-n", ns]));
     }
 }

@@ -10,15 +10,18 @@ use kube::discovery::{ApiCapabilities, Scope};
 use serde_json::Value;
 
 use super::error::{ClusterError, ObjectError, ObjectFailure};
+use super::health::HealthRules;
 use super::inventory::{self, Inventory};
 use super::manifest::{Manifest, manifests_from_yaml};
 use super::object::{
     FIELD_MANAGER, LABEL_TARGET, ObjectRef, Stage, add_labels, mask_secret_pair,
     strip_server_fields,
 };
+use super::phase::Phase;
 use super::replace::{ReplaceRule, may_replace};
 use super::retry::Failure;
 use super::unchanged;
+use super::wait::{WaitReport, wait_with, workload_health};
 use super::{ClusterClient, Progress, ProgressEvent};
 
 /// How long a CRD may take to become Established, and a replaced object to disappear.
@@ -53,6 +56,11 @@ pub struct ApplyOptions {
     /// Objects that may be deleted and re-created when an immutable field changed
     /// (besides those annotated `lookctl.dev/replace: "true"`).
     pub replace: Vec<ReplaceRule>,
+    /// How long the waits between phases may take together (a deploy with one phase
+    /// does not wait here; the caller waits for its rollout).
+    pub phase_timeout: Duration,
+    /// How those waits read the health of kinds other than workloads.
+    pub phase_health: HealthRules,
 }
 
 impl Default for ApplyOptions {
@@ -69,6 +77,8 @@ impl Default for ApplyOptions {
             identity: String::new(),
             created_before: Vec::new(),
             replace: Vec::new(),
+            phase_timeout: Duration::from_secs(300),
+            phase_health: HealthRules::default(),
         }
     }
 }
@@ -80,8 +90,11 @@ pub enum ApplyAction {
     Created,
     Configured,
     Unchanged,
-    /// Deleted and re-created because an immutable field changed (opt-in annotation).
+    /// Deleted and re-created because an immutable field changed (opt-in annotation),
+    /// or a pre/post-deploy Job whose template changed or that failed before.
     Replaced,
+    /// Not applied: an earlier phase failed.
+    Skipped,
 }
 
 /// The outcome for one object.
@@ -115,6 +128,36 @@ pub struct ApplyReport {
     pub inventory: Option<Inventory>,
     /// Why the inventory could not be written, when it could not.
     pub inventory_error: Option<ObjectFailure>,
+    /// The phases of the deploy, in order (one, `deploy`, when no object names another).
+    pub phases: Vec<PhaseReport>,
+}
+
+/// How one phase of a deploy went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PhaseReport {
+    pub phase: Phase,
+    /// Its objects, in input order.
+    pub objects: Vec<ObjectRef>,
+    pub outcome: PhaseOutcome,
+    /// The wait before the next phase (none for the last phase: the caller's rollout
+    /// wait covers it).
+    pub wait: Option<WaitReport>,
+    /// How long that wait took.
+    pub waited: Duration,
+}
+
+/// What became of one phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseOutcome {
+    /// Applied; not awaited here (the last phase, or a dry run).
+    Applied,
+    /// Applied, and every object of it was ready before the next phase started.
+    Ready,
+    /// An object failed to apply, or to become ready: later phases did not run.
+    Failed,
+    /// Not applied: an earlier phase failed.
+    NotRun,
 }
 
 impl ApplyReport {
@@ -154,9 +197,44 @@ impl ApplyReport {
     pub fn applied(&self) -> Vec<ObjectRef> {
         self.results
             .iter()
-            .filter(|r| r.outcome.is_ok())
+            .filter(|r| r.outcome.as_ref().is_ok_and(|a| *a != ApplyAction::Skipped))
             .map(|r| r.object.clone())
             .collect()
+    }
+
+    /// Objects applied successfully that no wait between phases covered: what the
+    /// rollout wait after the apply is for.
+    pub fn not_awaited(&self) -> Vec<ObjectRef> {
+        let awaited: HashSet<&ObjectRef> = self
+            .phases
+            .iter()
+            .filter(|p| p.wait.is_some())
+            .flat_map(|p| &p.objects)
+            .collect();
+        self.applied()
+            .into_iter()
+            .filter(|o| !awaited.contains(o))
+            .collect()
+    }
+
+    /// The phase that stopped the deploy, when one did.
+    pub fn stopped_phase(&self) -> Option<&PhaseReport> {
+        self.phases
+            .iter()
+            .find(|p| p.outcome == PhaseOutcome::Failed)
+    }
+
+    /// The phase `object` was in.
+    pub fn phase_of(&self, object: &ObjectRef) -> Option<Phase> {
+        self.phases
+            .iter()
+            .find(|p| p.objects.contains(object))
+            .map(|p| p.phase)
+    }
+
+    /// Whether the deploy uses more than one phase.
+    pub fn phased(&self) -> bool {
+        self.phases.len() > 1
     }
 
     /// Whether anything changed (or would, on a dry run).
@@ -188,6 +266,8 @@ pub enum PlanAction {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanEntry {
     pub object: ObjectRef,
+    /// The phase it would be applied in (`deploy` for an object to prune).
+    pub phase: Phase,
     pub action: PlanAction,
     /// The live object (None when it does not exist).
     pub old: Option<Value>,
@@ -223,6 +303,18 @@ impl Plan {
                 })
             })
             .collect()
+    }
+
+    /// Whether the objects to apply are in more than one phase.
+    pub fn phased(&self) -> bool {
+        let mut phases = self
+            .entries
+            .iter()
+            .filter(|e| e.action != PlanAction::Prune)
+            .map(|e| e.phase);
+        phases
+            .next()
+            .is_some_and(|first| phases.any(|p| p != first))
     }
 
     /// Objects that would be pruned.
@@ -380,6 +472,7 @@ pub async fn plan(
                     mask_secret_pair(Some(&mut old), None);
                     entries.push(PlanEntry {
                         object: id,
+                        phase: Phase::Deploy,
                         action: PlanAction::Prune,
                         old: Some(old),
                         new: None,
@@ -389,6 +482,7 @@ pub async fn plan(
                 Ok(None) => {}
                 Err(error) => entries.push(PlanEntry {
                     object: id,
+                    phase: Phase::Deploy,
                     action: PlanAction::Error,
                     old: None,
                     new: None,
@@ -410,6 +504,7 @@ async fn plan_one(
 ) -> PlanEntry {
     let error_entry = |error: ObjectError| PlanEntry {
         object: m.id.clone(),
+        phase: m.phase,
         action: PlanAction::Error,
         old: None,
         new: None,
@@ -422,6 +517,7 @@ async fn plan_one(
         mask_secret_pair(None, Some(&mut new));
         PlanEntry {
             object: m.id.clone(),
+            phase: m.phase,
             action: PlanAction::Create,
             old: None,
             new: Some(new),
@@ -459,6 +555,8 @@ async fn plan_one(
             let new = to_json(&obj);
             let action = match &live {
                 None => PlanAction::Create,
+                // A failed pre/post-deploy Job runs again.
+                Some(live) if reruns(m, live) => PlanAction::Replace,
                 // A dry run never bumps resourceVersion: compare content only.
                 Some(live) if stripped(live.clone()) == stripped(new.clone()) => {
                     PlanAction::Unchanged
@@ -468,9 +566,7 @@ async fn plan_one(
             (action, Some(new), None)
         }
         Err(Failure::NotFound) if live.is_none() && namespace_is_new => return as_manifest(),
-        Err(Failure::Permanent(ObjectError::Immutable { .. }))
-            if may_replace(&m.body, &opts.replace) =>
-        {
+        Err(Failure::Permanent(ObjectError::Immutable { .. })) if replaceable(m, opts) => {
             (PlanAction::Replace, Some(m.body.clone()), None)
         }
         Err(f) => (PlanAction::Error, None, Some(f.into_object_error())),
@@ -480,6 +576,7 @@ async fn plan_one(
     mask_secret_pair(old.as_mut(), new.as_mut());
     PlanEntry {
         object: m.id.clone(),
+        phase: m.phase,
         action,
         old,
         new,
@@ -598,75 +695,169 @@ pub async fn apply(
     let mut pending_recorded = opts.dry_run || write_pending(true).await?;
     let concurrency = opts.concurrency.max(1);
     let mut results: Vec<Option<ObjectResult>> = vec![None; prepared.manifests.len()];
-    let mut crds_applied = false;
     let pending = Pending::of(&prepared.manifests);
 
-    for stage in Stage::ALL {
-        let items: Vec<(usize, &Manifest)> = prepared
+    // Phases in order; within a phase, stages in order. A phase that failed (an object
+    // not applied, or not ready) stops the later ones: they are reported, not applied.
+    let phases: Vec<Phase> = Phase::ALL
+        .into_iter()
+        .filter(|p| prepared.manifests.iter().any(|m| m.phase == *p))
+        .collect();
+    let mut phase_reports: Vec<PhaseReport> = Vec::with_capacity(phases.len());
+    let mut stopped = false;
+    let mut waited_total = Duration::ZERO;
+    for (n, &phase) in phases.iter().enumerate() {
+        let members: Vec<usize> = prepared
             .manifests
             .iter()
             .enumerate()
-            .filter(|(_, m)| Stage::of(&m.id) == stage)
+            .filter(|(_, m)| m.phase == phase)
+            .map(|(i, _)| i)
             .collect();
-        if items.is_empty() {
+        let objects: Vec<ObjectRef> = members
+            .iter()
+            .map(|&i| prepared.manifests[i].id.clone())
+            .collect();
+        if stopped {
+            for (&i, object) in members.iter().zip(&objects) {
+                results[i] = Some(ObjectResult {
+                    object: object.clone(),
+                    outcome: Ok(ApplyAction::Skipped),
+                });
+            }
+            phase_reports.push(PhaseReport {
+                phase,
+                objects,
+                outcome: PhaseOutcome::NotRun,
+                wait: None,
+                waited: Duration::ZERO,
+            });
             continue;
         }
-        if !pending_recorded && stage != Stage::Namespaces {
-            pending_recorded = write_pending(false).await?;
-        }
-        progress.event(&ProgressEvent::Stage {
-            stage,
-            objects: items.len(),
-        });
-        let live = prefetch_live(client, &items, concurrency, progress).await;
-        let mut futures = Vec::with_capacity(items.len());
-        for (i, m) in items {
-            let pending = &pending;
-            let known = live.get(&m.id).cloned();
-            futures.push(async move {
-                (
-                    i,
-                    apply_one(client, m, opts, pending, known, progress).await,
-                )
+        if phases.len() > 1 {
+            progress.event(&ProgressEvent::Phase {
+                phase,
+                objects: members.len(),
             });
         }
-        let stage_results: Vec<(usize, ObjectResult)> = bounded(futures, concurrency).await;
-        for (i, r) in stage_results {
-            if stage == Stage::CustomResourceDefinitions && r.outcome.is_ok() && !opts.dry_run {
-                crds_applied = true;
-            }
-            results[i] = Some(r);
-        }
-        if stage == Stage::CustomResourceDefinitions && crds_applied {
-            let crds: Vec<usize> = prepared
+        let mut crds_applied = false;
+        for stage in Stage::ALL {
+            let items: Vec<(usize, &Manifest)> = prepared
                 .manifests
                 .iter()
                 .enumerate()
-                .filter(|(i, m)| {
-                    Stage::of(&m.id) == stage
-                        && results[*i].as_ref().is_some_and(|r| r.outcome.is_ok())
-                })
-                .map(|(i, _)| i)
+                .filter(|(_, m)| m.phase == phase && Stage::of(&m.id) == stage)
                 .collect();
-            let waits = crds.into_iter().map(|i| {
-                let id = prepared.manifests[i].id.clone();
-                async move { (i, wait_crd_established(client, &id, progress).await) }
-            });
-            for (i, outcome) in futures::future::join_all(waits).await {
-                if let Err(error) = outcome {
-                    progress.event(&ProgressEvent::Failed {
-                        object: prepared.manifests[i].id.clone(),
-                        error: error.to_string(),
-                    });
-                    results[i] = Some(ObjectResult {
-                        object: prepared.manifests[i].id.clone(),
-                        outcome: Err(error),
-                    });
-                }
+            if items.is_empty() {
+                continue;
             }
-            // Custom resources of CRDs established in this run: discovery must learn them.
-            client.refresh_discovery().await?;
+            if !pending_recorded && stage != Stage::Namespaces {
+                pending_recorded = write_pending(false).await?;
+            }
+            progress.event(&ProgressEvent::Stage {
+                stage,
+                objects: items.len(),
+            });
+            let live = prefetch_live(client, &items, concurrency, progress).await;
+            let mut futures = Vec::with_capacity(items.len());
+            for (i, m) in items {
+                let pending = &pending;
+                let known = live.get(&m.id).cloned();
+                futures.push(async move {
+                    (
+                        i,
+                        apply_one(client, m, opts, pending, known, progress).await,
+                    )
+                });
+            }
+            let stage_results: Vec<(usize, ObjectResult)> = bounded(futures, concurrency).await;
+            for (i, r) in stage_results {
+                if stage == Stage::CustomResourceDefinitions && r.outcome.is_ok() && !opts.dry_run {
+                    crds_applied = true;
+                }
+                results[i] = Some(r);
+            }
+            if stage == Stage::CustomResourceDefinitions && crds_applied {
+                let crds: Vec<usize> = prepared
+                    .manifests
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, m)| {
+                        m.phase == phase
+                            && Stage::of(&m.id) == stage
+                            && results[*i].as_ref().is_some_and(|r| r.outcome.is_ok())
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                let waits = crds.into_iter().map(|i| {
+                    let id = prepared.manifests[i].id.clone();
+                    async move { (i, wait_crd_established(client, &id, progress).await) }
+                });
+                for (i, outcome) in futures::future::join_all(waits).await {
+                    if let Err(error) = outcome {
+                        progress.event(&ProgressEvent::Failed {
+                            object: prepared.manifests[i].id.clone(),
+                            error: error.to_string(),
+                        });
+                        results[i] = Some(ObjectResult {
+                            object: prepared.manifests[i].id.clone(),
+                            outcome: Err(error),
+                        });
+                    }
+                }
+                // Custom resources of CRDs established in this run: discovery must learn them.
+                client.refresh_discovery().await?;
+            }
         }
+        let failed = members
+            .iter()
+            .any(|&i| results[i].as_ref().is_none_or(|r| r.outcome.is_err()));
+        let last = n + 1 == phases.len();
+        let (outcome, wait, waited) = if failed {
+            (PhaseOutcome::Failed, None, Duration::ZERO)
+        } else if last || opts.dry_run {
+            (PhaseOutcome::Applied, None, Duration::ZERO)
+        } else {
+            progress.event(&ProgressEvent::PhaseWaiting {
+                phase,
+                objects: objects.len(),
+            });
+            let started = Instant::now();
+            let wait = wait_with(
+                client,
+                &objects,
+                opts.phase_timeout.saturating_sub(waited_total),
+                &opts.phase_health,
+                progress,
+            )
+            .await?;
+            let waited = started.elapsed();
+            waited_total += waited;
+            let outcome = if wait.failures().is_empty() {
+                PhaseOutcome::Ready
+            } else {
+                PhaseOutcome::Failed
+            };
+            (outcome, Some(wait), waited)
+        };
+        if outcome == PhaseOutcome::Failed && !last {
+            stopped = true;
+            progress.event(&ProgressEvent::PhaseStopped {
+                phase,
+                skipped: prepared
+                    .manifests
+                    .iter()
+                    .filter(|m| m.phase > phase)
+                    .count(),
+            });
+        }
+        phase_reports.push(PhaseReport {
+            phase,
+            objects,
+            outcome,
+            wait,
+            waited,
+        });
     }
 
     let results: Vec<ObjectResult> = results
@@ -682,12 +873,18 @@ pub async fn apply(
     let mut report = ApplyReport {
         dry_run: opts.dry_run,
         results,
+        phases: phase_reports,
         ..Default::default()
     };
-    let apply_failed = report.results.iter().any(|r| r.outcome.is_err());
+    // A deploy stopped by a failed phase is recorded like a failed apply: nothing is
+    // pruned (what the later phases would replace is still in use), and the inventory
+    // keeps the old set and the whole new one, pending, so the next deploy prunes right.
+    let apply_failed = stopped || report.results.iter().any(|r| r.outcome.is_err());
     let new_set: HashSet<ObjectRef> = prepared.manifests.iter().map(|m| m.id.clone()).collect();
 
-    if apply_failed {
+    if let Some(phase) = report.stopped_phase().filter(|_| stopped) {
+        report.prune_skipped = Some(format!("phase {} failed", phase.phase));
+    } else if apply_failed {
         report.prune_skipped = Some("some objects failed to apply".to_owned());
     } else if !opts.prune {
         report.prune_skipped = Some("pruning is disabled".to_owned());
@@ -825,7 +1022,9 @@ pub async fn apply_if_unchanged(
     let all_unchanged = prepared.manifests.iter().all(|m| {
         live.get(&m.id)
             .and_then(Option::as_ref)
-            .is_some_and(|live| unchanged::is_unchanged(&m.body, live, FIELD_MANAGER))
+            .is_some_and(|live| {
+                unchanged::is_unchanged(&m.body, live, FIELD_MANAGER) && !reruns(m, live)
+            })
     });
     if !all_unchanged {
         return Ok(None);
@@ -851,7 +1050,52 @@ pub async fn apply_if_unchanged(
         prune_skipped: (!opts.prune).then(|| "pruning is disabled".to_owned()),
         inventory: Some(old),
         inventory_error: None,
+        // Nothing is written, so the phases need no order: the caller's wait covers all.
+        phases: phase_reports(&prepared.manifests, PhaseOutcome::Applied),
     }))
+}
+
+/// One report per phase that has objects, each with `outcome`.
+fn phase_reports(manifests: &[Manifest], outcome: PhaseOutcome) -> Vec<PhaseReport> {
+    Phase::ALL
+        .into_iter()
+        .filter_map(|phase| {
+            let objects: Vec<ObjectRef> = manifests
+                .iter()
+                .filter(|m| m.phase == phase)
+                .map(|m| m.id.clone())
+                .collect();
+            (!objects.is_empty()).then_some(PhaseReport {
+                phase,
+                objects,
+                outcome,
+                wait: None,
+                waited: Duration::ZERO,
+            })
+        })
+        .collect()
+}
+
+fn is_job(id: &ObjectRef) -> bool {
+    id.group() == "batch" && id.kind == "Job"
+}
+
+/// Whether an immutable-field change may be applied by deleting and re-creating: the
+/// object opted in, or it is a Job that is a step of the deploy (pre/post-deploy).
+fn replaceable(m: &Manifest, opts: &ApplyOptions) -> bool {
+    may_replace(&m.body, &opts.replace) || (m.phase.runs_jobs() && is_job(&m.id))
+}
+
+/// Whether an unchanged object is re-created anyway: a pre/post-deploy Job that failed
+/// runs again on the next deploy, as the scripts that delete every Job before a deploy
+/// did; a completed one is left alone.
+fn reruns(m: &Manifest, live: &Value) -> bool {
+    m.phase.runs_jobs()
+        && is_job(&m.id)
+        && matches!(
+            workload_health("Job", live),
+            super::health::Health::Failed(_)
+        )
 }
 
 /// The inventory of this deploy naming `objects` (committed).
@@ -1045,7 +1289,24 @@ async fn apply_one_inner(
         && !opts.created_before.contains(&m.id)
         && unchanged::is_unchanged(&m.body, live, FIELD_MANAGER)
     {
-        return Ok(ApplyAction::Unchanged);
+        if !reruns(m, live) {
+            return Ok(ApplyAction::Unchanged);
+        }
+        progress.event(&ProgressEvent::Replacing {
+            object: m.id.clone(),
+        });
+        if !opts.dry_run {
+            delete_and_wait(client, &resource, &caps, &m.id, progress).await?;
+            let params = patch_params(opts, false);
+            let patch = Patch::Apply(&m.body);
+            client
+                .call(Some(&m.id), progress, || {
+                    api.patch(&m.id.name, &params, &patch)
+                })
+                .await
+                .map_err(Failure::into_object_error)?;
+        }
+        return Ok(ApplyAction::Replaced);
     }
     // An object last applied client-side: its field sets become lookctl's first, so that
     // what the manifest no longer has is removed (kubectl's csaupgrade).
@@ -1066,9 +1327,7 @@ async fn apply_one_inner(
             Some(live) if same(live, &to_json(&obj)) => ApplyAction::Unchanged,
             Some(_) => ApplyAction::Configured,
         }),
-        Err(Failure::Permanent(ObjectError::Immutable { .. }))
-            if may_replace(&m.body, &opts.replace) =>
-        {
+        Err(Failure::Permanent(ObjectError::Immutable { .. })) if replaceable(m, opts) => {
             progress.event(&ProgressEvent::Replacing {
                 object: m.id.clone(),
             });

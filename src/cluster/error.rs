@@ -229,6 +229,12 @@ pub enum ManifestProblem {
     NotAMapping,
     #[error("apiVersion, kind and metadata.name are required")]
     NoIdentity,
+    #[error("annotation {annotation} is {value}; expected {expected}")]
+    Phase {
+        annotation: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// Why an inventory ConfigMap cannot be read; each `error` is serde_json's own message.

@@ -6,12 +6,15 @@ use serde_json::Value;
 
 use super::error::{ClusterError, ManifestProblem};
 use super::object::ObjectRef;
+use super::phase::{self, ANNOTATION_PHASE, PHASE_VALUES, Phase};
 
 /// One rendered object, as JSON, with its identity.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub id: ObjectRef,
     pub body: Value,
+    /// The phase it is applied in (see `phase`).
+    pub phase: Phase,
 }
 
 impl Manifest {
@@ -32,9 +35,11 @@ impl Manifest {
 }
 
 /// Converts rendered YAML documents to manifests; rejects documents without
-/// apiVersion/kind/metadata.name. `Null` documents (empty YAML documents) are skipped.
+/// apiVersion/kind/metadata.name or with a `lookctl.dev/phase` that names no phase, and
+/// gives each its phase. `Null` documents (empty YAML documents) are skipped.
 pub fn manifests_from_yaml(objects: &[serde_yaml::Value]) -> Result<Vec<Manifest>, ClusterError> {
     let mut out = Vec::with_capacity(objects.len());
+    let mut explicit = Vec::with_capacity(objects.len());
     for (index, yaml) in objects.iter().enumerate() {
         if yaml.is_null() {
             continue;
@@ -57,7 +62,27 @@ pub fn manifests_from_yaml(objects: &[serde_yaml::Value]) -> Result<Vec<Manifest
             what: describe(yaml),
             problem: ManifestProblem::NoIdentity,
         })?;
-        out.push(Manifest { id, body });
+        explicit.push(Phase::annotated(&body).map_err(|unknown| {
+            ClusterError::InvalidManifest {
+                index,
+                what: describe(yaml),
+                problem: ManifestProblem::Phase {
+                    annotation: ANNOTATION_PHASE,
+                    value: unknown.0,
+                    expected: PHASE_VALUES,
+                },
+            }
+        })?);
+        out.push(Manifest {
+            id,
+            body,
+            phase: Phase::Deploy,
+        });
+    }
+    let pairs: Vec<(&ObjectRef, Option<Phase>)> = out.iter().map(|m| &m.id).zip(explicit).collect();
+    let phases = phase::assign(&pairs);
+    for (m, p) in out.iter_mut().zip(phases) {
+        m.phase = p;
     }
     Ok(out)
 }

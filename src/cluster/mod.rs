@@ -41,6 +41,7 @@ mod lock;
 mod manifest;
 mod namespace;
 mod object;
+mod phase;
 mod replace;
 mod retry;
 mod serving;
@@ -57,8 +58,8 @@ use kube::discovery::{ApiCapabilities, Discovery, Scope};
 use kube::{Api, Client};
 
 pub use apply::{
-    ApplyAction, ApplyOptions, ApplyReport, ObjectResult, Plan, PlanAction, PlanEntry, PruneResult,
-    apply, apply_if_unchanged, plan,
+    ApplyAction, ApplyOptions, ApplyReport, ObjectResult, PhaseOutcome, PhaseReport, Plan,
+    PlanAction, PlanEntry, PruneResult, apply, apply_if_unchanged, plan,
 };
 pub use error::{
     ClusterError, FieldConflict, InventoryProblem, ManifestProblem, ObjectError, ObjectFailure,
@@ -76,6 +77,7 @@ pub use object::{
     ANNOTATION_REPLACE, FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_TARGET, ObjectRef,
     Stage,
 };
+pub use phase::{ANNOTATION_PHASE, Phase};
 pub use replace::{ReplaceRule, RuleProblem};
 pub use retry::RetryPolicy;
 pub use serving::{
@@ -90,12 +92,25 @@ pub use wait::{
 
 use retry::{Failure, RateLimiter, with_retry};
 
+/// Checks the rendered objects as `apply` and `plan` read them (identity, the phase
+/// annotation) without asking the cluster, so that a wrong manifest is refused before
+/// any request is sent.
+pub fn check_manifests(objects: &[serde_yaml::Value]) -> Result<(), ClusterError> {
+    manifest::manifests_from_yaml(objects).map(|_| ())
+}
+
 /// What happened, for the caller to show (progress bars, plain lines, JSON events).
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ProgressEvent {
     /// A stage starts with this many objects.
     Stage { stage: Stage, objects: usize },
+    /// A phase starts with this many objects (only in a deploy with more than one).
+    Phase { phase: Phase, objects: usize },
+    /// A phase was applied; waiting for its objects before the next phase starts.
+    PhaseWaiting { phase: Phase, objects: usize },
+    /// A phase failed: the later phases are not applied.
+    PhaseStopped { phase: Phase, skipped: usize },
     /// An object was applied (or dry-run applied).
     Applied {
         object: ObjectRef,

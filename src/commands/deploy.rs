@@ -118,6 +118,11 @@ pub(crate) fn request(settings: &DeploySettings, dry_run: bool) -> Request<'_> {
             identity: settings.identity.clone(),
             replace: settings.replace.clone(),
             created_before: Vec::new(),
+            // Phases are awaited even with --no-wait: a pre-deploy migration must end
+            // before the deploy phase starts.
+            phase_timeout: settings.timeout,
+            // The pipeline sets it from `health`.
+            phase_health: Default::default(),
         },
         namespace: Namespace::Rendered,
         lock: LockSpec {

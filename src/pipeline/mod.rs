@@ -21,8 +21,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{
-    self, ApplyOptions, ApplyReport, ClusterClient, ClusterError, DeployLock, ObjectRef, Plan,
-    Progress, ProgressEvent, WaitReport,
+    self, ApplyOptions, ApplyReport, ClusterClient, ClusterError, DeployLock, ObjectRef, Phase,
+    PhaseOutcome, Plan, Progress, ProgressEvent, WaitReport,
 };
 use crate::render::{Document, KustomizeError};
 
@@ -229,21 +229,93 @@ impl Timing {
     }
 }
 
-/// Forwards progress to the caller's observer and notes when each object was applied.
+/// Forwards progress to the caller's observer and notes when each object was applied
+/// and when each wait between phases started.
 struct Clock<'a> {
     inner: &'a dyn Observer,
     start: Instant,
     applied: Mutex<BTreeMap<ObjectRef, Duration>>,
+    phase_waits: Mutex<BTreeMap<Phase, Duration>>,
+}
+
+impl<'a> Clock<'a> {
+    fn new(inner: &'a dyn Observer) -> Self {
+        Clock {
+            inner,
+            start: Instant::now(),
+            applied: Mutex::new(BTreeMap::new()),
+            phase_waits: Mutex::new(BTreeMap::new()),
+        }
+    }
 }
 
 impl Progress for Clock<'_> {
     fn event(&self, e: &ProgressEvent) {
-        if let ProgressEvent::Applied { object, .. } = e
-            && let Ok(mut applied) = self.applied.lock()
-        {
-            applied.insert(object.clone(), self.start.elapsed());
+        match e {
+            ProgressEvent::Applied { object, .. } => {
+                if let Ok(mut applied) = self.applied.lock() {
+                    applied.insert(object.clone(), self.start.elapsed());
+                }
+            }
+            ProgressEvent::PhaseWaiting { phase, .. } => {
+                if let Ok(mut waits) = self.phase_waits.lock() {
+                    waits.insert(*phase, self.start.elapsed());
+                }
+            }
+            _ => {}
         }
         self.inner.event(e);
+    }
+}
+
+/// The waits of a run as one report: those between phases, in order, then the rollout
+/// wait after the apply (`last`, with when it started). Every detail's `elapsed` counts
+/// from the start of the first wait, which is returned with it (see [`Timing`]).
+fn merge_waits(
+    report: &ApplyReport,
+    phase_starts: &BTreeMap<Phase, Duration>,
+    last: Option<(Duration, WaitReport)>,
+) -> (Option<Duration>, Option<WaitReport>) {
+    let mut waits: Vec<(Duration, &WaitReport)> = report
+        .phases
+        .iter()
+        .filter_map(|p| Some((*phase_starts.get(&p.phase)?, p.wait.as_ref()?)))
+        .collect();
+    if let Some((started, wait)) = &last {
+        waits.push((*started, wait));
+    }
+    let first = waits.iter().map(|(started, _)| *started).min();
+    let Some(first) = first else {
+        return (None, None);
+    };
+    let mut merged = WaitReport::default();
+    for (started, wait) in waits {
+        let offset = started.saturating_sub(first);
+        merged.results.extend(wait.results.iter().cloned());
+        merged
+            .details
+            .extend(wait.details.iter().cloned().map(|mut d| {
+                d.elapsed += offset;
+                d
+            }));
+    }
+    (Some(first), Some(merged))
+}
+
+/// The phases the apply did not wait for (the last one; all of them when nothing was
+/// written) were awaited by the rollout wait after it: their outcome is that wait's.
+fn record_phase_outcomes(report: &mut ApplyReport, wait: &WaitReport) {
+    let failed: Vec<ObjectRef> = wait.failures().into_iter().map(|f| f.object).collect();
+    for phase in report
+        .phases
+        .iter_mut()
+        .filter(|p| p.outcome == PhaseOutcome::Applied)
+    {
+        phase.outcome = if phase.objects.iter().any(|o| failed.contains(o)) {
+            PhaseOutcome::Failed
+        } else {
+            PhaseOutcome::Ready
+        };
     }
 }
 
@@ -320,6 +392,9 @@ pub fn run_rendered(
     step: &impl UnderLock,
     observer: &dyn Observer,
 ) -> Result<DeployReport, PipelineError> {
+    // A manifest the cluster part would refuse (a phase annotation that names no phase)
+    // is refused before any request.
+    cluster::check_manifests(objects)?;
     observer.rendered(objects.len());
     let result = runtime()?.block_on(run_cluster(request, objects, step, observer));
     observer.finished();
@@ -356,6 +431,7 @@ async fn run_cluster(
     };
     let mut options = ApplyOptions {
         namespace_default: namespace.clone(),
+        phase_health: request.health.clone(),
         ..request.apply.clone()
     };
     if options.dry_run {
@@ -374,16 +450,12 @@ async fn run_cluster(
     // the check cannot tell (a read refused or failed), the deploy goes on as usual and
     // meets the same problem there, with that path's message.
     if step.is_noop() {
-        let clock = Clock {
-            inner: observer,
-            start: Instant::now(),
-            applied: Mutex::new(BTreeMap::new()),
-        };
+        let clock = Clock::new(observer);
         let unchanged = tokio::select! {
             report = cluster::apply_if_unchanged(&client, objects, &options, &clock) => report.ok().flatten(),
             signal = signals.recv() => return Err(interrupted(signal, false)),
         };
-        if let Some(report) = unchanged {
+        if let Some(mut report) = unchanged {
             let applied = report.applied();
             let mut timing = Timing {
                 applied: clock.applied.into_inner().unwrap_or_default(),
@@ -399,6 +471,9 @@ async fn run_cluster(
                 }
                 None => None,
             };
+            if let Some(wait) = &wait {
+                record_phase_outcomes(&mut report, wait);
+            }
             return Ok(DeployReport {
                 outcome: Outcome::Applied {
                     report: Box::new(report),
@@ -505,11 +580,7 @@ impl Locked<'_, '_> {
             options,
             observer,
         } = *self;
-        let clock = Clock {
-            inner: observer,
-            start: Instant::now(),
-            applied: Mutex::new(BTreeMap::new()),
-        };
+        let clock = Clock::new(observer);
         let applied = async {
             step.run(client).await?;
             Ok::<_, PipelineError>(cluster::apply(client, objects, options, &clock).await?)
@@ -518,27 +589,28 @@ impl Locked<'_, '_> {
         if !request.lock.through_wait || applied.is_err() {
             *released = release(lock.take()).await;
         }
-        let report = match applied {
+        let mut report = match applied {
             Ok(report) => report,
             Err(error) => return Err(attach_release(error, released.take())),
         };
 
-        let mut timing = Timing {
-            applied: clock.applied.into_inner().unwrap_or_default(),
-            wait_started: None,
-        };
-        let wait = match request.wait {
-            Some(timeout) if report.failures().is_empty() => {
-                timing.wait_started = Some(clock.start.elapsed());
+        // The rollout wait covers what no wait between phases did (the last phase), and
+        // the time those waits took counts against its timeout. A phase that failed
+        // stopped the deploy: nothing more to wait for.
+        let last = match request.wait {
+            Some(timeout) if report.failures().is_empty() && report.stopped_phase().is_none() => {
+                let started = clock.start.elapsed();
+                let spent: Duration = report.phases.iter().map(|p| p.waited).sum();
                 Some(
                     cluster::wait_with(
                         client,
-                        &report.applied(),
-                        timeout,
+                        &report.not_awaited(),
+                        timeout.saturating_sub(spent),
                         &request.health,
                         observer,
                     )
-                    .await,
+                    .await
+                    .map(|wait| (started, wait)),
                 )
             }
             _ => None,
@@ -546,9 +618,18 @@ impl Locked<'_, '_> {
         if let Some(e) = release(lock.take()).await {
             *released = Some(e);
         }
-        let wait = match wait.transpose() {
-            Ok(wait) => wait,
+        let last = match last.transpose() {
+            Ok(last) => last,
             Err(error) => return Err(attach_release(error.into(), released.take())),
+        };
+        if let Some((_, wait)) = &last {
+            record_phase_outcomes(&mut report, wait);
+        }
+        let phase_starts = clock.phase_waits.into_inner().unwrap_or_default();
+        let (wait_started, wait) = merge_waits(&report, &phase_starts, last);
+        let timing = Timing {
+            applied: clock.applied.into_inner().unwrap_or_default(),
+            wait_started,
         };
         Ok(DeployReport {
             outcome: Outcome::Applied {
@@ -605,4 +686,114 @@ pub fn is_namespace_named(object: &Document, name: &str) -> bool {
             .and_then(|m| m.get("name"))
             .and_then(Document::as_str)
             == Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{PhaseReport, WaitDetail, WaitOutcome};
+
+    fn id(kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: if kind == "Job" { "batch/v1" } else { "apps/v1" }.into(),
+            kind: kind.into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
+    }
+
+    fn waited(object: &ObjectRef, elapsed_ms: u64, outcome: WaitOutcome) -> WaitReport {
+        WaitReport {
+            results: vec![(object.clone(), outcome)],
+            details: vec![WaitDetail {
+                object: object.clone(),
+                elapsed: Duration::from_millis(elapsed_ms),
+                diagnostics: None,
+            }],
+        }
+    }
+
+    fn phase(phase: Phase, objects: &[&ObjectRef], outcome: PhaseOutcome) -> PhaseReport {
+        PhaseReport {
+            phase,
+            objects: objects.iter().map(|o| (*o).clone()).collect(),
+            outcome,
+            wait: None,
+            waited: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_waits_of_a_phased_deploy_are_one_report_timed_from_the_first_wait() {
+        let (migrate, web) = (id("Job", "migrate"), id("Deployment", "web"));
+        let mut pre = phase(Phase::PreDeploy, &[&migrate], PhaseOutcome::Ready);
+        pre.wait = Some(waited(&migrate, 300, WaitOutcome::Ready));
+        let report = ApplyReport {
+            phases: vec![pre, phase(Phase::Deploy, &[&web], PhaseOutcome::Applied)],
+            ..ApplyReport::default()
+        };
+        // The pre-deploy wait started 100 ms into the apply, the rollout wait at 600 ms.
+        let starts = BTreeMap::from([(Phase::PreDeploy, Duration::from_millis(100))]);
+        let last = (
+            Duration::from_millis(600),
+            waited(&web, 200, WaitOutcome::Ready),
+        );
+        let (started, merged) = merge_waits(&report, &starts, Some(last));
+        let merged = merged.unwrap_or_default();
+        let timing = Timing {
+            applied: BTreeMap::new(),
+            wait_started: started,
+        };
+        assert_eq!(started, Some(Duration::from_millis(100)));
+        assert_eq!(merged.results.len(), 2);
+        // Ready times from the start of the apply: each wait's own start plus its elapsed.
+        assert_eq!(
+            timing.ready(&merged, &migrate),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(
+            timing.ready(&merged, &web),
+            Some(Duration::from_millis(800))
+        );
+        // Nothing waited: no report.
+        let (started, none) = merge_waits(&ApplyReport::default(), &BTreeMap::new(), None);
+        assert!(started.is_none() && none.is_none());
+    }
+
+    #[test]
+    fn phases_the_apply_did_not_wait_for_take_the_rollout_wait_outcome() {
+        let (migrate, web, smoke) = (
+            id("Job", "migrate"),
+            id("Deployment", "web"),
+            id("Job", "smoke"),
+        );
+        let mut report = ApplyReport {
+            phases: vec![
+                phase(Phase::PreDeploy, &[&migrate], PhaseOutcome::Ready),
+                phase(Phase::Deploy, &[&web], PhaseOutcome::Applied),
+                phase(Phase::PostDeploy, &[&smoke], PhaseOutcome::Applied),
+            ],
+            ..ApplyReport::default()
+        };
+        let wait = WaitReport {
+            results: vec![
+                (web.clone(), WaitOutcome::Ready),
+                (
+                    smoke.clone(),
+                    WaitOutcome::Failed("BackoffLimitExceeded".into()),
+                ),
+            ],
+            details: Vec::new(),
+        };
+        record_phase_outcomes(&mut report, &wait);
+        let outcomes: Vec<PhaseOutcome> = report.phases.iter().map(|p| p.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                PhaseOutcome::Ready,
+                PhaseOutcome::Ready,
+                PhaseOutcome::Failed
+            ]
+        );
+    }
 }

@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use crate::cluster::{
-    ApplyAction, ApplyReport, Diagnostics, LogExcerpt, ObjectRef, Plan, PlanAction, WaitReport,
+    ApplyAction, ApplyReport, Diagnostics, LogExcerpt, ObjectRef, Phase, PhaseOutcome, Plan,
+    PlanAction, WaitReport,
 };
 use crate::pipeline::{DeployReport, Outcome, Timing};
 
@@ -48,6 +49,9 @@ pub struct PlanJson {
 #[serde(rename_all = "camelCase")]
 pub struct PlanObjectJson {
     pub object: ObjectJson,
+    /// The phase it would be applied in: `pre-deploy`, `deploy` or `post-deploy`
+    /// (annotation `lookctl.dev/phase`); `deploy` for an object to prune.
+    pub phase: Phase,
     /// `create`, `update`, `unchanged`, `replace`, `prune` or `error`.
     pub action: &'static str,
     /// Why the server refused the object (action `error`).
@@ -66,10 +70,14 @@ pub struct DeployJson {
     pub prune_skipped: Option<String>,
     pub inventory: Option<InventoryJson>,
     /// How the rollout ended: `ready` (every workload ready, or failures reported by
-    /// `lookctl.dev/on-failure: report`), `failed`, or `notWaited` (--no-wait, or the
-    /// apply failed).
+    /// `lookctl.dev/on-failure: report`), `failed` (a workload, or a Job of a phase,
+    /// failed), or `notWaited` (--no-wait, or the apply failed).
     pub rollout: &'static str,
-    /// One entry per workload waited for (empty with --no-wait).
+    /// The phases of the deploy, in the order they ran (one, `deploy`, when no object
+    /// names another phase).
+    pub phases: Vec<PhaseJson>,
+    /// One entry per workload waited for, between phases and after the apply (empty
+    /// with --no-wait and one phase).
     pub wait: Vec<WaitJson>,
     /// Every failed object, as `<object>: <reason>`.
     pub failures: Vec<String>,
@@ -79,9 +87,29 @@ pub struct DeployJson {
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct PhaseJson {
+    /// `pre-deploy`, `deploy` or `post-deploy`.
+    pub phase: Phase,
+    /// `ready` (applied, and every object of it ready before the next phase started or
+    /// the deploy ended), `applied` (not waited for: --no-wait), `failed` (an object
+    /// failed to apply or to become ready; later phases did not run), or `notRun` (an
+    /// earlier phase failed).
+    pub state: &'static str,
+    /// How many objects it has.
+    pub objects: usize,
+    /// Milliseconds spent waiting for it before the next phase started (0 for the last
+    /// phase: its wait is the rollout's).
+    pub waited_ms: u64,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AppliedObjectJson {
     pub object: ObjectJson,
-    /// `created`, `configured`, `unchanged` or `replaced`; absent when it failed.
+    /// The phase it was (or would have been) applied in.
+    pub phase: Phase,
+    /// `created`, `configured`, `unchanged`, `replaced`, or `skipped` (an earlier phase
+    /// failed); absent when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<&'static str>,
     /// Why it failed; absent when it was applied.
@@ -231,6 +259,16 @@ pub(crate) fn apply_action_name(action: ApplyAction) -> &'static str {
         ApplyAction::Configured => "configured",
         ApplyAction::Unchanged => "unchanged",
         ApplyAction::Replaced => "replaced",
+        ApplyAction::Skipped => "skipped",
+    }
+}
+
+pub(crate) fn phase_state_name(outcome: PhaseOutcome) -> &'static str {
+    match outcome {
+        PhaseOutcome::Applied => "applied",
+        PhaseOutcome::Ready => "ready",
+        PhaseOutcome::Failed => "failed",
+        PhaseOutcome::NotRun => "notRun",
     }
 }
 
@@ -243,6 +281,7 @@ pub fn plan_json(plan: &Plan, warnings: &[String]) -> PlanJson {
             .iter()
             .map(|e| PlanObjectJson {
                 object: (&e.object).into(),
+                phase: e.phase,
                 action: action_name(e.action),
                 error: e.error.as_ref().map(ToString::to_string),
             })
@@ -265,6 +304,7 @@ pub fn deploy_json(
             .iter()
             .map(|r| AppliedObjectJson {
                 object: (&r.object).into(),
+                phase: report.phase_of(&r.object).unwrap_or_default(),
                 action: r.outcome.as_ref().ok().map(|a| apply_action_name(*a)),
                 error: r.outcome.as_ref().err().map(ToString::to_string),
                 applied_ms: timing.applied.get(&r.object).copied().map(millis),
@@ -287,10 +327,30 @@ pub fn deploy_json(
             objects: i.objects.len(),
         }),
         rollout: match wait {
+            Some(w) if !w.failures().is_empty() => "failed",
+            // Only the waits between phases ran (--no-wait): the last phase was not
+            // waited for.
+            Some(_)
+                if report
+                    .phases
+                    .last()
+                    .is_some_and(|p| p.outcome == PhaseOutcome::Applied) =>
+            {
+                "notWaited"
+            }
+            Some(_) => "ready",
             None => "notWaited",
-            Some(w) if w.failures().is_empty() => "ready",
-            Some(_) => "failed",
         },
+        phases: report
+            .phases
+            .iter()
+            .map(|p| PhaseJson {
+                phase: p.phase,
+                state: phase_state_name(p.outcome),
+                objects: p.objects.len(),
+                waited_ms: millis(p.waited),
+            })
+            .collect(),
         wait: wait
             .map(|w| {
                 w.results
@@ -394,7 +454,13 @@ pub fn report_summary(
     if failed > 0 {
         line.push_str(&format!(", {failed} failed"));
     }
-    if let Some(reason) = &report.prune_skipped {
+    let skipped = count(ApplyAction::Skipped);
+    if let Some(phase) = report.stopped_phase().filter(|_| skipped > 0) {
+        line.push_str(&format!(
+            ", {skipped} not applied and nothing pruned: phase {} failed",
+            phase.phase
+        ));
+    } else if let Some(reason) = &report.prune_skipped {
         line.push_str(&format!(" (prune skipped: {reason})"));
     }
     if let Some(w) = wait {

@@ -10,6 +10,7 @@ use crate::cluster::{Plan, PlanAction};
 /// left out; refused objects show the server's reason), coloured as `styles` says.
 pub fn render_diff(plan: &Plan, styles: &Styles) -> String {
     let mut out = String::new();
+    let phased = plan.phased();
     for entry in &plan.entries {
         let label = match entry.action {
             PlanAction::Unchanged => continue,
@@ -19,7 +20,11 @@ pub fn render_diff(plan: &Plan, styles: &Styles) -> String {
             PlanAction::Prune => "pruned",
             PlanAction::Error => "error",
         };
-        let header = format!("{} ({label})", entry.object);
+        let header = if phased && entry.action != PlanAction::Prune {
+            format!("{} ({label}, phase {})", entry.object, entry.phase)
+        } else {
+            format!("{} ({label})", entry.object)
+        };
         out.push_str(&styles.paint(style::HEADER, &header));
         out.push('\n');
         if let Some(error) = &entry.error {
@@ -92,6 +97,7 @@ mod tests {
                 namespace: Some("staging".into()),
                 name: "cfg".into(),
             },
+            phase: crate::cluster::Phase::Deploy,
             action,
             old,
             new,

@@ -113,6 +113,25 @@ impl crate::cluster::Progress for ProgressPrinter {
                     bar.set_message(format!("{} ({objects})", stage.name()));
                 }
             }
+            E::Phase { phase, objects } => {
+                if let Some(bar) = self.bar() {
+                    bar.set_message(format!("phase {phase}"));
+                }
+                self.line(format!("phase {phase}: applying {}", count(*objects)));
+            }
+            E::PhaseWaiting { phase, objects } => {
+                if let Some(bar) = self.bar() {
+                    bar.set_message(format!("waiting for phase {phase}"));
+                }
+                self.line(format!(
+                    "phase {phase}: waiting for {} before the next phase",
+                    count(*objects)
+                ));
+            }
+            E::PhaseStopped { phase, skipped } => self.line(format!(
+                "phase {phase} failed: {} of later phases not applied",
+                count(*skipped)
+            )),
             E::Applied { object, action } => {
                 if let Some(bar) = self.bar() {
                     bar.inc(1);
@@ -122,6 +141,7 @@ impl crate::cluster::Progress for ProgressPrinter {
                     ApplyAction::Configured => "configured",
                     ApplyAction::Unchanged => "unchanged",
                     ApplyAction::Replaced => "replaced",
+                    ApplyAction::Skipped => "skipped (an earlier phase failed)",
                 };
                 if *action != ApplyAction::Unchanged || self.bar().is_none() {
                     self.line(format!("{object} {verb}"));
@@ -190,4 +210,9 @@ impl crate::cluster::Progress for ProgressPrinter {
             }
         }
     }
+}
+
+/// `1 object`, `3 objects`.
+fn count(n: usize) -> String {
+    format!("{n} object{}", if n == 1 { "" } else { "s" })
 }

@@ -30,6 +30,7 @@ mod notify;
 mod output;
 mod patch_diff;
 mod patch_props;
+mod phases;
 mod real_cluster;
 mod real_cluster_rollout;
 mod registry_docker;

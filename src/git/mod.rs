@@ -1,7 +1,7 @@
 //! The newest commit of a branch on a git remote, and its tree, for `deploy --latest`.
 //!
 //! [`fetch_branch`] fetches one branch with libgit2 (local paths, `file://`, `git://`,
-//! and `http(s)://` through [`http`]'s transport), as `git fetch REMOTE BRANCH` would:
+//! and `http(s)://` through the `http` module's transport), as `git fetch REMOTE BRANCH` would:
 //! the remote-tracking ref of a named remote moves, nothing else in the repository
 //! changes. [`checkout`] writes a commit's tree into a directory of its own, so that the
 //! commit renders exactly as it was committed, whatever the working tree holds. The tree

@@ -437,13 +437,27 @@ pub async fn plan(
     let crd_kinds: HashSet<(String, String)> =
         crd_scopes(&prepared.manifests).into_keys().collect();
     let concurrency = opts.concurrency.max(1);
+    // The live objects, one LIST per kind and namespace as a deploy reads them: an object
+    // already as its manifest says needs no dry run, and the others need no GET. A read
+    // that fails leaves its objects to the per-object path, which reports the error.
+    let manifests: Vec<&Manifest> = prepared.manifests.iter().collect();
+    let groups = by_kind_and_namespace(&manifests);
+    let reads = groups
+        .iter()
+        .map(|group| list_live(client, group, progress))
+        .collect();
+    let mut live: HashMap<ObjectRef, Option<Value>> = HashMap::new();
+    for read in bounded(reads, concurrency).await.into_iter().flatten() {
+        live.extend(read);
+    }
     let mut futures = Vec::with_capacity(prepared.manifests.len());
     for (i, m) in prepared.manifests.iter().enumerate() {
         let (new_namespaces, crd_kinds) = (&new_namespaces, &crd_kinds);
+        let read = live.get(&m.id);
         futures.push(async move {
             (
                 i,
-                plan_one(client, m, opts, new_namespaces, crd_kinds, progress).await,
+                plan_one(client, m, opts, read, new_namespaces, crd_kinds, progress).await,
             )
         });
     }
@@ -498,6 +512,7 @@ async fn plan_one(
     client: &ClusterClient,
     m: &Manifest,
     opts: &ApplyOptions,
+    read: Option<&Option<Value>>,
     new_namespaces: &HashSet<String>,
     crd_kinds: &HashSet<(String, String)>,
     progress: &dyn Progress,
@@ -535,14 +550,35 @@ async fn plan_one(
             .as_ref()
             .is_some_and(|ns| new_namespaces.contains(ns));
     let api = client.api(&resource, &caps, m.id.namespace.as_deref());
-    let live = match client
-        .call(Some(&m.id), progress, || api.get_opt(&m.id.name))
-        .await
-    {
-        Ok(live) => live.map(|o| to_json(&o)),
-        Err(Failure::NotFound) => None,
-        Err(f) => return error_entry(f.into_object_error()),
+    let live = match read {
+        Some(read) => read.clone(),
+        None => match client
+            .call(Some(&m.id), progress, || api.get_opt(&m.id.name))
+            .await
+        {
+            Ok(live) => live.map(|o| to_json(&o)),
+            Err(Failure::NotFound) => None,
+            Err(f) => return error_entry(f.into_object_error()),
+        },
     };
+    // Unchanged by the rules a deploy uses to send nothing (see `unchanged`): the dry
+    // run would return the live object as it is.
+    if let Some(live) = &live
+        && !reruns(m, live)
+        && unchanged::is_unchanged(&m.body, live, FIELD_MANAGER)
+    {
+        let mut old = Some(stripped(live.clone()));
+        let mut new = old.clone();
+        mask_secret_pair(old.as_mut(), new.as_mut());
+        return PlanEntry {
+            object: m.id.clone(),
+            phase: m.phase,
+            action: PlanAction::Unchanged,
+            old,
+            new,
+            error: None,
+        };
+    }
     let params = patch_params(opts, true);
     let patch = Patch::Apply(&m.body);
     let result = client

@@ -652,3 +652,59 @@ mod real {
         );
     }
 }
+
+/// A dry run (`diff`, `deploy --dry-run`, the confirmation's plan) reads the live state
+/// like a deploy, one LIST per kind and namespace, and dry-runs only what may change: an
+/// unchanged tree costs reads only, and a changed object is still shown as the server
+/// would store it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_dry_runs_only_what_may_change() {
+    let fake = Fake::start().await;
+    let client = fake.client().await;
+    cluster::apply(&client, &v1(), &opts(), &NoProgress)
+        .await
+        .expect("first deploy")
+        .check()
+        .expect("applies");
+    let dry = ApplyOptions {
+        dry_run: true,
+        ..opts()
+    };
+
+    let before = fake.count();
+    let plan = cluster::plan(&client, &v1(), &dry).await.expect("plan");
+    let sent = methods(&fake.server, before);
+    assert_eq!(
+        writes(&sent),
+        0,
+        "no dry-run PATCH for an unchanged tree: {sent:?}"
+    );
+    // The inventory, one LIST of ConfigMaps, one of Deployments, one GET each for the
+    // Namespace and the Service.
+    assert!(sent.get("GET").copied().unwrap_or(0) <= 5, "{sent:?}");
+    assert!(!plan.has_changes(), "{:?}", plan.entries);
+
+    // One Deployment's image changes: that one object is dry-run, and shown changed.
+    let v2 = docs(&app("registry.example/web:v2", "hello", true));
+    let before = fake.count();
+    let plan = cluster::plan(&client, &v2, &dry).await.expect("plan");
+    let sent = methods(&fake.server, before);
+    assert_eq!(writes(&sent), 1, "one dry-run PATCH: {sent:?}");
+    let changed: Vec<_> = plan
+        .entries
+        .iter()
+        .filter(|e| e.action != PlanAction::Unchanged)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0].object.name, "web");
+    assert_eq!(changed[0].action, PlanAction::Update);
+    assert_eq!(
+        changed[0].new.as_ref().unwrap()["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/web:v2"
+    );
+    assert_eq!(
+        fake.deployment("web")["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/web:v1",
+        "a dry run changes nothing"
+    );
+}

@@ -5,7 +5,7 @@ run: `lookctl deploy --no-wait`, `kubectl apply --server-side` and `kapp deploy 
 (kluctl: see BENCHMARKS.md, the Go module proxy refuses it). Prints a Markdown table.
 
 Usage: bench/apply_real.py [--objects 500,2000] [--rtt 10ms,50ms] [--configs 500@10ms,...]
-                           [--tools lookctl,kubectl,kapp] [--no-build]
+                           [--tools lookctl,kubectl,kapp] [--scenarios first,...] [--no-build]
 A tool `lookctl+ARG` is lookctl with an extra deploy argument, e.g.
 `--tools lookctl,lookctl+--concurrency=32,kubectl,kapp`.
 
@@ -21,6 +21,10 @@ object. Scenarios, per size and round-trip time, tools in alternating order:
   first      everything created;
   no-change  the same objects again;
   one-change one Deployment's annotation changed.
+With --scenarios, also (after `first`, changing nothing in the cluster):
+  diff-no-change   the diff of the deployed objects: `lookctl diff`, `kubectl diff
+                   --server-side`, `kapp deploy --diff-run`;
+  diff-one-change  the diff with one Deployment's annotation changed.
 kubectl and kapp get the rendered file; lookctl a project whose overlay is that file.
 
 Requests: kube-apiserver's own `apiserver_request_total` (read directly, not through the
@@ -115,9 +119,11 @@ def run(cmd, cwd=None, check=True, env=None):
     return p
 
 
-def timed(cmd, cwd=None):
+def timed(cmd, cwd=None, ok=(0,)):
     start = time.perf_counter()
-    p = run(cmd, cwd=cwd)
+    p = run(cmd, cwd=cwd, check=False)
+    if p.returncode not in ok:
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return time.perf_counter() - start, p.stdout + p.stderr
 
 
@@ -210,6 +216,21 @@ class Tool:
         with open(self.file, "w") as f:
             yaml.safe_dump_all(docs, f, sort_keys=False)
 
+    def diff_command(self):
+        """The tool's diff of its file against the cluster, and the exit codes that mean
+        success (kubectl and lookctl exit 1 when there are differences)."""
+        if self.name == "lookctl":
+            return [self.bin["lookctl"], "diff", "--target", "bench", "--sha", SHA,
+                    "--kubeconfig", self.kubeconfig] + self.extra, (0, 1)
+        if self.name == "kubectl":
+            return [self.bin["kubectl"], "--kubeconfig", self.kubeconfig, "--context", "admin",
+                    "--cache-dir", self.cache, "diff", "--server-side", "-f", self.file], (0, 1)
+        if self.name == "kapp":
+            return [self.bin["kapp"], "deploy", "-a", f"bench-{self.ns}", "-n", "default", "-f",
+                    self.file, "-y", "--diff-run", "--kubeconfig", self.kubeconfig,
+                    "--kubeconfig-context", "admin", "--tty=false"], (0,)
+        raise ValueError(self.name)
+
     def command(self):
         if self.name == "lookctl":
             return [self.bin["lookctl"], "deploy", "--target", "bench", "--sha", SHA, "--no-wait",
@@ -249,6 +270,8 @@ def main():
     ap.add_argument("--rtt", default="10ms,50ms")
     ap.add_argument("--tools", default="lookctl,kubectl,kapp")
     ap.add_argument("--configs", help="OBJECTS@RTT pairs instead of --objects x --rtt, e.g. 500@10ms,2000@10ms")
+    ap.add_argument("--scenarios", default="first,no-change,one-change",
+                    help="in this order; diff-no-change and diff-one-change after first")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     for v in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "COMMIT_SHA", "BRANCH_NAME", "TAG_NAME", "KUBECONFIG"):
@@ -302,14 +325,15 @@ def main():
                 t.docs = in_namespace(docs, ns)
                 ts[tool] = t
             n = len(next(iter(ts.values())).docs)
-            for phase in ("first", "no-change", "one-change"):
+            for phase in args.scenarios.split(","):
                 order = tools[config_no % len(tools):] + tools[:config_no % len(tools)]
                 config_no += 1
                 for tool in order:
                     t = ts[tool]
-                    t.set(one_change(t.docs) if phase == "one-change" else t.docs)
+                    t.set(one_change(t.docs) if phase.endswith("one-change") else t.docs)
+                    cmd, ok = t.diff_command() if phase.startswith("diff") else (t.command(), (0,))
                     before = metrics.read()
-                    secs, out = timed(t.command(), cwd=t.dir)
+                    secs, out = timed(cmd, cwd=t.dir, ok=ok)
                     writes, reads = Metrics.delta(before, metrics.read())
                     print(f"  {n} objects, rtt {rtt_text}, {phase}, {tool}: {secs:.2f} s; "
                           f"writes {fmt(writes)}; reads {fmt(reads)}; {t.summary(out)}",

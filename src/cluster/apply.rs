@@ -550,16 +550,9 @@ async fn plan_one(
             .as_ref()
             .is_some_and(|ns| new_namespaces.contains(ns));
     let api = client.api(&resource, &caps, m.id.namespace.as_deref());
-    let live = match read {
-        Some(read) => read.clone(),
-        None => match client
-            .call(Some(&m.id), progress, || api.get_opt(&m.id.name))
-            .await
-        {
-            Ok(live) => live.map(|o| to_json(&o)),
-            Err(Failure::NotFound) => None,
-            Err(f) => return error_entry(f.into_object_error()),
-        },
+    let live = match read_live(client, &api, m, read.cloned(), progress).await {
+        Ok(live) => live,
+        Err(e) => return error_entry(e),
     };
     // Unchanged by the rules a deploy uses to send nothing (see `unchanged`): the dry
     // run would return the live object as it is.
@@ -617,6 +610,28 @@ async fn plan_one(
         old,
         new,
         error,
+    }
+}
+
+/// The live object: `known` when a LIST already read it, else one GET (`None`: it does
+/// not exist).
+async fn read_live(
+    client: &ClusterClient,
+    api: &kube::Api<kube::api::DynamicObject>,
+    m: &Manifest,
+    known: Option<Option<Value>>,
+    progress: &dyn Progress,
+) -> Result<Option<Value>, ObjectError> {
+    if let Some(live) = known {
+        return Ok(live);
+    }
+    match client
+        .call(Some(&m.id), progress, || api.get_opt(&m.id.name))
+        .await
+    {
+        Ok(live) => Ok(live.map(|o| to_json(&o))),
+        Err(Failure::NotFound) => Ok(None),
+        Err(f) => Err(f.into_object_error()),
     }
 }
 
@@ -1308,17 +1323,7 @@ async fn apply_one_inner(
         .map_err(|e| ObjectError::Other(e.to_string()))?
         .ok_or_else(|| unknown_kind(&m.id))?;
     let api = client.api(&resource, &caps, m.id.namespace.as_deref());
-    let live = match known_live {
-        Some(live) => live,
-        None => match client
-            .call(Some(&m.id), progress, || api.get_opt(&m.id.name))
-            .await
-        {
-            Ok(live) => live.map(|o| to_json(&o)),
-            Err(Failure::NotFound) => None,
-            Err(f) => return Err(f.into_object_error()),
-        },
-    };
+    let live = read_live(client, &api, m, known_live, progress).await?;
     // Nothing to send when applying would change nothing (decided from the live state,
     // managedFields included; see `unchanged`): a redeploy writes only what changed.
     if let Some(live) = &live

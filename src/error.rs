@@ -147,13 +147,7 @@ fn kind_of(e: &(dyn StdError + 'static)) -> Option<(ErrorKind, Vec<String>)> {
         return plain(if e.is_usage() { Usage } else { Failure });
     }
     if let Some(e) = e.downcast_ref::<RegistryError>() {
-        return plain(match e {
-            RegistryError::InvalidReference { .. }
-            | RegistryError::AuthRequired { .. }
-            | RegistryError::Denied { .. }
-            | RegistryError::DockerConfig { .. } => Usage,
-            _ => Failure,
-        });
+        return plain(if e.needs_user_fix() { Usage } else { Failure });
     }
     if e.is::<ConfigError>()
         || e.is::<VarsError>()

@@ -437,19 +437,12 @@ pub async fn plan(
     let crd_kinds: HashSet<(String, String)> =
         crd_scopes(&prepared.manifests).into_keys().collect();
     let concurrency = opts.concurrency.max(1);
-    // The live objects, one LIST per kind and namespace as a deploy reads them: an object
-    // already as its manifest says needs no dry run, and the others need no GET. A read
-    // that fails leaves its objects to the per-object path, which reports the error.
-    let manifests: Vec<&Manifest> = prepared.manifests.iter().collect();
-    let groups = by_kind_and_namespace(&manifests);
-    let reads = groups
-        .iter()
-        .map(|group| list_live(client, group, progress))
-        .collect();
-    let mut live: HashMap<ObjectRef, Option<Value>> = HashMap::new();
-    for read in bounded(reads, concurrency).await.into_iter().flatten() {
-        live.extend(read);
-    }
+    // The live objects read as a deploy reads them (one LIST per kind and namespace): an
+    // object already as its manifest says needs no dry run, and the others need no GET.
+    // What the LISTs leave out (a kind's single object, a failed LIST) is read with a
+    // GET by the per-object path, which reports any error.
+    let items: Vec<(usize, &Manifest)> = prepared.manifests.iter().enumerate().collect();
+    let live = prefetch_live(client, &items, concurrency, progress).await;
     let mut futures = Vec::with_capacity(prepared.manifests.len());
     for (i, m) in prepared.manifests.iter().enumerate() {
         let (new_namespaces, crd_kinds) = (&new_namespaces, &crd_kinds);

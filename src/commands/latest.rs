@@ -19,8 +19,10 @@ use crate::vars::Env;
 
 /// The fetched commit, checked out in a private directory that lives as long as this.
 pub struct Latest {
+    /// Held, not read: the scratch repository and the checkout live as long as the run
+    /// (generator inputs are read from the checkout while deploying).
     _scratch: Option<tempfile::TempDir>,
-    checkout: tempfile::TempDir,
+    _checkout: tempfile::TempDir,
     pub fetched: Fetched,
     pub branch: String,
     pub settings: DeploySettings,
@@ -81,7 +83,7 @@ pub fn prepare(args: &LatestArgs, process: &Process<'_>, ui: &Ui) -> Result<Late
     let workdir = repo.workdir().and_then(|w| w.canonicalize().ok());
     let inside = |path: &Path| -> Option<PathBuf> {
         let rel = match &workdir {
-            Some(w) => absolute(path).ok()?.strip_prefix(w).ok()?.to_owned(),
+            Some(w) => path.canonicalize().ok()?.strip_prefix(w).ok()?.to_owned(),
             // A bare repository: paths are relative to the repository's root.
             None if path.is_relative() => path.to_owned(),
             None => return None,
@@ -128,7 +130,7 @@ pub fn prepare(args: &LatestArgs, process: &Process<'_>, ui: &Ui) -> Result<Late
     }
     Ok(Latest {
         _scratch: scratch,
-        checkout,
+        _checkout: checkout,
         fetched,
         branch,
         settings,
@@ -160,8 +162,6 @@ pub fn run(latest: &Latest, image_timeout: Duration, ui: &Ui) -> Result<Outcome>
         }
     }
     wait_for_image(settings, image_timeout, ui)?;
-    // The checkout must outlive the deploy: generator inputs are read from it.
-    debug_assert!(latest.checkout.path().exists());
     super::deploy::run_with(settings, ui, Some(&objects))
 }
 
@@ -215,7 +215,7 @@ fn wait_for_image(settings: &DeploySettings, timeout: Duration, ui: &Ui) -> Resu
                 return Ok(());
             }
             Ok(ImageStatus::Missing) => None,
-            Err(e) if !retryable(&e) => return Err(e.into()),
+            Err(e) if e.needs_user_fix() => return Err(e.into()),
             Err(e) => Some(e),
         };
         let now = Instant::now();
@@ -255,16 +255,6 @@ fn waiting_note(image: &ImageRef, timeout: Duration, error: Option<&RegistryErro
     )
 }
 
-fn retryable(e: &RegistryError) -> bool {
-    !matches!(
-        e,
-        RegistryError::InvalidReference { .. }
-            | RegistryError::AuthRequired { .. }
-            | RegistryError::Denied { .. }
-            | RegistryError::DockerConfig { .. }
-    )
-}
-
 /// `LOOKCTL_GIT_TOKEN` (and `LOOKCTL_GIT_USERNAME`, default `x-access-token`, which
 /// GitHub and GitLab accept with a token) for HTTPS remotes.
 fn http_auth(env: Env<'_>) -> Option<HttpAuth> {
@@ -275,8 +265,4 @@ fn http_auth(env: Env<'_>) -> Option<HttpAuth> {
             .unwrap_or_else(|| "x-access-token".to_owned()),
         token,
     })
-}
-
-fn absolute(path: &Path) -> std::io::Result<PathBuf> {
-    path.canonicalize()
 }

@@ -367,18 +367,26 @@ fn notify_down(settings: &ReviewSettings, sha: &str, deleted: Option<String>, ui
         .map(|n| n.namespace)
     });
     let Some(namespace) = namespace else { return };
+    tell_down(settings, sha, &namespace)
+        .iter()
+        .for_each(|w| ui.warn(w));
+}
+
+/// Tells that the environment of `sha` in `namespace` is gone (`review down`, serve's
+/// reaper); returns the warnings of notifying.
+pub(crate) fn tell_down(settings: &ReviewSettings, sha: &str, namespace: &str) -> Vec<String> {
     let event = notify::Event {
         project: &settings.project,
         commit: sha,
         identity: &settings.identity,
         kind: notify::Kind::Review {
-            namespace: &namespace,
+            namespace,
             url: None,
         },
     };
     let mut notifier = notify::Notifier::new(settings.notify.clone());
     notifier.review_down(&event);
-    notifier.into_warnings().iter().for_each(|w| ui.warn(w));
+    notifier.into_warnings()
 }
 
 pub fn list(settings: &ReviewSettings, ui: &Ui) -> Result<()> {

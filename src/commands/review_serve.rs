@@ -11,11 +11,10 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 
 use super::review::{
-    BringUp, UpNotice, bring_up, cap_lock_target, image_ref, registry_credentials,
+    BringUp, UpNotice, bring_up, cap_lock_target, image_ref, registry_credentials, tell_down,
 };
 use crate::cluster::{ClientSettings, ClusterClient, NoProgress};
 use crate::config::ServeRoute;
-use crate::notify;
 use crate::registry::{self, RegistryClient, RegistryError};
 use crate::review::ReviewName;
 use crate::serve::{ColdFailure, HostPattern, Provisioner, ServeConfig, Server};
@@ -315,18 +314,7 @@ impl Provisioner for ReviewProvisioner {
         if self.settings.notify.is_empty() || sha.len() != 40 {
             return;
         }
-        let event = notify::Event {
-            project: &self.settings.project,
-            commit: sha,
-            identity: &self.settings.identity,
-            kind: notify::Kind::Review {
-                namespace,
-                url: None,
-            },
-        };
-        let mut notifier = notify::Notifier::new(self.settings.notify.clone());
-        notifier.review_down(&event);
-        for warning in notifier.into_warnings() {
+        for warning in tell_down(&self.settings, sha, namespace) {
             let _ = self
                 .log
                 .try_send(format!("commit {}: {warning}", &sha[..7]));

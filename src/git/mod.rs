@@ -109,11 +109,6 @@ pub fn init_scratch(dir: &Path) -> Result<git2::Repository, GitError> {
     })
 }
 
-/// Whether `remote` is a URL or path rather than a remote's name.
-pub fn is_url(remote: &str) -> bool {
-    looks_like_url(remote)
-}
-
 /// The branch HEAD is on.
 pub fn current_branch(repo: &git2::Repository) -> Result<String, GitError> {
     let head = repo.head().map_err(|_| GitError::NoBranch)?;
@@ -153,7 +148,7 @@ pub fn fetch_branch(
             named,
             format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}"),
         ),
-        Err(_) if looks_like_url(remote) => (
+        Err(_) if is_url(remote) => (
             repo.remote_anonymous(remote).map_err(|e| GitError::Fetch {
                 branch: branch.to_owned(),
                 url: http::redact(remote),
@@ -241,9 +236,9 @@ pub fn fetch_branch(
     })
 }
 
-/// A URL, a path, or git's scp-like `user@host:path` (which is SSH), as opposed to the
-/// name of a remote.
-fn looks_like_url(remote: &str) -> bool {
+/// Whether `remote` is a URL, a path, or git's scp-like `user@host:path` (which is SSH),
+/// as opposed to the name of a remote.
+pub fn is_url(remote: &str) -> bool {
     let scp_like = remote
         .split_once(':')
         .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'));

@@ -149,6 +149,21 @@ pub enum RegistryError {
     Client(#[source] reqwest::Error),
 }
 
+impl RegistryError {
+    /// Whether the user must fix something (the reference, credentials, access, the
+    /// Docker config) before another try can pass; other errors (timeouts, 5xx, a
+    /// missing image) may pass later.
+    pub fn needs_user_fix(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::InvalidReference { .. }
+                | RegistryError::AuthRequired { .. }
+                | RegistryError::Denied { .. }
+                | RegistryError::DockerConfig { .. }
+        )
+    }
+}
+
 /// What the registry said about an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageStatus {
